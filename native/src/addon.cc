@@ -1,0 +1,201 @@
+// The N-API boundary: one class, `Server`, taking flat settings the control plane has
+// already validated, and reporting back through one thread-safe function.
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "core/event-channel.h"
+#include "core/server.h"
+#include "core/settings.h"
+
+namespace lapps {
+
+namespace {
+
+uint32_t u32(const Napi::Object& o, const char* key) {
+  return o.Get(key).As<Napi::Number>().Uint32Value();
+}
+uint64_t u64(const Napi::Object& o, const char* key) {
+  return uint64_t(o.Get(key).As<Napi::Number>().Int64Value());
+}
+std::string str(const Napi::Object& o, const char* key) {
+  return o.Get(key).As<Napi::String>().Utf8Value();
+}
+
+Settings readSettings(const Napi::Object& o) {
+  Settings s;
+  s.workers = u32(o, "workers");
+  s.maxMessageSize = u64(o, "maxMessageSize");
+  s.maxHeaderBytes = u32(o, "maxHeaderBytes");
+  s.maxHeaders = u32(o, "maxHeaders");
+  s.handshakeTimeoutMs = u32(o, "handshakeTimeoutMs");
+  s.idleTimeoutMs = u32(o, "idleTimeoutMs");
+  s.pingIntervalMs = u32(o, "pingIntervalMs");
+  s.closeTimeoutMs = u32(o, "closeTimeoutMs");
+  s.outboundHighWaterMark = u64(o, "outboundHighWaterMark");
+  s.autoFragmentSize = u32(o, "autoFragmentSize");
+  Napi::Array listeners = o.Get("listeners").As<Napi::Array>();
+  for (uint32_t i = 0; i < listeners.Length(); ++i) {
+    Napi::Object l = listeners.Get(i).As<Napi::Object>();
+    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port"))});
+  }
+  Napi::Array services = o.Get("services").As<Napi::Array>();
+  for (uint32_t i = 0; i < services.Length(); ++i) {
+    Napi::Object v = services.Get(i).As<Napi::Object>();
+    ServiceSettings svc;
+    svc.name = str(v, "name");
+    svc.requestTarget = str(v, "requestTarget");
+    svc.protocol = Protocol(u32(v, "protocol"));
+    svc.instances = u32(v, "instances");
+    svc.maxMessageSize = u64(v, "maxMessageSize");
+    svc.source = str(v, "source");
+    s.services.push_back(std::move(svc));
+  }
+  return s;
+}
+
+const char* levelName(LogLevel l) {
+  switch (l) {
+    case LogLevel::Error:
+      return "error";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Debug:
+      return "debug";
+  }
+  return "info";
+}
+
+}  // namespace
+
+class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Server",
+                       {InstanceMethod<&ServerWrap::start>("start"),
+                        InstanceMethod<&ServerWrap::stop>("stop"),
+                        InstanceMethod<&ServerWrap::stats>("stats")});
+  }
+
+  explicit ServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServerWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      Napi::TypeError::New(env, "Server(settings, onEvents)").ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "lapps-events", 0, 1);
+    tsfn_.Unref(env);
+    channel_ = std::make_unique<EventChannel>([this] { tsfn_.NonBlockingCall(this, deliver); });
+    server_ = std::make_shared<Server>(readSettings(info[0].As<Napi::Object>()), *channel_);
+  }
+
+  ~ServerWrap() override {
+    // Reached only when not running (a running server holds a reference to itself).
+    server_.reset();
+    if (!released_) tsfn_.Release();
+  }
+
+ private:
+  // Main thread, once per batch of events.
+  static void deliver(Napi::Env env, Napi::Function onEvents, ServerWrap* self) {
+    if (!env) return;
+    std::vector<Event> events = self->channel_->drain();
+    if (events.empty()) return;
+    Napi::Array batch = Napi::Array::New(env);
+    bool stopped = false;
+    uint32_t n = 0;
+    for (const Event& e : events) {
+      if (e.kind == Event::Kind::Stopped) {
+        stopped = true;
+        continue;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "log");
+      o.Set("level", levelName(e.level));
+      o.Set("source", e.source);
+      o.Set("message", e.message);
+      batch.Set(n++, o);
+    }
+    if (n) onEvents.Call({batch});
+    if (stopped) self->finishStop(env);
+  }
+
+  Napi::Value start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string error;
+    std::vector<uint16_t> ports = server_->start(error);
+    if (!error.empty()) {
+      Napi::Error err = Napi::Error::New(env, error);
+      err.Set("code", "LAPPS_START_FAILED");
+      err.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    running_ = true;
+    tsfn_.Ref(env);
+    self_ = Napi::Persistent(Value());
+    Napi::Array out = Napi::Array::New(env, ports.size());
+    for (uint32_t i = 0; i < ports.size(); ++i) out.Set(i, Napi::Number::New(env, ports[i]));
+    return out;
+  }
+
+  Napi::Value stop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto deferred = std::make_unique<Napi::Promise::Deferred>(env);
+    Napi::Promise promise = deferred->Promise();
+    if (!running_) {
+      deferred->Resolve(env.Undefined());
+      return promise;
+    }
+    stopDeferred_ = std::move(deferred);
+    running_ = false;
+    EventChannel* channel = channel_.get();
+    server_->stop([channel] { channel->post(Event{Event::Kind::Stopped, LogLevel::Info, {}, {}}); });
+    return promise;
+  }
+
+  void finishStop(Napi::Env env) {
+    if (stopDeferred_) {
+      stopDeferred_->Resolve(env.Undefined());
+      stopDeferred_.reset();
+    }
+    tsfn_.Unref(env);
+    self_.Reset();
+  }
+
+  // Counters as a BigUint64Array over native memory: no copy per read.
+  Napi::Value stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* keep = new std::shared_ptr<Server>(server_);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+        env, server_->statsBlock(), server_->statsWords() * sizeof(uint64_t),
+        [](Napi::Env, void*, std::shared_ptr<Server>* hint) { delete hint; }, keep);
+    napi_value arr;
+    napi_create_typedarray(env, napi_biguint64_array, server_->statsWords(), ab, 0, &arr);
+    return Napi::Value(env, arr);
+  }
+
+  std::unique_ptr<EventChannel> channel_;
+  std::shared_ptr<Server> server_;
+  Napi::ThreadSafeFunction tsfn_;
+  Napi::ObjectReference self_;
+  std::unique_ptr<Napi::Promise::Deferred> stopDeferred_;
+  bool running_ = false;
+  bool released_ = false;
+};
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("version", Napi::String::New(env, LAPPS_VERSION));
+  exports.Set("Server", ServerWrap::define(env));
+  return exports;
+}
+
+}  // namespace lapps
+
+static Napi::Object InitLapps(Napi::Env env, Napi::Object exports) {
+  return lapps::init(env, exports);
+}
+
+NODE_API_MODULE(lapps, InitLapps)

@@ -1,0 +1,364 @@
+// Per-connection protocol handling on the worker: handshake, frames, close handshake,
+// writes and teardown. Teardown is always deferred to the end of the event batch, so a
+// connection never disappears under a running handler.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/server.h"
+#include "core/worker.h"
+#include "lua/lua-instance.h"
+#include "protocol/close-code.h"
+#include "protocol/frame-encoder.h"
+#include "protocol/handshake-response.h"
+#include "protocol/parse-error.h"
+
+namespace lapps {
+
+// Receives parsed frames for one connection.
+struct FrameSink {
+  Worker& w;
+  Connection& c;
+
+  bool onData(uint8_t* data, size_t len, bool first, bool last, bool text) {
+    // After our close frame, data is read (to reach the peer's close) but not delivered.
+    if (c.state != ConnState::Open) return c.state == ConnState::Closing;
+    if (first && last) {
+      w.dispatchMessage(c, text, data, len);
+    } else {
+      if (first) c.message.clear();
+      c.message.append(reinterpret_cast<const char*>(data), len);
+      if (last) {
+        w.dispatchMessage(c, text, reinterpret_cast<const uint8_t*>(c.message.data()),
+                          c.message.size());
+        // Keep a modest buffer for the next fragmented message, never a huge one.
+        if (c.message.capacity() > 64 * 1024) {
+          std::string().swap(c.message);
+        } else {
+          c.message.clear();
+        }
+      }
+    }
+    return c.state == ConnState::Open || c.state == ConnState::Closing;
+  }
+
+  bool onPing(uint8_t* payload, size_t len) {
+    if (c.state == ConnState::Open) w.queueFrame(c, Opcode::Pong, payload, len);
+    return true;
+  }
+
+  bool onPong(uint8_t*, size_t) {
+    c.pingOutstanding = false;
+    return true;
+  }
+
+  bool onClose(uint16_t code, const uint8_t*, size_t) {
+    c.closeReceived = true;
+    if (!c.closeSent) {
+      // The peer started the close: echo its code (none if it sent none).
+      uint8_t payload[2];
+      size_t n = 0;
+      if (code != 1005) {
+        payload[0] = uint8_t(code >> 8);
+        payload[1] = uint8_t(code);
+        n = 2;
+      }
+      w.queueFrame(c, Opcode::Close, payload, n);
+      c.closeSent = true;
+    }
+    // Both close frames are exchanged: the server closes TCP first (RFC 6455 §7.1.1).
+    c.state = ConnState::Draining;
+    c.finAfterFlush = true;
+    w.markDirty(c);
+    w.armTimer(c, w.nowMs_ + w.server_.settings().closeTimeoutMs);
+    return false;
+  }
+
+  void onError(ParseError e) {
+    w.stats_->add(Counter::ProtocolErrors);
+    if (c.state == ConnState::Open) {
+      uint8_t payload[125];
+      size_t n = encodeClosePayload(payload, closeCodeFor(e), describe(e));
+      w.queueFrame(c, Opcode::Close, payload, n);
+      c.closeSent = true;
+    }
+    // The stream cannot be parsed any further: finish our side and drain.
+    c.state = ConnState::Draining;
+    c.finAfterFlush = true;
+    w.markDirty(c);
+    w.armTimer(c, w.nowMs_ + w.server_.settings().closeTimeoutMs);
+  }
+};
+
+void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
+  Connection* c = lookup(handle);
+  if (!c || c->state == ConnState::Dead) return;
+  if (events & EPOLLOUT) {
+    flush(*c);
+    if (c->state == ConnState::Dead) return;
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable(*c);
+}
+
+void Worker::onReadable(Connection& c) {
+  char* buf;
+  size_t cap;
+  if (c.state == ConnState::Handshake) {
+    // Read straight into the handshake buffer, never past its fixed capacity: bytes
+    // beyond it stay in the socket until the handshake is done.
+    HandshakeData& h = *c.hs;
+    buf = h.buf.get() + h.size;
+    cap = h.cap - h.size;
+  } else {
+    buf = reinterpret_cast<char*>(readBuf_.data());
+    cap = readBuf_.size();
+  }
+  ssize_t n = cap ? ::recv(c.fd, buf, cap, 0) : 0;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    kill(c, nullptr);
+    return;
+  }
+  if (n == 0) {
+    // EOF: the end of a clean close while draining, an abrupt drop otherwise.
+    kill(c, nullptr);
+    return;
+  }
+  stats_->add(Counter::BytesIn, uint64_t(n));
+  c.lastActivityMs = nowMs_;
+  c.pingOutstanding = false;
+  switch (c.state) {
+    case ConnState::Handshake:
+      c.hs->size += size_t(n);
+      onHandshakeBytes(c, nullptr, 0);
+      break;
+    case ConnState::Open:
+    case ConnState::Closing:
+      onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), size_t(n));
+      break;
+    case ConnState::Draining:
+    case ConnState::Dead:
+      break;
+  }
+}
+
+void Worker::onHandshakeBytes(Connection& c, const char* data, size_t len) {
+  HandshakeData& h = *c.hs;
+  if (len) {
+    // Bytes handed over by another worker: they fit, it read them into the same capacity.
+    size_t take = std::min(len, h.cap - h.size);
+    std::memcpy(h.buf.get() + h.size, data, take);
+    h.size += take;
+  }
+  switch (h.parser.parse(h.buf.get(), h.size)) {
+    case HandshakeParser::Status::Incomplete:
+      if (h.size == h.cap) rejectHandshake(c, 431, "request header fields too large");
+      return;
+    case HandshakeParser::Status::Failed:
+      rejectHandshake(c, httpStatusFor(h.parser.error()), describe(h.parser.error()));
+      return;
+    case HandshakeParser::Status::Complete:
+      completeHandshake(c);
+      return;
+  }
+}
+
+void Worker::completeHandshake(Connection& c) {
+  HandshakeData& h = *c.hs;
+  const HandshakeRequest& req = h.parser.request();
+  const ServiceRuntime* svc = server_.route(req.target);
+  if (!svc) {
+    rejectHandshake(c, 404, "no service at this path");
+    return;
+  }
+  int32_t inst = h.instance;
+  if (inst < 0) {
+    // Prefer an instance on this worker: no hand-over, and messages never cross threads.
+    uint32_t k = svc->next.fetch_add(1, std::memory_order_relaxed);
+    const auto& local = svc->localInstances[index_];
+    inst = local.empty() ? int32_t(k % svc->instances.size()) : local[k % local.size()];
+  }
+  uint32_t owner = svc->instanceWorker[size_t(inst)];
+  if (owner != index_) {
+    // Hand the socket and every byte read so far to the worker that runs the instance.
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Adopt;
+    m.fd = c.fd;
+    m.instance = inst;
+    m.peer = c.peer;
+    m.bytes.assign(h.buf.get(), h.size);
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    c.fd = -1;  // no longer ours: teardown must not close it
+    kill(c, nullptr);
+    server_.worker(owner).inbox().push(std::move(m));
+    return;
+  }
+
+  std::string response;
+  appendSwitchingProtocols(response, req.key, {});
+  c.out.append(reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  c.service = svc;
+  c.instance = svc->instances[size_t(inst)].get();
+  c.state = ConnState::Open;
+  c.opened = true;
+  stats_->add(Counter::HandshakesOk);
+  markDirty(c);
+  scheduleActivityTimer(c);
+
+  // Bytes that followed the request belong to the WebSocket stream.
+  std::unique_ptr<HandshakeData> hs = std::move(c.hs);
+  size_t used = req.headerBytes;
+  if (hs->size > used) {
+    onFrameBytes(c, reinterpret_cast<uint8_t*>(hs->buf.get()) + used, hs->size - used);
+  }
+}
+
+void Worker::rejectHandshake(Connection& c, int status, std::string_view body) {
+  stats_->add(Counter::HandshakesFailed);
+  std::string response;
+  appendHttpError(response, status, body);
+  c.out.append(reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  c.hs.reset();
+  c.state = ConnState::Draining;
+  c.finAfterFlush = true;
+  markDirty(c);
+  armTimer(c, nowMs_ + server_.settings().closeTimeoutMs);
+}
+
+void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
+  FrameSink sink{*this, c};
+  ParserLimits limits{c.service->settings.maxMessageSize};
+  parseFrames(c.parser, limits, data, len, sink);
+}
+
+void Worker::dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len) {
+  stats_->add(Counter::MessagesIn);
+  if (!c.instance->onMessage(handleOf(c), text ? 1 : 2, data, len) && c.state == ConnState::Open) {
+    // The handler failed (error already logged with its traceback): only this
+    // connection pays for it.
+    stats_->add(Counter::ServiceErrors);
+    beginClose(c, 1011, "internal error");
+  }
+}
+
+void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
+  if (c.state != ConnState::Open) return;
+  uint8_t payload[125];
+  size_t n = encodeClosePayload(payload, code, reason);
+  queueFrame(c, Opcode::Close, payload, n);
+  c.closeSent = true;
+  c.state = ConnState::Closing;
+  armTimer(c, nowMs_ + server_.settings().closeTimeoutMs);
+}
+
+void Worker::queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len) {
+  uint8_t header[kMaxHeaderSize];
+  const uint32_t frag = server_.settings().autoFragmentSize;
+  if (frag && len > frag && (op == Opcode::Text || op == Opcode::Binary)) {
+    for (size_t off = 0; off < len; off += frag) {
+      size_t chunk = std::min<size_t>(frag, len - off);
+      bool last = off + chunk == len;
+      size_t h = encodeHeader(header, off == 0 ? op : Opcode::Continuation, chunk, last);
+      uint8_t* dst = c.out.append(h + chunk);
+      std::memcpy(dst, header, h);
+      std::memcpy(dst + h, data + off, chunk);
+    }
+  } else {
+    size_t h = encodeHeader(header, op, len, true);
+    uint8_t* dst = c.out.append(h + len);
+    std::memcpy(dst, header, h);
+    if (len) std::memcpy(dst + h, data, len);
+  }
+  markDirty(c);
+}
+
+void Worker::markDirty(Connection& c) {
+  if (c.dirty) return;
+  c.dirty = true;
+  dirtyList_.push_back(handleOf(c));
+}
+
+void Worker::setEpoll(Connection& c, bool wantWrite) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP | (wantWrite ? uint32_t(EPOLLOUT) : 0u);
+  ev.data.u64 = handleOf(c);
+  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+  c.epollOut = wantWrite;
+}
+
+void Worker::flush(Connection& c) {
+  while (!c.out.empty()) {
+    iovec iov[64];
+    int cnt = c.out.gather(iov, 64);
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(cnt);
+    ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!c.epollOut) setEpoll(c, true);
+        return;
+      }
+      kill(c, nullptr);
+      return;
+    }
+    stats_->add(Counter::BytesOut, uint64_t(n));
+    c.out.consume(size_t(n));
+  }
+  if (c.epollOut) setEpoll(c, false);
+  if (c.finAfterFlush) {
+    c.finAfterFlush = false;
+    ::shutdown(c.fd, SHUT_WR);
+  }
+}
+
+void Worker::flushDirty() {
+  std::vector<uint64_t> batch;
+  batch.swap(dirtyList_);
+  for (uint64_t h : batch) {
+    Connection* c = lookup(h);
+    if (!c || c->state == ConnState::Dead) continue;
+    c->dirty = false;
+    flush(*c);
+  }
+  // Reuse the vector's storage next time.
+  if (dirtyList_.empty()) {
+    batch.clear();
+    dirtyList_.swap(batch);
+  }
+}
+
+void Worker::kill(Connection& c, const char* why) {
+  if (c.state == ConnState::Dead) return;
+  if (why) log(LogLevel::Debug, std::string("closing connection: ") + why);
+  c.state = ConnState::Dead;
+  deadList_.push_back(handleOf(c));
+}
+
+void Worker::reapDead() {
+  // Index loop: onDisconnect handlers may kill more connections while we go.
+  for (size_t i = 0; i < deadList_.size(); ++i) {
+    Connection* c = lookup(deadList_[i]);
+    if (c) teardown(*c);
+  }
+  deadList_.clear();
+}
+
+void Worker::teardown(Connection& c) {
+  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
+  c.fd = -1;
+  if (c.opened) {
+    c.opened = false;
+    c.instance->onDisconnect(handleOf(c));
+  }
+  slots_[c.slot] = nullptr;
+  freeSlots_.push_back(c.slot);
+  --liveConnections_;
+  stats_->sub(Counter::ConnectionsOpen);
+  delete &c;
+}
+
+}  // namespace lapps

@@ -1,0 +1,71 @@
+// One client connection's state: a small struct owned by exactly one worker for its whole
+// life. Behaviour lives in worker.cc / connection.cc (the worker drives it).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/out-queue.h"
+#include "protocol/frame-parser.h"
+#include "protocol/handshake-parser.h"
+
+namespace lapps {
+
+class LuaInstance;
+struct ServiceRuntime;
+
+enum class ConnState : uint8_t {
+  Handshake,  // reading the HTTP upgrade request
+  Open,       // frames flow both ways
+  Closing,    // we sent a close frame; waiting for the peer's, discarding data frames
+  Draining,   // our side is done (FIN after the last byte); discarding input until EOF
+  Dead,       // torn down at the end of the current event batch
+};
+
+// Only present while the handshake is in progress (freed after the 101 / error).
+// The buffer has a fixed capacity just above the header limit and never moves, so the
+// parser's views into it stay valid while bytes trickle in.
+struct HandshakeData {
+  HandshakeData(size_t maxHeaderBytes, size_t maxHeaders)
+      : parser(maxHeaderBytes, maxHeaders),
+        cap(maxHeaderBytes + 512),
+        buf(new char[cap]) {}
+  HandshakeParser parser;
+  size_t cap;
+  size_t size = 0;
+  std::unique_ptr<char[]> buf;  // every byte received so far
+  int32_t instance = -1;        // instance chosen by the worker that handed the socket over
+};
+
+struct Connection {
+  int fd = -1;
+  uint32_t slot = 0;
+  uint32_t generation = 0;
+  ConnState state = ConnState::Handshake;
+  bool opened = false;        // reached Open: the service is owed exactly one onDisconnect
+  bool closeSent = false;     // our close frame is queued
+  bool closeReceived = false; // the peer's close frame arrived
+  bool epollOut = false;      // EPOLLOUT is armed (a write would have blocked)
+  bool dirty = false;         // in the worker's flush list
+  bool finAfterFlush = false; // shutdown(SHUT_WR) once the queue is empty
+  bool pingOutstanding = false;
+
+  const ServiceRuntime* service = nullptr;
+  LuaInstance* instance = nullptr;
+  std::unique_ptr<HandshakeData> hs;
+
+  FrameParserState parser{};
+  std::string message;  // reassembly of a fragmented message
+  OutQueue out;
+
+  uint64_t lastActivityMs = 0;
+  uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
+
+  sockaddr_storage peer{};
+};
+
+}  // namespace lapps

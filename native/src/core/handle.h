@@ -1,0 +1,34 @@
+// A connection handle as given to Lua and C services: (worker, slot, generation) packed in
+// an integer that a double holds exactly (52 bits), so LuaJIT numbers carry it losslessly.
+// A stale handle (the slot was reused or freed) is detected by its generation and refused.
+#pragma once
+
+#include <cstdint>
+
+namespace lapps {
+
+struct Handle {
+  static constexpr unsigned kSlotBits = 24;
+  static constexpr unsigned kWorkerBits = 8;
+  static constexpr unsigned kGenerationBits = 20;
+  static constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
+  static constexpr uint32_t kWorkerMask = (1u << kWorkerBits) - 1;
+  static constexpr uint32_t kGenerationMask = (1u << kGenerationBits) - 1;
+
+  uint32_t worker = 0;
+  uint32_t slot = 0;
+  uint32_t generation = 0;  // never 0 for a live connection, so 0 is never a valid handle
+
+  constexpr uint64_t pack() const {
+    return (uint64_t(generation & kGenerationMask) << (kSlotBits + kWorkerBits)) |
+           (uint64_t(worker & kWorkerMask) << kSlotBits) | (slot & kSlotMask);
+  }
+  static constexpr Handle unpack(uint64_t v) {
+    return Handle{uint32_t(v >> kSlotBits) & kWorkerMask, uint32_t(v) & kSlotMask,
+                  uint32_t(v >> (kSlotBits + kWorkerBits)) & kGenerationMask};
+  }
+  // Largest packed value: below 2^53, so exact as a Lua number.
+  static constexpr uint64_t kMax = (uint64_t(1) << (kSlotBits + kWorkerBits + kGenerationBits)) - 1;
+};
+
+}  // namespace lapps

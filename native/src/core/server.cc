@@ -1,0 +1,160 @@
+#include "core/server.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "core/worker.h"
+#include "lua/lua-instance.h"
+
+namespace lapps {
+
+Server::Server(Settings settings, EventChannel& events)
+    : settings_(std::move(settings)),
+      events_(events),
+      stats_(new WorkerStats[settings_.workers]) {
+  std::memset(static_cast<void*>(stats_.get()), 0, sizeof(WorkerStats) * settings_.workers);
+  for (uint32_t i = 0; i < settings_.workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i));
+  }
+}
+
+Server::~Server() {
+  // stop() joined the workers; a server that never started has no threads.
+  for (auto& w : workers_) w->join();
+}
+
+const ServiceRuntime* Server::route(std::string_view target) const {
+  // Routing ignores the query string: "/echo?room=1" is served by "/echo".
+  size_t q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  auto it = byTarget_.find(std::string(target));
+  return it == byTarget_.end() ? nullptr : it->second;
+}
+
+bool Server::loadServices(std::string& error) {
+  const uint32_t w = settings_.workers;
+  for (const ServiceSettings& s : settings_.services) {
+    auto rt = std::make_unique<ServiceRuntime>();
+    rt->settings = s;
+    rt->localInstances.resize(w);
+    for (uint32_t i = 0; i < s.instances; ++i) {
+      uint32_t wi = i % w;
+      auto inst = std::make_unique<LuaInstance>(rt->settings, i, events_);
+      std::string err = inst->load();
+      if (!err.empty()) {
+        error = "service " + s.name + ": " + err;
+        return false;
+      }
+      inst->attach(workers_[wi].get());
+      workers_[wi]->attach(inst.get());
+      rt->instanceWorker.push_back(wi);
+      rt->localInstances[wi].push_back(int32_t(i));
+      rt->instances.push_back(std::move(inst));
+    }
+    byTarget_[s.requestTarget] = rt.get();
+    services_.push_back(std::move(rt));
+  }
+  return true;
+}
+
+namespace {
+
+int openListener(const sockaddr* addr, socklen_t len, std::string& error,
+                 const std::string& where) {
+  int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = where + ": socket: " + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (addr->sa_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, addr, len) != 0 || ::listen(fd, 4096) != 0) {
+    error = where + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
+  for (const ListenerSettings& l : settings_.listeners) {
+    std::string where = "listen " + l.host + ":" + std::to_string(l.port);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    addrinfo* res = nullptr;
+    // Resolution happens once at start, on the main thread, never on a worker.
+    int rc = ::getaddrinfo(l.host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || !res) {
+      error = where + ": cannot resolve host: " + ::gai_strerror(rc);
+      return false;
+    }
+    sockaddr_storage addr{};
+    std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+    socklen_t len = socklen_t(res->ai_addrlen);
+    ::freeaddrinfo(res);
+    uint16_t port = l.port;
+    for (auto& w : workers_) {
+      if (addr.ss_family == AF_INET6) {
+        reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(port);
+      } else {
+        reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(port);
+      }
+      int fd = openListener(reinterpret_cast<sockaddr*>(&addr), len, error, where);
+      if (fd < 0) return false;
+      if (port == 0) {
+        // Port 0: the first worker's socket picks the port; the others share it.
+        sockaddr_storage bound{};
+        socklen_t blen = sizeof bound;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
+        port = ntohs(bound.ss_family == AF_INET6
+                         ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+      }
+      w->addListener(fd);
+    }
+    ports.push_back(port);
+  }
+  return true;
+}
+
+std::vector<uint16_t> Server::start(std::string& error) {
+  std::vector<uint16_t> ports;
+  if (started_) {
+    error = "server already started";
+    return {};
+  }
+  if (!loadServices(error) || !bindListeners(ports, error)) return {};
+  started_ = true;
+  for (auto& w : workers_) w->start();
+  return ports;
+}
+
+void Server::stop(std::function<void()> done) {
+  if (stopRequested_ || !started_) {
+    // Nothing runs (or a stop is already under way): report completion at once.
+    std::thread([done = std::move(done)] { done(); }).detach();
+    return;
+  }
+  stopRequested_ = true;
+  for (auto& w : workers_) w->inbox().push(InboxMessage{});  // Kind::Stop
+  std::thread([this, done = std::move(done)] {
+    for (auto& w : workers_) w->join();
+    done();
+  }).detach();
+}
+
+}  // namespace lapps

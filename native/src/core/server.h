@@ -1,0 +1,66 @@
+// The data plane of one lapps server: services and their Lua instances, the listening
+// sockets, and the workers. Owned by the addon's Server object on the Node side.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event-channel.h"
+#include "core/settings.h"
+#include "core/stats.h"
+
+namespace lapps {
+
+class Worker;
+class LuaInstance;
+
+// A service at run time: its settings, its instances and where they live.
+struct ServiceRuntime {
+  ServiceSettings settings;
+  std::vector<std::unique_ptr<LuaInstance>> instances;
+  std::vector<uint32_t> instanceWorker;             // instance index -> worker index
+  std::vector<std::vector<int32_t>> localInstances; // worker index -> its instances
+  mutable std::atomic<uint32_t> next{0};            // round robin over instances
+};
+
+class Server {
+ public:
+  Server(Settings settings, EventChannel& events);
+  ~Server();
+
+  // Loads every service, binds every listener on every worker, starts the workers.
+  // Returns the bound port of each listener, or an empty vector with `error` set.
+  std::vector<uint16_t> start(std::string& error);
+  // Asks every worker to drain; `done` runs on a helper thread once all have exited.
+  void stop(std::function<void()> done);
+
+  const Settings& settings() const { return settings_; }
+  EventChannel& events() { return events_; }
+  Worker& worker(uint32_t i) { return *workers_[i]; }
+  uint32_t workerCount() const { return uint32_t(workers_.size()); }
+  const ServiceRuntime* route(std::string_view target) const;
+  WorkerStats* stats(uint32_t worker) { return &stats_[worker]; }
+  uint64_t* statsBlock() { return reinterpret_cast<uint64_t*>(stats_.get()); }
+  size_t statsWords() const { return size_t(settings_.workers) * kCounterCount; }
+
+ private:
+  bool loadServices(std::string& error);
+  bool bindListeners(std::vector<uint16_t>& ports, std::string& error);
+
+  Settings settings_;
+  EventChannel& events_;
+  std::vector<std::unique_ptr<ServiceRuntime>> services_;
+  std::unordered_map<std::string, ServiceRuntime*> byTarget_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<WorkerStats[]> stats_;
+  bool started_ = false;
+  bool stopRequested_ = false;
+};
+
+}  // namespace lapps

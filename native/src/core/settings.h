@@ -1,0 +1,41 @@
+// Flat server settings as the control plane hands them over, already validated.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lapps {
+
+enum class Protocol : uint8_t { Raw = 0 };
+
+struct ServiceSettings {
+  std::string name;
+  std::string requestTarget;
+  Protocol protocol = Protocol::Raw;
+  uint32_t instances = 1;
+  uint64_t maxMessageSize = 16 << 20;
+  std::string source;
+};
+
+struct ListenerSettings {
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct Settings {
+  uint32_t workers = 1;
+  std::vector<ListenerSettings> listeners;
+  uint64_t maxMessageSize = 16 << 20;
+  uint32_t maxHeaderBytes = 8192;
+  uint32_t maxHeaders = 64;
+  uint32_t handshakeTimeoutMs = 10000;
+  uint32_t idleTimeoutMs = 0;
+  uint32_t pingIntervalMs = 0;
+  uint32_t closeTimeoutMs = 5000;
+  uint64_t outboundHighWaterMark = 4 << 20;
+  uint32_t autoFragmentSize = 0;
+  std::vector<ServiceSettings> services;
+};
+
+}  // namespace lapps

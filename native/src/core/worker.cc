@@ -1,0 +1,344 @@
+// The worker loop: accept, inbox, timers, and the service-facing API. Per-connection
+// protocol handling is in connection.cc.
+#include "core/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/server.h"
+#include "lua/lua-instance.h"
+#include "protocol/utf8-validator.h"
+
+namespace lapps {
+
+namespace {
+
+// Epoll tags below 2^32 name the worker's own fds; connection handles are larger because
+// their generation is never 0.
+constexpr uint64_t kInboxTag = 1;
+constexpr uint64_t kListenerTagBase = 16;
+
+constexpr size_t kReadBufferSize = 256 * 1024;
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptBurst = 64;
+constexpr uint64_t kAcceptPauseMs = 100;
+
+uint64_t monotonicMs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+}  // namespace
+
+Worker::Worker(Server& server, uint32_t index)
+    : server_(server),
+      index_(index),
+      name_("worker " + std::to_string(index)),
+      epfd_(::epoll_create1(EPOLL_CLOEXEC)),
+      readBuf_(kReadBufferSize),
+      stats_(server.stats(index)) {}
+
+Worker::~Worker() {
+  join();
+  for (int fd : listeners_) ::close(fd);
+  for (Connection* c : slots_) {
+    if (c) {
+      if (c->fd >= 0) ::close(c->fd);
+      delete c;
+    }
+  }
+  if (epfd_ >= 0) ::close(epfd_);
+}
+
+EventChannel& Worker::events() { return server_.events(); }
+
+void Worker::log(LogLevel level, std::string message) {
+  server_.events().log(level, name_, std::move(message));
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  nowMs_ = monotonicMs();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kInboxTag;
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, inbox_.fd(), &ev);
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    ev.events = EPOLLIN;
+    ev.data.u64 = kListenerTagBase + i;
+    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
+  }
+  for (LuaInstance* inst : instances_) inst->onStart();
+
+  epoll_event events[kMaxEvents];
+  for (;;) {
+    int timeout = -1;
+    if (!timers_.empty()) {
+      uint64_t d = timers_.top().deadline;
+      timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
+    }
+    if (listenersPaused_) {
+      uint64_t d = resumeListenersAt_ > nowMs_ ? resumeListenersAt_ - nowMs_ : 0;
+      if (timeout < 0 || uint64_t(timeout) > d) timeout = int(d);
+    }
+    int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
+    nowMs_ = monotonicMs();
+    for (int i = 0; i < n; ++i) {
+      uint64_t tag = events[i].data.u64;
+      if (tag >= (uint64_t(1) << 32)) {
+        onConnectionEvent(tag, events[i].events);
+      } else if (tag == kInboxTag) {
+        onInbox();
+      } else if (tag >= kListenerTagBase) {
+        onListener(listeners_[tag - kListenerTagBase]);
+      }
+    }
+    if (listenersPaused_ && nowMs_ >= resumeListenersAt_ && !stopping_) {
+      listenersPaused_ = false;
+      for (size_t i = 0; i < listeners_.size(); ++i) {
+        ev.events = EPOLLIN;
+        ev.data.u64 = kListenerTagBase + i;
+        ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
+      }
+    }
+    onTimers();
+    // Handlers run during flushes and teardowns may dirty or kill other connections.
+    while (!dirtyList_.empty() || !deadList_.empty()) {
+      flushDirty();
+      reapDead();
+    }
+    if (stopping_ && liveConnections_ == 0) break;
+  }
+  for (LuaInstance* inst : instances_) inst->onShutdown();
+}
+
+void Worker::onListener(int fd) {
+  for (int k = 0; k < kAcceptBurst; ++k) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    int cfd = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (cfd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+      // Out of descriptors or memory: stop accepting for a moment instead of spinning
+      // on a listener that stays readable.
+      log(LogLevel::Warn, std::string("accept: ") + std::strerror(errno) + "; pausing accepts");
+      listenersPaused_ = true;
+      resumeListenersAt_ = nowMs_ + kAcceptPauseMs;
+      for (int l : listeners_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    Connection* c = newConnection(cfd, peer);
+    const Settings& s = server_.settings();
+    c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
+    armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
+  }
+}
+
+Connection* Worker::newConnection(int fd, const sockaddr_storage& peer) {
+  uint32_t slot;
+  if (!freeSlots_.empty()) {
+    slot = freeSlots_.back();
+    freeSlots_.pop_back();
+  } else {
+    slot = uint32_t(slots_.size());
+    slots_.push_back(nullptr);
+    generations_.push_back(0);
+  }
+  uint32_t gen = (generations_[slot] + 1) & Handle::kGenerationMask;
+  if (gen == 0) gen = 1;
+  generations_[slot] = gen;
+  auto* c = new Connection();
+  c->fd = fd;
+  c->slot = slot;
+  c->generation = gen;
+  c->peer = peer;
+  c->lastActivityMs = nowMs_;
+  slots_[slot] = c;
+  ++liveConnections_;
+  stats_->add(Counter::ConnectionsOpen);
+  stats_->add(Counter::ConnectionsAccepted);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.u64 = handleOf(*c);
+  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  return c;
+}
+
+Connection* Worker::lookup(uint64_t handle) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_ || h.slot >= slots_.size()) return nullptr;
+  Connection* c = slots_[h.slot];
+  if (!c || c->generation != h.generation) return nullptr;
+  return c;
+}
+
+void Worker::onInbox() {
+  std::vector<InboxMessage> batch;
+  inbox_.drain(batch);
+  for (InboxMessage& m : batch) {
+    switch (m.kind) {
+      case InboxMessage::Kind::Stop:
+        beginStop();
+        break;
+      case InboxMessage::Kind::Adopt: {
+        if (stopping_) {
+          ::close(m.fd);
+          break;
+        }
+        Connection* c = newConnection(m.fd, m.peer);
+        stats_->sub(Counter::ConnectionsAccepted);  // counted by the worker that accepted it
+        const Settings& s = server_.settings();
+        c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
+        c->hs->instance = m.instance;
+        armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
+        onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
+        break;
+      }
+      case InboxMessage::Kind::Send:
+        send(m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size());
+        break;
+      case InboxMessage::Kind::Close:
+        close(m.handle, m.code, m.bytes);
+        break;
+    }
+  }
+}
+
+void Worker::beginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (int l : listeners_) {
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+    ::close(l);
+  }
+  listeners_.clear();
+  for (Connection* c : slots_) {
+    if (!c) continue;
+    if (c->state == ConnState::Handshake) {
+      kill(*c, nullptr);
+    } else if (c->state == ConnState::Open) {
+      beginClose(*c, 1001, "server shutting down");
+    }
+  }
+}
+
+void Worker::armTimer(Connection& c, uint64_t deadline) {
+  c.deadlineMs = deadline;
+  timers_.push(TimerEntry{deadline, handleOf(c)});
+}
+
+void Worker::scheduleActivityTimer(Connection& c) {
+  const Settings& s = server_.settings();
+  uint64_t next = UINT64_MAX;
+  if (s.idleTimeoutMs) next = c.lastActivityMs + s.idleTimeoutMs;
+  if (s.pingIntervalMs && !c.pingOutstanding) {
+    next = std::min<uint64_t>(next, c.lastActivityMs + s.pingIntervalMs);
+  }
+  if (next == UINT64_MAX) {
+    c.deadlineMs = 0;
+  } else {
+    armTimer(c, next);
+  }
+}
+
+void Worker::onTimers() {
+  const Settings& s = server_.settings();
+  while (!timers_.empty() && timers_.top().deadline <= nowMs_) {
+    TimerEntry e = timers_.top();
+    timers_.pop();
+    Connection* c = lookup(e.handle);
+    // Entries are never removed early; one that is no longer current is skipped here.
+    if (!c || c->state == ConnState::Dead || c->deadlineMs != e.deadline) continue;
+    switch (c->state) {
+      case ConnState::Handshake:
+        stats_->add(Counter::Timeouts);
+        rejectHandshake(*c, 408, "handshake timeout");
+        break;
+      case ConnState::Open: {
+        uint64_t since = nowMs_ - c->lastActivityMs;
+        if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
+          stats_->add(Counter::Timeouts);
+          beginClose(*c, 1001, "idle timeout");
+          break;
+        }
+        if (s.pingIntervalMs && !c->pingOutstanding && since >= s.pingIntervalMs) {
+          queueFrame(*c, Opcode::Ping, nullptr, 0);
+          c->pingOutstanding = true;
+        }
+        scheduleActivityTimer(*c);
+        break;
+      }
+      case ConnState::Closing:
+      case ConnState::Draining:
+        stats_->add(Counter::Timeouts);
+        kill(*c, nullptr);
+        break;
+      case ConnState::Dead:
+        break;
+    }
+  }
+}
+
+SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t len) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Send;
+    m.handle = handle;
+    m.opcode = op;
+    m.bytes.assign(reinterpret_cast<const char*>(data), len);
+    server_.worker(h.worker).inbox().push(std::move(m));
+    return SendStatus::Ok;
+  }
+  Connection* c = lookup(handle);
+  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (c->state != ConnState::Open) return SendStatus::Closing;
+  if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
+    // The client does not read what we send: drop it rather than buffer without bound.
+    stats_->add(Counter::SlowConsumers);
+    kill(*c, "slow consumer: outbound queue over the high-water mark");
+    return SendStatus::SlowConsumer;
+  }
+  queueFrame(*c, op, data, len);
+  stats_->add(Counter::MessagesOut);
+  return SendStatus::Ok;
+}
+
+SendStatus Worker::close(uint64_t handle, uint16_t code, std::string_view reason) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Close;
+    m.handle = handle;
+    m.code = code;
+    m.bytes.assign(reason);
+    server_.worker(h.worker).inbox().push(std::move(m));
+    return SendStatus::Ok;
+  }
+  Connection* c = lookup(handle);
+  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (c->state != ConnState::Open) return SendStatus::Closing;
+  beginClose(*c, code, reason);
+  return SendStatus::Ok;
+}
+
+}  // namespace lapps

@@ -1,0 +1,132 @@
+// An IO worker: one thread, one epoll instance, its own SO_REUSEPORT listening sockets,
+// a timer heap, an eventfd inbox, and every connection it accepted (or was handed).
+#pragma once
+
+#include <sys/epoll.h>
+
+#include <cstdint>
+#include <memory>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "core/connection.h"
+#include "core/event-channel.h"
+#include "core/handle.h"
+#include "core/inbox.h"
+#include "core/stats.h"
+#include "protocol/opcode.h"
+
+namespace lapps {
+
+class Server;
+class LuaInstance;
+
+// What other threads may ask of a worker.
+struct InboxMessage {
+  enum class Kind : uint8_t { Adopt, Send, Close, Stop };
+  Kind kind = Kind::Stop;
+  int fd = -1;                 // Adopt: the socket handed over
+  int32_t instance = -1;       // Adopt: instance index chosen for it
+  sockaddr_storage peer{};     // Adopt
+  uint64_t handle = 0;         // Send / Close
+  Opcode opcode = Opcode::Text;
+  uint16_t code = 0;           // Close
+  std::string bytes;           // Adopt: bytes read so far; Send: payload; Close: reason
+};
+
+enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer };
+
+class Worker {
+ public:
+  Worker(Server& server, uint32_t index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  uint32_t index() const { return index_; }
+  void addListener(int fd) { listeners_.push_back(fd); }
+  void attach(LuaInstance* instance) { instances_.push_back(instance); }
+
+  void start();
+  void join();
+
+  Inbox<InboxMessage>& inbox() { return inbox_; }
+
+  // Service API, called on this worker's thread (from Lua or C handlers). A handle of
+  // another worker is forwarded through that worker's inbox.
+  SendStatus send(uint64_t handle, Opcode op, const uint8_t* data, size_t len);
+  SendStatus close(uint64_t handle, uint16_t code, std::string_view reason);
+
+  EventChannel& events();
+  void log(LogLevel level, std::string message);
+
+ private:
+  friend struct FrameSink;
+
+  void run();
+  void onListener(int fd);
+  void onInbox();
+  void onConnectionEvent(uint64_t handle, uint32_t events);
+  void onReadable(Connection& c);
+  void onHandshakeBytes(Connection& c, const char* data, size_t len);
+  void completeHandshake(Connection& c);
+  void rejectHandshake(Connection& c, int status, std::string_view body);
+  void onFrameBytes(Connection& c, uint8_t* data, size_t len);
+  void dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len);
+  void beginClose(Connection& c, uint16_t code, std::string_view reason);
+  void queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len);
+  void markDirty(Connection& c);
+  void flush(Connection& c);
+  void flushDirty();
+  void kill(Connection& c, const char* why);
+  void reapDead();
+  void teardown(Connection& c);
+  void onTimers();
+  void armTimer(Connection& c, uint64_t deadline);
+  void scheduleActivityTimer(Connection& c);
+  void beginStop();
+
+  Connection* newConnection(int fd, const sockaddr_storage& peer);
+  Connection* lookup(uint64_t handle);
+  uint64_t handleOf(const Connection& c) const {
+    return Handle{index_, c.slot, c.generation}.pack();
+  }
+  void setEpoll(Connection& c, bool wantWrite);
+
+  Server& server_;
+  uint32_t index_;
+  std::string name_;
+  int epfd_ = -1;
+  std::thread thread_;
+  Inbox<InboxMessage> inbox_;
+  std::vector<int> listeners_;
+  std::vector<LuaInstance*> instances_;
+
+  std::vector<Connection*> slots_;  // slot -> connection (null when free)
+  std::vector<uint32_t> generations_;
+  std::vector<uint32_t> freeSlots_;
+  // Handles, not pointers: a connection may die and be freed while listed.
+  std::vector<uint64_t> dirtyList_;
+  std::vector<uint64_t> deadList_;
+  size_t liveConnections_ = 0;
+
+  struct TimerEntry {
+    uint64_t deadline;
+    uint64_t handle;
+    bool operator>(const TimerEntry& o) const { return deadline > o.deadline; }
+  };
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
+
+  uint64_t nowMs_ = 0;
+  bool stopping_ = false;
+  uint64_t stopDeadline_ = 0;
+  bool listenersPaused_ = false;
+  uint64_t resumeListenersAt_ = 0;
+  std::vector<uint8_t> readBuf_;
+  WorkerStats* stats_ = nullptr;
+};
+
+}  // namespace lapps
