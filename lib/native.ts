@@ -65,13 +65,22 @@ export interface NativeAddon {
   Server: new (settings: NativeSettings, onEvents: (events: NativeEvent[]) => void) => NativeServer;
 }
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The package root: lib/ when run from source, dist/lib/ when compiled. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('lapps: cannot find the package root');
+    dir = up;
+  }
+  return dir;
+}
 
 /** Path of the built addon; LAPPS_ADDON overrides it (the sanitizer build uses this). */
 export function addonPath(): string {
   const override = process.env.LAPPS_ADDON;
   if (override) return path.resolve(override);
-  return path.join(root, 'build', 'Release', 'lapps.node');
+  return path.join(packageRoot(), 'build', 'Release', 'lapps.node');
 }
 
 let cached: NativeAddon | undefined;

@@ -2,6 +2,7 @@
 // already validated, and reporting back through one thread-safe function.
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -86,16 +87,19 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
       Napi::TypeError::New(env, "Server(settings, onEvents)").ThrowAsJavaScriptException();
       return;
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "lapps-events", 0, 1);
-    tsfn_.Unref(env);
-    channel_ = std::make_unique<EventChannel>([this] { tsfn_.NonBlockingCall(this, deliver); });
+    onEvents_ = Napi::Persistent(info[1].As<Napi::Function>());
+    channel_ = std::make_unique<EventChannel>([this] {
+      if (live_.load(std::memory_order_acquire)) tsfn_.NonBlockingCall(this, deliver);
+    });
     server_ = std::make_shared<Server>(readSettings(info[0].As<Napi::Object>()), *channel_);
   }
 
+  // Reached when not running (a running server holds a reference to itself) or at
+  // environment teardown; the thread-safe function is never touched here, Node is
+  // finalizing it on its own at teardown.
   ~ServerWrap() override {
-    // Reached only when not running (a running server holds a reference to itself).
-    server_.reset();
-    if (!released_) tsfn_.Release();
+    live_.store(false, std::memory_order_release);
+    server_.reset();  // joins any worker still running
   }
 
  private:
@@ -125,16 +129,24 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
 
   Napi::Value start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (running_) {
+      Napi::Error::New(env, "server already started").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    // The channel must be able to wake Node before the first worker runs.
+    tsfn_ = Napi::ThreadSafeFunction::New(env, onEvents_.Value(), "lapps-events", 0, 1);
+    live_.store(true, std::memory_order_release);
     std::string error;
     std::vector<uint16_t> ports = server_->start(error);
     if (!error.empty()) {
+      live_.store(false, std::memory_order_release);
+      tsfn_.Release();
       Napi::Error err = Napi::Error::New(env, error);
       err.Set("code", "LAPPS_START_FAILED");
       err.ThrowAsJavaScriptException();
       return env.Undefined();
     }
     running_ = true;
-    tsfn_.Ref(env);
     self_ = Napi::Persistent(Value());
     Napi::Array out = Napi::Array::New(env, ports.size());
     for (uint32_t i = 0; i < ports.size(); ++i) out.Set(i, Napi::Number::New(env, ports[i]));
@@ -161,7 +173,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
       stopDeferred_->Resolve(env.Undefined());
       stopDeferred_.reset();
     }
-    tsfn_.Unref(env);
+    live_.store(false, std::memory_order_release);
+    tsfn_.Release();
     self_.Reset();
   }
 
@@ -179,11 +192,12 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
 
   std::unique_ptr<EventChannel> channel_;
   std::shared_ptr<Server> server_;
+  Napi::FunctionReference onEvents_;
   Napi::ThreadSafeFunction tsfn_;
+  std::atomic<bool> live_{false};  // tsfn_ exists and is not released
   Napi::ObjectReference self_;
   std::unique_ptr<Napi::Promise::Deferred> stopDeferred_;
   bool running_ = false;
-  bool released_ = false;
 };
 
 Napi::Object init(Napi::Env env, Napi::Object exports) {

@@ -27,8 +27,13 @@ Server::Server(Settings settings, EventChannel& events)
 }
 
 Server::~Server() {
-  // stop() joined the workers; a server that never started has no threads.
-  for (auto& w : workers_) w->join();
+  if (stopper_.joinable()) {
+    stopper_.join();
+  } else if (started_) {
+    // Destroyed while running (process teardown): stop the workers and wait for them.
+    for (auto& w : workers_) w->inbox().push(InboxMessage{});
+    for (auto& w : workers_) w->join();
+  }
 }
 
 const ServiceRuntime* Server::route(std::string_view target) const {
@@ -151,10 +156,10 @@ void Server::stop(std::function<void()> done) {
   }
   stopRequested_ = true;
   for (auto& w : workers_) w->inbox().push(InboxMessage{});  // Kind::Stop
-  std::thread([this, done = std::move(done)] {
+  stopper_ = std::thread([this, done = std::move(done)] {
     for (auto& w : workers_) w->join();
     done();
-  }).detach();
+  });
 }
 
 }  // namespace lapps

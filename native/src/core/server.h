@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -61,6 +62,7 @@ class Server {
   std::unique_ptr<WorkerStats[]> stats_;
   bool started_ = false;
   bool stopRequested_ = false;
+  std::thread stopper_;  // joins the workers after a stop request
 };
 
 }  // namespace lapps

@@ -1,0 +1,62 @@
+/**
+ * Small promise helpers around the `ws` client for tests: open, ask-and-wait, close.
+ */
+import WebSocket from 'ws';
+
+/** Opens a client and waits for the handshake; rejects on error or after `ms`. */
+export function openWs(url: string, ms = 5000): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => reject(new Error(`open ${url}: timeout`)), ms);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      resolve(ws);
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** Waits for the next message on `ws` (as text). */
+export function nextMessage(ws: WebSocket, ms = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('message: timeout')), ms);
+    ws.once('message', (data: WebSocket.RawData) => {
+      clearTimeout(timer);
+      resolve(data.toString());
+    });
+  });
+}
+
+/** Sends `text` and resolves with the reply. */
+export async function ask(ws: WebSocket, text: string): Promise<string> {
+  const reply = nextMessage(ws);
+  ws.send(text);
+  return reply;
+}
+
+/** Resolves with the close code and reason the client saw. */
+export function closed(ws: WebSocket, ms = 5000): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    if (ws.readyState === WebSocket.CLOSED) {
+      reject(new Error('already closed'));
+      return;
+    }
+    const timer = setTimeout(() => reject(new Error('close: timeout')), ms);
+    ws.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(timer);
+      resolve({ code, reason: reason.toString() });
+    });
+  });
+}
+
+/** Polls `cond` until true or `ms` passes. */
+export async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
