@@ -15,7 +15,7 @@ namespace lapps {
 
 class OutQueue {
  public:
-  static constexpr size_t kChunk = 16 * 1024;
+  static constexpr size_t kChunk = SharedBuffer::kPooledCapacity;
 
   OutQueue() = default;
   OutQueue(const OutQueue&) = delete;

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,6 +142,17 @@ std::vector<uint16_t> Server::start(std::string& error) {
   if (started_) {
     error = "server already started";
     return {};
+  }
+  // Every connection is a descriptor: raise the soft limit to the hard one, as a server
+  // that holds tens of thousands of connections must.
+  // A privileged process may also raise the hard limit.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    const rlimit wanted{1 << 20, 1 << 20};
+    if (nofile.rlim_max >= wanted.rlim_max || ::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
+      nofile.rlim_cur = nofile.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
   }
   if (!loadServices(error) || !bindListeners(ports, error)) return {};
   started_ = true;

@@ -7,13 +7,28 @@
 #include <cstdint>
 #include <cstdlib>
 #include <new>
+#include <vector>
 
 namespace lapps {
 
 class SharedBuffer {
  public:
-  // Allocates header and bytes in one block. Never returns null (aborts on OOM, like new).
+  // The common outbound chunk size; buffers of exactly this capacity are recycled per
+  // thread, so a write burst does not cost a malloc/free (and page faults) every time.
+  static constexpr size_t kPooledCapacity = 16 * 1024;
+
+  // Allocates header and bytes in one block. Throws std::bad_alloc like new.
   static SharedBuffer* create(size_t capacity) {
+    if (capacity == kPooledCapacity) {
+      Pool& pool = threadPool();
+      if (!pool.free.empty()) {
+        SharedBuffer* b = pool.free.back();
+        pool.free.pop_back();
+        b->refs_.store(1, std::memory_order_relaxed);
+        b->size_ = 0;
+        return b;
+      }
+    }
     void* mem = std::malloc(sizeof(SharedBuffer) + capacity);
     if (!mem) throw std::bad_alloc();
     return new (mem) SharedBuffer(capacity);
@@ -22,6 +37,13 @@ class SharedBuffer {
   void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
   void release() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (capacity_ == kPooledCapacity) {
+        Pool& pool = threadPool();
+        if (pool.free.size() < Pool::kMax) {
+          pool.free.push_back(this);
+          return;
+        }
+      }
       this->~SharedBuffer();
       std::free(this);
     }
@@ -40,6 +62,21 @@ class SharedBuffer {
   }
 
  private:
+  struct Pool {
+    static constexpr size_t kMax = 64;
+    std::vector<SharedBuffer*> free;
+    ~Pool() {
+      for (SharedBuffer* b : free) {
+        b->~SharedBuffer();
+        std::free(b);
+      }
+    }
+  };
+  static Pool& threadPool() {
+    thread_local Pool pool;
+    return pool;
+  }
+
   explicit SharedBuffer(size_t capacity) : capacity_(capacity) {}
   std::atomic<uint32_t> refs_{1};
   size_t size_ = 0;
