@@ -75,10 +75,10 @@ const char* levelName(LogLevel l) {
 class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "Server",
-                       {InstanceMethod<&ServerWrap::start>("start"),
-                        InstanceMethod<&ServerWrap::stop>("stop"),
-                        InstanceMethod<&ServerWrap::stats>("stats")});
+    return DefineClass(
+        env, "Server",
+        {InstanceMethod<&ServerWrap::start>("start"), InstanceMethod<&ServerWrap::stop>("stop"),
+         InstanceMethod<&ServerWrap::stats>("stats")});
   }
 
   explicit ServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServerWrap>(info) {
@@ -164,7 +164,9 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
     stopDeferred_ = std::move(deferred);
     running_ = false;
     EventChannel* channel = channel_.get();
-    server_->stop([channel] { channel->post(Event{Event::Kind::Stopped, LogLevel::Info, {}, {}}); });
+    server_->stop([channel] {
+      channel->post(Event{Event::Kind::Stopped, LogLevel::Info, {}, {}});
+    });
     return promise;
   }
 

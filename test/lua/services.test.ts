@@ -29,35 +29,49 @@ function disconnectsOf(server: TestServer, handle: string): number {
   return logs(server).filter((m) => m === `disconnect ${handle}`).length;
 }
 
-t.test('a Lua error closes only that connection with 1011 and is logged with its traceback', async (t) => {
-  const server = await startTestServer({ services: [{ ...faulty, instances: 1 }] });
-  t.teardown(() => server.stop());
-  const bystander = await openWs(server.url('/faulty'));
-  t.equal(await ask(bystander, 'before'), 'before');
+t.test(
+  'a Lua error closes only that connection with 1011 and is logged with its traceback',
+  async (t) => {
+    const server = await startTestServer({ services: [{ ...faulty, instances: 1 }] });
+    t.teardown(() => server.stop());
+    const bystander = await openWs(server.url('/faulty'));
+    t.equal(await ask(bystander, 'before'), 'before');
 
-  for (const trigger of ['boom', 'nilcall', 'false']) {
-    const victim = await openWs(server.url('/faulty'));
-    const done = closed(victim);
-    victim.send(trigger);
-    const { code, reason } = await done;
-    t.equal(code, 1011, `${trigger}: close code`);
-    t.equal(reason, 'internal error', `${trigger}: close reason`);
-    // The same instance keeps serving everyone else.
-    t.equal(await ask(bystander, `after ${trigger}`), `after ${trigger}`);
-  }
-  const errors = server.errors();
-  t.ok(
-    errors.some((m) => m.includes('boom requested') && m.includes('stack traceback') && m.includes('faulty.lua:')),
-    'error logged with message, file and traceback',
-  );
-  t.ok(errors.some((m) => m.includes("attempt to call field 'missing'")), 'call of a missing function logged');
-  t.ok(logs(server, 'warn').some((m) => m.includes('onMessage returned false')), 'false return logged');
-  // A fresh connection works too.
-  const fresh = await openWs(server.url('/faulty'));
-  t.equal(await ask(fresh, 'fresh'), 'fresh');
-  fresh.close();
-  bystander.close();
-});
+    for (const trigger of ['boom', 'nilcall', 'false']) {
+      const victim = await openWs(server.url('/faulty'));
+      const done = closed(victim);
+      victim.send(trigger);
+      const { code, reason } = await done;
+      t.equal(code, 1011, `${trigger}: close code`);
+      t.equal(reason, 'internal error', `${trigger}: close reason`);
+      // The same instance keeps serving everyone else.
+      t.equal(await ask(bystander, `after ${trigger}`), `after ${trigger}`);
+    }
+    const errors = server.errors();
+    t.ok(
+      errors.some(
+        (m) =>
+          m.includes('boom requested') &&
+          m.includes('stack traceback') &&
+          m.includes('faulty.lua:'),
+      ),
+      'error logged with message, file and traceback',
+    );
+    t.ok(
+      errors.some((m) => m.includes("attempt to call field 'missing'")),
+      'call of a missing function logged',
+    );
+    t.ok(
+      logs(server, 'warn').some((m) => m.includes('onMessage returned false')),
+      'false return logged',
+    );
+    // A fresh connection works too.
+    const fresh = await openWs(server.url('/faulty'));
+    t.equal(await ask(fresh, 'fresh'), 'fresh');
+    fresh.close();
+    bystander.close();
+  },
+);
 
 t.test('onDisconnect fires exactly once for every way a connection ends', async (t) => {
   const server = await startTestServer({
@@ -132,16 +146,28 @@ t.test('stale and invalid handles are refused, never dereferenced', async (t) =>
   await c;
   await until(() => disconnectsOf(server, ha) === 1);
   t.equal(await ask(b, `send ${ha}`), 'false no such connection', 'stale handle refused');
-  t.equal(await ask(b, `closeother ${ha} 1000`), 'false no such connection', 'close on a stale handle refused');
+  t.equal(
+    await ask(b, `closeother ${ha} 1000`),
+    'false no such connection',
+    'close on a stale handle refused',
+  );
   // Reuse the slot with a new connection: the old handle still must not reach it.
   const a2 = await openWs(server.url('/tracker'));
   const ha2 = await ask(a2, 'handle');
   t.not(ha2, ha, 'a reused slot gets a new generation');
-  t.equal(await ask(b, `send ${ha}`), 'false no such connection', 'stale handle still refused after reuse');
+  t.equal(
+    await ask(b, `send ${ha}`),
+    'false no such connection',
+    'stale handle still refused after reuse',
+  );
 
   for (const bad of ['0', '-1', '1.5', '2^60', '1e300', '0/0', '"abc"', 'nil', '{}']) {
     const reply = await ask(b, `sendraw ${bad}`);
-    t.match(reply, /^false (no such connection|ws:send: handler must be a number)$/, `handle ${bad} refused`);
+    t.match(
+      reply,
+      /^false (no such connection|ws:send: handler must be a number)$/,
+      `handle ${bad} refused`,
+    );
   }
   t.equal(
     await ask(b, 'badsend'),
@@ -158,7 +184,11 @@ t.test('stale and invalid handles are refused, never dereferenced', async (t) =>
     'close failed: ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)',
     'invalid close code refused',
   );
-  t.equal(await ask(b, 'helper'), 'hello from a helper module', 'require finds modules next to the service');
+  t.equal(
+    await ask(b, 'helper'),
+    'hello from a helper module',
+    'require finds modules next to the service',
+  );
   t.ok(logs(server, 'info').includes('tracker started'), 'print goes to the log');
   t.ok(
     server.events.some((e) => e.source === 'service tracker#0' && e.message === 'tracker started'),
@@ -169,32 +199,35 @@ t.test('stale and invalid handles are refused, never dereferenced', async (t) =>
   t.same(server.errors(), [], 'no error in the log');
 });
 
-t.test('instances spread over workers; a connection is handed to the worker of its instance', async (t) => {
-  const workerOf = (h: string): number => Number((BigInt(h) >> 24n) & 0xffn);
-  // Two instances on two workers: both workers serve.
-  const spread = await startTestServer({ workers: 2, services: [{ ...tracker, instances: 2 }] });
-  t.teardown(() => spread.stop());
-  const seen = new Set<number>();
-  const clients = [];
-  for (let i = 0; i < 8; i++) {
-    const ws = await openWs(spread.url('/tracker'));
-    clients.push(ws);
-    seen.add(workerOf(await ask(ws, 'handle')));
-  }
-  t.same([...seen].sort(), [0, 1], 'connections on both workers');
-  for (const ws of clients) ws.close();
+t.test(
+  'instances spread over workers; a connection is handed to the worker of its instance',
+  async (t) => {
+    const workerOf = (h: string): number => Number((BigInt(h) >> 24n) & 0xffn);
+    // Two instances on two workers: both workers serve.
+    const spread = await startTestServer({ workers: 2, services: [{ ...tracker, instances: 2 }] });
+    t.teardown(() => spread.stop());
+    const seen = new Set<number>();
+    const clients = [];
+    for (let i = 0; i < 8; i++) {
+      const ws = await openWs(spread.url('/tracker'));
+      clients.push(ws);
+      seen.add(workerOf(await ask(ws, 'handle')));
+    }
+    t.same([...seen].sort(), [0, 1], 'connections on both workers');
+    for (const ws of clients) ws.close();
 
-  // One instance on worker 0: connections accepted by worker 1 are handed over.
-  const single = await startTestServer({ workers: 2, services: [{ ...tracker, instances: 1 }] });
-  t.teardown(() => single.stop());
-  for (let i = 0; i < 12; i++) {
-    const ws = await openWs(single.url('/tracker'));
-    const h = await ask(ws, 'handle');
-    t.equal(workerOf(h), 0, 'served by the instance on worker 0');
-    t.equal(await ask(ws, `echo ${i}`), `echo ${i}`);
-    ws.close();
-  }
-});
+    // One instance on worker 0: connections accepted by worker 1 are handed over.
+    const single = await startTestServer({ workers: 2, services: [{ ...tracker, instances: 1 }] });
+    t.teardown(() => single.stop());
+    for (let i = 0; i < 12; i++) {
+      const ws = await openWs(single.url('/tracker'));
+      const h = await ask(ws, 'handle');
+      t.equal(workerOf(h), 0, 'served by the instance on worker 0');
+      t.equal(await ask(ws, `echo ${i}`), `echo ${i}`);
+      ws.close();
+    }
+  },
+);
 
 t.test('a service that fails to load stops the start with a clear error', async (t) => {
   await t.rejects(

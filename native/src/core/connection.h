@@ -31,9 +31,7 @@ enum class ConnState : uint8_t {
 // parser's views into it stay valid while bytes trickle in.
 struct HandshakeData {
   HandshakeData(size_t maxHeaderBytes, size_t maxHeaders)
-      : parser(maxHeaderBytes, maxHeaders),
-        cap(maxHeaderBytes + 512),
-        buf(new char[cap]) {}
+      : parser(maxHeaderBytes, maxHeaders), cap(maxHeaderBytes + 512), buf(new char[cap]) {}
   HandshakeParser parser;
   size_t cap;
   size_t size = 0;
@@ -46,12 +44,12 @@ struct Connection {
   uint32_t slot = 0;
   uint32_t generation = 0;
   ConnState state = ConnState::Handshake;
-  bool opened = false;        // reached Open: the service is owed exactly one onDisconnect
-  bool closeSent = false;     // our close frame is queued
-  bool closeReceived = false; // the peer's close frame arrived
-  bool epollOut = false;      // EPOLLOUT is armed (a write would have blocked)
-  bool dirty = false;         // in the worker's flush list
-  bool finAfterFlush = false; // shutdown(SHUT_WR) once the queue is empty
+  bool opened = false;         // reached Open: the service is owed exactly one onDisconnect
+  bool closeSent = false;      // our close frame is queued
+  bool closeReceived = false;  // the peer's close frame arrived
+  bool epollOut = false;       // EPOLLOUT is armed (a write would have blocked)
+  bool dirty = false;          // in the worker's flush list
+  bool finAfterFlush = false;  // shutdown(SHUT_WR) once the queue is empty
   bool pingOutstanding = false;
 
   const ServiceRuntime* service = nullptr;

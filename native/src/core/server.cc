@@ -18,9 +18,7 @@
 namespace lapps {
 
 Server::Server(Settings settings, EventChannel& events)
-    : settings_(std::move(settings)),
-      events_(events),
-      stats_(new WorkerStats[settings_.workers]) {
+    : settings_(std::move(settings)), events_(events), stats_(new WorkerStats[settings_.workers]) {
   std::memset(static_cast<void*>(stats_.get()), 0, sizeof(WorkerStats) * settings_.workers);
   for (uint32_t i = 0; i < settings_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -113,6 +111,28 @@ bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
     socklen_t len = socklen_t(res->ai_addrlen);
     ::freeaddrinfo(res);
     uint16_t port = l.port;
+    {
+      // SO_REUSEPORT would let us join another process's listener silently and share its
+      // traffic. A probe bound without it fails if anyone listens there; it also picks the
+      // port when the config says 0.
+      int probe = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      int one = 1;
+      ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (addr.ss_family == AF_INET6) {
+        ::setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      }
+      if (probe < 0 || ::bind(probe, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+        error = where + ": " + std::strerror(errno);
+        if (probe >= 0) ::close(probe);
+        return false;
+      }
+      sockaddr_storage bound{};
+      socklen_t blen = sizeof bound;
+      ::getsockname(probe, reinterpret_cast<sockaddr*>(&bound), &blen);
+      port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+      ::close(probe);
+    }
     for (auto& w : workers_) {
       if (addr.ss_family == AF_INET6) {
         reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(port);
@@ -121,15 +141,6 @@ bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
       }
       int fd = openListener(reinterpret_cast<sockaddr*>(&addr), len, error, where);
       if (fd < 0) return false;
-      if (port == 0) {
-        // Port 0: the first worker's socket picks the port; the others share it.
-        sockaddr_storage bound{};
-        socklen_t blen = sizeof bound;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &blen);
-        port = ntohs(bound.ss_family == AF_INET6
-                         ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                         : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-      }
       w->addListener(fd);
     }
     ports.push_back(port);

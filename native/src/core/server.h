@@ -25,9 +25,9 @@ class LuaInstance;
 struct ServiceRuntime {
   ServiceSettings settings;
   std::vector<std::unique_ptr<LuaInstance>> instances;
-  std::vector<uint32_t> instanceWorker;             // instance index -> worker index
-  std::vector<std::vector<int32_t>> localInstances; // worker index -> its instances
-  mutable std::atomic<uint32_t> next{0};            // round robin over instances
+  std::vector<uint32_t> instanceWorker;              // instance index -> worker index
+  std::vector<std::vector<int32_t>> localInstances;  // worker index -> its instances
+  mutable std::atomic<uint32_t> next{0};             // round robin over instances
 };
 
 class Server {

@@ -8,8 +8,8 @@
 namespace lapps {
 
 enum class Counter : uint32_t {
-  ConnectionsOpen,     // gauge: sockets this worker holds
-  ConnectionsAccepted, // total accepted (or adopted)
+  ConnectionsOpen,      // gauge: sockets this worker holds
+  ConnectionsAccepted,  // total accepted (or adopted)
   HandshakesOk,
   HandshakesFailed,
   MessagesIn,

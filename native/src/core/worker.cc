@@ -57,7 +57,9 @@ Worker::~Worker() {
   if (epfd_ >= 0) ::close(epfd_);
 }
 
-EventChannel& Worker::events() { return server_.events(); }
+EventChannel& Worker::events() {
+  return server_.events();
+}
 
 void Worker::log(LogLevel level, std::string message) {
   server_.events().log(level, name_, std::move(message));

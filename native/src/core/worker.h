@@ -28,13 +28,13 @@ class LuaInstance;
 struct InboxMessage {
   enum class Kind : uint8_t { Adopt, Send, Close, Stop };
   Kind kind = Kind::Stop;
-  int fd = -1;                 // Adopt: the socket handed over
-  int32_t instance = -1;       // Adopt: instance index chosen for it
-  sockaddr_storage peer{};     // Adopt
-  uint64_t handle = 0;         // Send / Close
+  int fd = -1;              // Adopt: the socket handed over
+  int32_t instance = -1;    // Adopt: instance index chosen for it
+  sockaddr_storage peer{};  // Adopt
+  uint64_t handle = 0;      // Send / Close
   Opcode opcode = Opcode::Text;
-  uint16_t code = 0;           // Close
-  std::string bytes;           // Adopt: bytes read so far; Send: payload; Close: reason
+  uint16_t code = 0;  // Close
+  std::string bytes;  // Adopt: bytes read so far; Send: payload; Close: reason
 };
 
 enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer };

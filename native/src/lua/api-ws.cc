@@ -20,7 +20,9 @@ LuaInstance* instanceOf(lua_State* L) {
 }
 
 // LAppS calls these with a colon (ws:send(...)); a dot call (ws.send(h, ...)) works too.
-int firstArg(lua_State* L) { return lua_istable(L, 1) ? 2 : 1; }
+int firstArg(lua_State* L) {
+  return lua_istable(L, 1) ? 2 : 1;
+}
 
 int fail(lua_State* L, const char* message) {
   lua_pushboolean(L, 0);

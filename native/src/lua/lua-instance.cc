@@ -48,9 +48,7 @@ int luaPrint(lua_State* L) {
 }  // namespace
 
 LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events)
-    : service_(service),
-      name_(service.name + "#" + std::to_string(index)),
-      events_(events) {
+    : service_(service), name_(service.name + "#" + std::to_string(index)), events_(events) {
   for (int& r : entryRefs_) r = LUA_NOREF;
 }
 

@@ -1,0 +1,472 @@
+/**
+ * Reads, validates and normalises the lapps config. Every problem found is reported at
+ * once, each naming the file and the JSON pointer of the offending key, so a user fixes a
+ * config in one pass instead of one error per start.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import path from 'node:path';
+
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+
+import {
+  buildConfigSchema,
+  ERROR_HINT_KEYWORD,
+  MAX_WORKERS,
+  SERVICE_NAME_PATTERN,
+} from './schema.js';
+import type { LappsConfig, LogLevel, ServiceConfig } from './types.js';
+import { packageRoot } from '../native.js';
+
+/** One problem in a config; `path` is a JSON pointer ("/" for the whole document). */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+  /** 1-based position in the file, for JSON syntax errors. */
+  line?: number;
+  column?: number;
+}
+
+function formatIssue(file: string, issue: ConfigIssue): string {
+  if (issue.line !== undefined) {
+    return `${file}:${issue.line}:${issue.column ?? 1}: ${issue.message}`;
+  }
+  return issue.path === ''
+    ? `${file}: ${issue.message}`
+    : `${file}: ${issue.path}: ${issue.message}`;
+}
+
+/**
+ * An invalid config. `message` has one line per issue, `<file>: <path>: <message>`
+ * (syntax errors: `<file>:<line>:<column>: <message>`), ready to print as is.
+ */
+export class ConfigError extends Error {
+  /** Stable code; never changes meaning. */
+  readonly code = 'LAPPS_CONFIG_INVALID';
+  /** The file (as given) or origin the issues are about. */
+  readonly file: string;
+  readonly issues: ConfigIssue[];
+
+  constructor(file: string, issues: ConfigIssue[]) {
+    super(issues.map((i) => formatIssue(file, i)).join('\n'));
+    this.name = 'ConfigError';
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+/** Where a raw config came from: the name used in messages and the base for relative paths. */
+export interface ConfigOrigin {
+  file: string;
+  baseDir: string;
+}
+
+/** Command-line settings that take precedence over the config file. */
+export interface ConfigOverrides {
+  /** Replaces the host of the first listener. */
+  host?: string;
+  /** Replaces the port of the first listener. */
+  port?: number;
+  workers?: number;
+}
+
+let validator: ValidateFunction | undefined;
+
+/** The schema is compiled once per process: compiling costs far more than validating. */
+function getValidator(): ValidateFunction {
+  if (!validator) {
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true });
+    ajv.addVocabulary([ERROR_HINT_KEYWORD]);
+    validator = ajv.compile(buildConfigSchema());
+  }
+  return validator;
+}
+
+function pointerToken(key: string): string {
+  return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function displayPath(pointer: string): string {
+  return pointer === '' ? '/' : pointer;
+}
+
+/** Rewords ajv's errors where its own text would not name the key or the rule. */
+function issueFromAjv(e: ErrorObject): ConfigIssue {
+  const at = e.instancePath;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String((e.params as { additionalProperty: string }).additionalProperty);
+      return { path: `${at}/${pointerToken(key)}`, message: `unknown key "${key}"` };
+    }
+    case 'required': {
+      const key = String((e.params as { missingProperty: string }).missingProperty);
+      return { path: `${at}/${pointerToken(key)}`, message: 'is required' };
+    }
+    case 'enum': {
+      const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;
+      return {
+        path: displayPath(at),
+        message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+      };
+    }
+    case 'pattern': {
+      const hint = (e.parentSchema as Record<string, unknown> | undefined)?.[ERROR_HINT_KEYWORD];
+      return {
+        path: displayPath(at),
+        message: typeof hint === 'string' ? hint : (e.message ?? 'is invalid'),
+      };
+    }
+    default:
+      return { path: displayPath(at), message: e.message ?? 'is invalid' };
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function defaultSource(name: string): string {
+  return path.join('services', name, `${name}.lua`);
+}
+
+/**
+ * Checks JSON Schema cannot express. Runs on whatever the schema pass left, so it must not
+ * assume anything is well typed; it only looks at values of the expected type.
+ */
+function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isRecord(data)) return issues;
+
+  if (Array.isArray(data.listeners)) {
+    const seen = new Map<string, number>();
+    data.listeners.forEach((l: unknown, i) => {
+      if (!isRecord(l) || typeof l.host !== 'string') return;
+      if (l.host !== '' && isIP(l.host) === 0) {
+        issues.push({
+          path: `/listeners/${i}/host`,
+          message: 'must be an IPv4 or IPv6 address',
+        });
+        return;
+      }
+      // Port 0 asks for a fresh ephemeral port each time, so it never collides.
+      if (typeof l.port !== 'number' || l.port === 0) return;
+      const key = `${l.host}:${l.port}`;
+      const first = seen.get(key);
+      if (first === undefined) seen.set(key, i);
+      else issues.push({ path: `/listeners/${i}`, message: `duplicates /listeners/${first}` });
+    });
+  }
+
+  const limits = isRecord(data.limits) ? data.limits : {};
+  const maxMessage = typeof limits.max_message_size === 'number' ? limits.max_message_size : null;
+  if (Array.isArray(data.services)) {
+    const names = new Map<string, number>();
+    const targets = new Map<string, number>();
+    data.services.forEach((s: unknown, i) => {
+      if (!isRecord(s)) return;
+      const name = typeof s.name === 'string' ? s.name : undefined;
+      if (name !== undefined) {
+        const first = names.get(name);
+        if (first === undefined) names.set(name, i);
+        else
+          issues.push({
+            path: `/services/${i}/name`,
+            message: `duplicate service name "${name}" (also /services/${first}/name)`,
+          });
+      }
+      if (typeof s.request_target === 'string') {
+        const first = targets.get(s.request_target);
+        if (first === undefined) targets.set(s.request_target, i);
+        else
+          issues.push({
+            path: `/services/${i}/request_target`,
+            message: `duplicate request_target "${s.request_target}" (also /services/${first}/request_target)`,
+          });
+      }
+      if (
+        typeof s.max_inbound_message_size === 'number' &&
+        maxMessage !== null &&
+        s.max_inbound_message_size > maxMessage
+      ) {
+        issues.push({
+          path: `/services/${i}/max_inbound_message_size`,
+          message: `must not exceed limits.max_message_size (${maxMessage})`,
+        });
+      }
+      // Only a valid name yields a meaningful default path; a bad name is reported already.
+      const explicit = typeof s.source === 'string' && s.source !== '' ? s.source : undefined;
+      const validName = name !== undefined && new RegExp(SERVICE_NAME_PATTERN).test(name);
+      const relative = explicit ?? (validName ? defaultSource(name) : undefined);
+      if (relative === undefined) return;
+      const file = path.resolve(baseDir, relative);
+      const st = statSync(file, { throwIfNoEntry: false });
+      const note = explicit ? '' : ' (the default for a service without "source")';
+      if (!st) {
+        issues.push({ path: `/services/${i}/source`, message: `file not found: ${file}${note}` });
+      } else if (!st.isFile()) {
+        issues.push({ path: `/services/${i}/source`, message: `not a file: ${file}${note}` });
+      }
+    });
+  }
+  return issues;
+}
+
+/**
+ * Validates a parsed config object and returns it normalised: every default filled in,
+ * service sources made absolute (relative ones resolve against `origin.baseDir`), and
+ * `max_inbound_message_size` set. `raw` is not modified.
+ *
+ * @throws ConfigError listing every problem found.
+ */
+export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig {
+  // ajv writes defaults into the object it validates; the caller's object stays untouched.
+  const data: unknown = raw === undefined ? undefined : structuredClone(raw);
+  const validate = getValidator();
+  const issues: ConfigIssue[] = [];
+  if (!validate(data)) {
+    const seen = new Set<string>();
+    for (const e of validate.errors ?? []) {
+      const issue = issueFromAjv(e);
+      const key = `${issue.path}\0${issue.message}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        issues.push(issue);
+      }
+    }
+  }
+  issues.push(...crossFieldIssues(data, origin.baseDir));
+  if (issues.length > 0) throw new ConfigError(origin.file, issues);
+
+  // The schema pass succeeded, so `data` now has exactly the shape below.
+  const c = data as Omit<LappsConfig, 'services'> & {
+    services: (Omit<ServiceConfig, 'source' | 'max_inbound_message_size'> & {
+      source?: string;
+      max_inbound_message_size?: number;
+    })[];
+  };
+  return {
+    listeners: c.listeners.map((l) => ({ host: l.host, port: l.port })),
+    workers: c.workers,
+    limits: { ...c.limits },
+    log: { level: c.log.level as LogLevel, json: c.log.json },
+    services: c.services.map((s) => ({
+      name: s.name,
+      request_target: s.request_target,
+      protocol: s.protocol,
+      instances: s.instances,
+      max_inbound_message_size: s.max_inbound_message_size ?? c.limits.max_message_size,
+      source: path.resolve(origin.baseDir, s.source ?? defaultSource(s.name)),
+    })),
+  };
+}
+
+class JsonSyntaxError extends Error {
+  constructor(
+    readonly offset: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Offset and wording of the first syntax error in `text` (which JSON.parse rejected). */
+function locateJsonError(text: string): { offset: number; message: string } {
+  let i = 0;
+  const found = (): string => (i >= text.length ? 'end of file' : JSON.stringify(text[i]));
+  const fail = (message: string): never => {
+    throw new JsonSyntaxError(i, message);
+  };
+  const space = (): void => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const str = (): void => {
+    i++; // opening quote
+    for (;;) {
+      if (i >= text.length) fail('unterminated string');
+      const ch = text[i]!;
+      if (ch === '"') {
+        i++;
+        return;
+      }
+      if (ch === '\\') {
+        const next = text[i + 1] ?? '';
+        if (next !== '' && '"\\/bfnrt'.includes(next)) i += 2;
+        else if (next === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+        else fail('invalid escape in string');
+      } else if (ch < ' ') {
+        fail('control character in string (use an escape such as \\n)');
+      } else {
+        i++;
+      }
+    }
+  };
+  const num = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
+  const value = (): void => {
+    space();
+    const ch = text[i];
+    if (ch === '{' || ch === '[') {
+      const close = ch === '{' ? '}' : ']';
+      i++;
+      space();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (close === '}') {
+          space();
+          if (text[i] !== '"') fail(`expected a double-quoted key, found ${found()}`);
+          str();
+          space();
+          if (text[i] !== ':') fail(`expected ":" after the key, found ${found()}`);
+          i++;
+        }
+        value();
+        space();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === close) {
+          i++;
+          return;
+        }
+        fail(`expected "," or "${close}", found ${found()}`);
+      }
+    }
+    if (ch === '"') return str();
+    if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) {
+      num.lastIndex = i;
+      const m = num.exec(text);
+      if (!m) fail('invalid number');
+      i += m![0].length;
+      return;
+    }
+    for (const word of ['true', 'false', 'null']) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return;
+      }
+    }
+    fail(`unexpected ${found()}`);
+  };
+  try {
+    value();
+    space();
+    if (i < text.length) fail(`unexpected ${found()} after the end of the document`);
+  } catch (e) {
+    if (e instanceof JsonSyntaxError) return { offset: e.offset, message: e.message };
+    throw e;
+  }
+  return { offset: text.length, message: 'invalid JSON' };
+}
+
+function lineColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset);
+  const line = before.split('\n').length;
+  return { line, column: offset - before.lastIndexOf('\n') };
+}
+
+/**
+ * Reads and normalises a config file; relative paths in it resolve against its directory.
+ *
+ * @throws ConfigError when the file cannot be read, is not valid JSON (the issue carries
+ *   the line and column), or does not satisfy the schema.
+ */
+export function loadConfigFile(file: string): LappsConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // editors on Windows add a BOM
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    let where: { offset: number; message: string };
+    try {
+      where = locateJsonError(text);
+    } catch {
+      // Only a pathological nesting depth gets here; report the whole file.
+      where = { offset: 0, message: 'invalid JSON' };
+    }
+    const { line, column } = lineColumn(text, where.offset);
+    throw new ConfigError(file, [
+      { path: '', message: `invalid JSON: ${where.message}`, line, column },
+    ]);
+  }
+  return normalizeConfig(raw, { file, baseDir: path.dirname(path.resolve(file)) });
+}
+
+/** Options of {@link defaultConfig}. */
+export interface DefaultConfigOptions {
+  /** Worker count; the echo service gets as many instances. Default: the number of cores. */
+  workers?: number;
+}
+
+/**
+ * The config used when `lapps start` is given none: the bundled echo service at
+ * 127.0.0.1:5083/echo with one instance per worker, so every worker answers on its own.
+ */
+export function defaultConfig(options: DefaultConfigOptions = {}): LappsConfig {
+  const root = packageRoot();
+  const raw: Record<string, unknown> = {
+    services: [
+      {
+        name: 'echo',
+        request_target: '/echo',
+        source: path.join(root, 'services', 'echo', 'echo.lua'),
+      },
+    ],
+  };
+  if (options.workers !== undefined) raw.workers = options.workers;
+  const config = normalizeConfig(raw, { file: '<default config>', baseDir: root });
+  const echo = config.services[0]!;
+  echo.instances = Math.min(config.workers, MAX_WORKERS);
+  return config;
+}
+
+/**
+ * Applies command-line overrides to a normalised config and returns the result (the input
+ * is not modified). `host` and `port` replace the address of the *first* listener only;
+ * other listeners keep theirs.
+ *
+ * @throws ConfigError (file "command line", path "--host" etc.) for an invalid value.
+ */
+export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides): LappsConfig {
+  const issues: ConfigIssue[] = [];
+  const { host, port, workers } = overrides;
+  if (host !== undefined && isIP(host) === 0) {
+    issues.push({ path: '--host', message: 'must be an IPv4 or IPv6 address' });
+  }
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    issues.push({ path: '--port', message: 'must be an integer from 0 to 65535' });
+  }
+  if (
+    workers !== undefined &&
+    !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)
+  ) {
+    issues.push({ path: '--workers', message: `must be an integer from 1 to ${MAX_WORKERS}` });
+  }
+  if (issues.length > 0) throw new ConfigError('command line', issues);
+
+  const listeners = config.listeners.map((l) => ({ ...l }));
+  const first = listeners[0];
+  if (first) {
+    if (host !== undefined) first.host = host;
+    if (port !== undefined) first.port = port;
+  }
+  return {
+    ...config,
+    listeners,
+    workers: workers ?? config.workers,
+    limits: { ...config.limits },
+    log: { ...config.log },
+    services: config.services.map((s) => ({ ...s })),
+  };
+}

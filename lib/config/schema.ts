@@ -1,0 +1,229 @@
+/**
+ * The JSON Schema of the lapps config file: every key, its type, its default and its
+ * meaning, in one place. `normalizeConfig` (load.ts) validates with it (ajv, defaults
+ * applied), then runs the cross-field checks a schema cannot express.
+ *
+ * Keep docs/config.md in step with this file.
+ */
+import os from 'node:os';
+
+const MiB = 1024 * 1024;
+
+/** Largest timer the native side is asked to arm (fits a signed 32-bit millisecond count). */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
+/** Service names become Lua globals and log sources, so they must be Lua identifiers. */
+export const SERVICE_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+
+/** An origin-form request target: starts with "/", visible ASCII only (no spaces). */
+export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
+
+/**
+ * Default limits; also the values docs/config.md lists. 16 MiB messages cover the largest
+ * Autobahn cases (9.x) while still bounding what one connection may make us buffer.
+ */
+export const DEFAULT_LIMITS = {
+  max_message_size: 16 * MiB,
+  max_header_size: 8192,
+  max_headers: 64,
+  handshake_timeout_ms: 10_000,
+  idle_timeout_ms: 120_000,
+  ping_interval_ms: 30_000,
+  close_timeout_ms: 5_000,
+  outbound_high_water_mark: 4 * MiB,
+  auto_fragment_size: 0,
+} as const;
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 5083;
+
+/** Most workers / instances accepted: far above any sane value, low enough to catch typos. */
+export const MAX_WORKERS = 1024;
+export const MAX_INSTANCES = 1024;
+
+/**
+ * Annotation keyword carrying a human wording for a `pattern` failure; ajv's own
+ * "must match pattern ..." shows a regex the user did not write.
+ */
+export const ERROR_HINT_KEYWORD = 'x-error-hint';
+
+function integer(description: string, minimum: number, maximum: number, def?: number): object {
+  return def === undefined
+    ? { type: 'integer', minimum, maximum, description }
+    : { type: 'integer', minimum, maximum, default: def, description };
+}
+
+/**
+ * Builds the schema. A function rather than a constant because the `workers` default is the
+ * core count of the machine it runs on.
+ */
+export function buildConfigSchema(): Record<string, unknown> {
+  const cores = os.availableParallelism();
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'https://lapps.dev/schema/config.json',
+    title: 'lapps configuration',
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      $schema: {
+        type: 'string',
+        description: 'Schema reference for editors; ignored by lapps.',
+      },
+      listeners: {
+        type: 'array',
+        minItems: 1,
+        description:
+          'Addresses to accept connections on. Every worker binds each one with SO_REUSEPORT.',
+        default: [{ host: DEFAULT_HOST, port: DEFAULT_PORT }],
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            host: {
+              type: 'string',
+              minLength: 1,
+              default: DEFAULT_HOST,
+              description: 'IPv4 or IPv6 address to bind ("0.0.0.0" or "::" for all).',
+            },
+            port: integer('TCP port; 0 picks a free one.', 0, 65535, DEFAULT_PORT),
+          },
+        },
+      },
+      workers: integer(
+        'IO worker threads (default: the number of cores).',
+        1,
+        MAX_WORKERS,
+        Math.min(cores, MAX_WORKERS),
+      ),
+      limits: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Server-wide limits. Sizes are bytes, times milliseconds.',
+        properties: {
+          max_message_size: integer(
+            'Largest inbound message, all fragments together; over it the connection is closed with 1009.',
+            1,
+            1024 * MiB,
+            DEFAULT_LIMITS.max_message_size,
+          ),
+          max_header_size: integer(
+            'Largest handshake request head (request line + headers); over it: HTTP 431.',
+            256,
+            MiB,
+            DEFAULT_LIMITS.max_header_size,
+          ),
+          max_headers: integer(
+            'Most header lines in a handshake request; over it: HTTP 431.',
+            8,
+            1024,
+            DEFAULT_LIMITS.max_headers,
+          ),
+          handshake_timeout_ms: integer(
+            'Time from accept to a complete handshake request; then the socket is closed.',
+            1,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.handshake_timeout_ms,
+          ),
+          idle_timeout_ms: integer(
+            'A connection with no inbound traffic for this long is closed with 1001; 0 = never.',
+            0,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.idle_timeout_ms,
+          ),
+          ping_interval_ms: integer(
+            'A ping is sent after this long without inbound traffic; 0 = never.',
+            0,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.ping_interval_ms,
+          ),
+          close_timeout_ms: integer(
+            "After sending a close frame, time to wait for the peer's before dropping TCP.",
+            1,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.close_timeout_ms,
+          ),
+          outbound_high_water_mark: integer(
+            'A connection whose queued outbound bytes already exceed this when a new message is queued is closed as a slow consumer.',
+            1,
+            Number.MAX_SAFE_INTEGER,
+            DEFAULT_LIMITS.outbound_high_water_mark,
+          ),
+          auto_fragment_size: integer(
+            'Split outbound messages into frames of at most this many payload bytes; 0 = never.',
+            0,
+            1024 * MiB,
+            DEFAULT_LIMITS.auto_fragment_size,
+          ),
+        },
+      },
+      log: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Server log (written to stderr).',
+        properties: {
+          level: {
+            enum: ['error', 'warn', 'info', 'debug'],
+            default: 'info',
+            description: 'Least severe level written.',
+          },
+          json: {
+            type: 'boolean',
+            default: false,
+            description: 'One JSON object per line instead of text lines.',
+          },
+        },
+      },
+      services: {
+        type: 'array',
+        default: [],
+        description: 'Reactive services, each bound to a request path.',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['name', 'request_target'],
+          properties: {
+            name: {
+              type: 'string',
+              pattern: SERVICE_NAME_PATTERN,
+              [ERROR_HINT_KEYWORD]:
+                'must be a Lua identifier (letters, digits, "_"; not starting with a digit)',
+              description: 'Service name; also the name of its Lua module and global table.',
+            },
+            request_target: {
+              type: 'string',
+              pattern: REQUEST_TARGET_PATTERN,
+              [ERROR_HINT_KEYWORD]:
+                'must start with "/" and contain no spaces or control characters',
+              description: 'Request path the service answers, e.g. "/echo".',
+            },
+            protocol: {
+              enum: ['raw'],
+              default: 'raw',
+              description: 'Message protocol; "raw" passes frames to onMessage untouched.',
+            },
+            instances: integer(
+              'Lua states running this service, spread over the workers; a connection is pinned to one.',
+              1,
+              MAX_INSTANCES,
+              1,
+            ),
+            max_inbound_message_size: integer(
+              'Largest inbound message for this service (default and upper bound: limits.max_message_size).',
+              1,
+              1024 * MiB,
+            ),
+            source: {
+              type: 'string',
+              minLength: 1,
+              description:
+                'Path of the Lua file, relative to the config file (default: services/<name>/<name>.lua).',
+            },
+          },
+        },
+      },
+    },
+  };
+}
