@@ -108,6 +108,8 @@ async function sanitize() {
     // Node and V8 keep memory until exit by design: leak reports would be noise.
     ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1',
     UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+    // Sanitized code runs a few times slower: test deadlines stretch with it.
+    LAPPS_TEST_TIME_SCALE: '3',
   });
 }
 
