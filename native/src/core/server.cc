@@ -111,6 +111,11 @@ bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
     socklen_t len = socklen_t(res->ai_addrlen);
     ::freeaddrinfo(res);
     uint16_t port = l.port;
+    if (addr.ss_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = htons(port);
+    } else {
+      reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(port);
+    }
     {
       // SO_REUSEPORT would let us join another process's listener silently and share its
       // traffic. A probe bound without it fails if anyone listens there; it also picks the
