@@ -69,10 +69,7 @@ struct FrameSink {
       c.closeSent = true;
     }
     // Both close frames are exchanged: the server closes TCP first (RFC 6455 §7.1.1).
-    c.state = ConnState::Draining;
-    c.finAfterFlush = true;
-    w.markDirty(c);
-    w.armTimer(c, w.nowMs_ + w.server_.settings().closeTimeoutMs);
+    w.finishAndDrain(c);
     return false;
   }
 
@@ -85,10 +82,7 @@ struct FrameSink {
       c.closeSent = true;
     }
     // The stream cannot be parsed any further: finish our side and drain.
-    c.state = ConnState::Draining;
-    c.finAfterFlush = true;
-    w.markDirty(c);
-    w.armTimer(c, w.nowMs_ + w.server_.settings().closeTimeoutMs);
+    w.finishAndDrain(c);
   }
 };
 
@@ -221,6 +215,10 @@ void Worker::rejectHandshake(Connection& c, int status, std::string_view body) {
   appendHttpError(response, status, body);
   c.out.append(reinterpret_cast<const uint8_t*>(response.data()), response.size());
   c.hs.reset();
+  finishAndDrain(c);
+}
+
+void Worker::finishAndDrain(Connection& c) {
   c.state = ConnState::Draining;
   c.finAfterFlush = true;
   markDirty(c);

@@ -77,6 +77,8 @@ class Worker {
   void onFrameBytes(Connection& c, uint8_t* data, size_t len);
   void dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len);
   void beginClose(Connection& c, uint16_t code, std::string_view reason);
+  // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
+  void finishAndDrain(Connection& c);
   void queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len);
   void markDirty(Connection& c);
   void flush(Connection& c);
