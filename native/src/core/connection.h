@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/out-queue.h"
+#include "core/peer-address.h"
 #include "protocol/frame-parser.h"
 #include "protocol/handshake-parser.h"
 
@@ -63,7 +64,7 @@ struct Connection {
   uint64_t lastActivityMs = 0;
   uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
 
-  sockaddr_storage peer{};
+  PeerAddress peer{};
 };
 
 }  // namespace lapps

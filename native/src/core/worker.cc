@@ -130,9 +130,9 @@ void Worker::run() {
 
 void Worker::onListener(int fd) {
   for (int k = 0; k < kAcceptBurst; ++k) {
-    sockaddr_storage peer{};
+    PeerAddress peer{};
     socklen_t len = sizeof peer;
-    int cfd = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int cfd = ::accept4(fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (cfd < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
@@ -153,7 +153,7 @@ void Worker::onListener(int fd) {
   }
 }
 
-Connection* Worker::newConnection(int fd, const sockaddr_storage& peer) {
+Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   uint32_t slot;
   if (!freeSlots_.empty()) {
     slot = freeSlots_.back();

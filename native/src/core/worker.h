@@ -28,10 +28,10 @@ class LuaInstance;
 struct InboxMessage {
   enum class Kind : uint8_t { Adopt, Send, Close, Stop };
   Kind kind = Kind::Stop;
-  int fd = -1;              // Adopt: the socket handed over
-  int32_t instance = -1;    // Adopt: instance index chosen for it
-  sockaddr_storage peer{};  // Adopt
-  uint64_t handle = 0;      // Send / Close
+  int fd = -1;            // Adopt: the socket handed over
+  int32_t instance = -1;  // Adopt: instance index chosen for it
+  PeerAddress peer{};     // Adopt
+  uint64_t handle = 0;    // Send / Close
   Opcode opcode = Opcode::Text;
   uint16_t code = 0;  // Close
   std::string bytes;  // Adopt: bytes read so far; Send: payload; Close: reason
@@ -91,7 +91,7 @@ class Worker {
   void scheduleActivityTimer(Connection& c);
   void beginStop();
 
-  Connection* newConnection(int fd, const sockaddr_storage& peer);
+  Connection* newConnection(int fd, const PeerAddress& peer);
   Connection* lookup(uint64_t handle);
   uint64_t handleOf(const Connection& c) const {
     return Handle{index_, c.slot, c.generation}.pack();
