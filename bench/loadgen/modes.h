@@ -1,0 +1,13 @@
+// Entry points of the three modes. Each prints its JSON result on stdout and returns the
+// process exit status (0 even when connections failed: the JSON counts them).
+#pragma once
+
+#include "options.h"
+
+namespace loadgen {
+
+int runEcho(const Options& o);
+int runRamp(const Options& o);
+int runIdle(const Options& o);
+
+}  // namespace loadgen

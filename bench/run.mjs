@@ -1,0 +1,682 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: lapps side by side with other echo servers, one run, one table.
+ *
+ *   npm run bench                      every scenario, every peer (~8 minutes)
+ *   npm run bench -- --quick           shorter runs, 10k idle only (< 3 minutes)
+ *   npm run bench -- --peers lapps,tcp only these peers
+ *   npm run bench -- --scenarios closed-100x32,pipelined-100x32x16
+ *   npm run bench -- --callgrind       also count instructions per echoed message
+ *
+ * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
+ * scenario gets a fresh server process so its peak RSS is its own. Results go to
+ * bench/results/<date>.json and an SVG chart beside it (both git-ignored).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { renderChart } from './chart.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const benchBuild = path.join(root, 'build-bench');
+const bin = (name) => path.join(benchBuild, 'bench', ...name.split('/'));
+
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    peers: { type: 'string' },
+    scenarios: { type: 'string' },
+    callgrind: { type: 'boolean', default: false },
+    'no-build': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opts.help) {
+  console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]);
+  process.exit(0);
+}
+
+const quick = opts.quick;
+const duration = quick ? 2 : 5;
+const warmup = quick ? 0.5 : 1;
+const serverCore = '0';
+const clientCore = os.availableParallelism() > 1 ? '1' : '0';
+
+// --- prerequisites and build -------------------------------------------------------------
+
+function have(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function ensurePackages() {
+  const missing = [];
+  if (!existsSync('/usr/include/websocketpp/server.hpp')) missing.push('libwebsocketpp-dev');
+  if (!existsSync('/usr/include/boost/beast.hpp')) missing.push('libboost-dev');
+  if (!have('valgrind')) missing.push('valgrind');
+  if (!have('taskset')) missing.push('util-linux');
+  if (!have('cmake')) missing.push('cmake');
+  if (missing.length === 0) return;
+  if (process.getuid?.() === 0 && have('apt-get')) {
+    console.log(`bench: installing ${missing.join(' ')}`);
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+    const r = spawnSync(
+      'apt-get',
+      ['install', '-y', '-qq', '--no-install-recommends', ...missing],
+      {
+        stdio: 'inherit',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      },
+    );
+    if (r.status !== 0) fail(`apt-get install ${missing.join(' ')} failed`);
+  } else {
+    fail(`missing packages; run: sudo apt-get install -y ${missing.join(' ')}`);
+  }
+}
+
+function fail(message) {
+  console.error(`bench: ${message}`);
+  process.exit(1);
+}
+
+function run(cmd, args, options = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...options });
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed`);
+}
+
+function build() {
+  ensurePackages();
+  // The addon and dist/ as `npm install` builds them, then the bench tools.
+  run(process.execPath, [path.join(root, 'scripts', 'build-native.mjs')]);
+  run(process.execPath, [
+    path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+    '-p',
+    'tsconfig.json',
+  ]);
+  run(
+    'cmake',
+    [
+      '-S',
+      root,
+      '-B',
+      benchBuild,
+      '-DCMAKE_BUILD_TYPE=Release',
+      '-DLAPPS_BENCH=ON',
+      '-DLAPPS_NATIVE_TESTS=OFF',
+      '-Wno-dev',
+      '--log-level=WARNING',
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  run('cmake', ['--build', benchBuild, '-j', '2']);
+}
+
+// --- peers -------------------------------------------------------------------------------
+
+/** Echo servers under test. `ws` paths: the lapps echo and the others answer on /echo. */
+const allPeers = [
+  {
+    name: 'lapps',
+    label: 'lapps (Lua echo)',
+    cmd: (port) => [
+      process.execPath,
+      path.join(root, 'bin', 'lapps.js'),
+      'start',
+      '--port',
+      String(port),
+      '--workers',
+      '1',
+    ],
+    ready: 'started',
+  },
+  {
+    name: 'ws',
+    label: 'ws + bufferutil',
+    cmd: (port) => [
+      process.execPath,
+      path.join(root, 'bench', 'peers', 'ws-echo.mjs'),
+      String(port),
+    ],
+    ready: 'listening',
+  },
+  {
+    name: 'ws-plain',
+    label: 'ws (no bufferutil)',
+    cmd: (port) => [
+      process.execPath,
+      path.join(root, 'bench', 'peers', 'ws-echo.mjs'),
+      String(port),
+    ],
+    env: { WS_NO_BUFFER_UTIL: '1' },
+    ready: 'listening',
+  },
+  {
+    name: 'websocketpp',
+    label: 'websocketpp',
+    cmd: (port) => [bin('peers/websocketpp-echo'), String(port)],
+    ready: 'listening',
+  },
+  {
+    name: 'beast',
+    label: 'Boost.Beast',
+    cmd: (port) => [bin('peers/beast-echo'), String(port)],
+    ready: 'listening',
+  },
+  {
+    name: 'tcp',
+    label: 'raw TCP echo (ceiling)',
+    cmd: (port) => [bin('peers/tcp-echo'), String(port)],
+    ready: 'listening',
+    raw: true,
+  },
+];
+
+const allScenarios = [
+  {
+    name: 'closed-100x32',
+    label: 'closed loop 100 x 32 B',
+    args: ['--connections', '100', '--size', '32', '--inflight', '1'],
+  },
+  {
+    name: 'closed-100x1k',
+    label: 'closed loop 100 x 1 KiB',
+    args: ['--connections', '100', '--size', '1024', '--inflight', '1'],
+  },
+  {
+    name: 'closed-1000x32',
+    label: 'closed loop 1000 x 32 B',
+    args: ['--connections', '1000', '--size', '32', '--inflight', '1'],
+  },
+  {
+    name: 'closed-10x64k',
+    label: 'closed loop 10 x 64 KiB',
+    args: ['--connections', '10', '--size', '65536', '--inflight', '1'],
+  },
+  {
+    name: 'pipelined-100x32x16',
+    label: 'pipelined 100 x 32 B x 16',
+    args: ['--connections', '100', '--size', '32', '--inflight', '16'],
+  },
+  {
+    name: 'handshakes',
+    label: 'handshakes/s (10,000)',
+    mode: 'ramp',
+    args: ['--connections', '10000', '--concurrency', '100'],
+  },
+  { name: 'idle-10k', label: 'idle 10,000 connections', mode: 'idle', connections: 10000 },
+  {
+    name: 'idle-50k',
+    label: 'idle 50,000 connections',
+    mode: 'idle',
+    connections: 50000,
+    full: true,
+  },
+];
+
+function pick(list, csv) {
+  if (!csv) return list;
+  const names = csv.split(',');
+  const unknown = names.filter((n) => !list.some((x) => x.name === n));
+  if (unknown.length)
+    fail(`unknown: ${unknown.join(', ')} (known: ${list.map((x) => x.name).join(', ')})`);
+  return list.filter((x) => names.includes(x.name));
+}
+
+const peers = pick(allPeers, opts.peers);
+const scenarios = pick(allScenarios, opts.scenarios).filter((s) => !(quick && s.full));
+
+// --- process helpers ---------------------------------------------------------------------
+
+const fdLimit = 1048576;
+const canLiftFdLimit =
+  spawnSync('prlimit', [`--nofile=${fdLimit}:${fdLimit}`, 'true'], { stdio: 'ignore' }).status ===
+  0;
+/** The descriptor limit peers run with: each connection held costs one. */
+function peerFdLimit() {
+  if (canLiftFdLimit) return fdLimit;
+  const r = spawnSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' });
+  return Number(r.stdout.trim()) || 1024;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Starts a peer pinned to the server core; resolves once it says it is ready. */
+async function startPeer(peer) {
+  const port = await freePort();
+  const [cmd, ...args] = peer.cmd(port);
+  if (!existsSync(cmd)) throw new Error(`${peer.name}: ${cmd} not built`);
+  // 50,000 idle connections need that many descriptors: where the limit can be lifted
+  // (root with CAP_SYS_RESOURCE), lift it for every peer alike.
+  const launcher = canLiftFdLimit
+    ? ['prlimit', `--nofile=${fdLimit}:${fdLimit}`, 'taskset', '-c', serverCore]
+    : ['taskset', '-c', serverCore];
+  const child = spawn(launcher[0], [...launcher.slice(1), cmd, ...args], {
+    cwd: root,
+    env: { ...process.env, ...peer.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${peer.name}: not ready after 15 s:\n${out}`)),
+      15000,
+    );
+    const onData = (d) => {
+      out += d.toString();
+      if (out.includes(peer.ready)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${peer.name} exited with ${code}:\n${out}`));
+    });
+  });
+  return { child, port, pid: child.pid };
+}
+
+async function stopPeer(p) {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once('exit', r));
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** prlimit and taskset exec the server, so the child pid is the server's. */
+function procStatus(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0);
+  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+}
+
+/** CPU seconds (user + system) the process has used, all threads. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+/** Runs the load generator pinned to the client core; resolves with its final JSON. */
+function loadgen(args, { onLine } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', clientCore, bin('lapps-loadgen'), ...args], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d.toString();
+      let nl;
+      while ((nl = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (!line.trim()) continue;
+        const obj = JSON.parse(line);
+        if (obj.event) onLine?.(obj, child);
+        else resolve(obj);
+      }
+    });
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`loadgen ${args.join(' ')} exited with ${code}`));
+    });
+  });
+}
+
+// --- scenarios ---------------------------------------------------------------------------
+
+async function runScenario(peer, scenario) {
+  // The raw TCP echo speaks no WebSocket: it is a ceiling for echo throughput only.
+  if (peer.raw && scenario.mode) return { skipped: 'no WebSocket handshake (echo ceiling only)' };
+  const server = await startPeer(peer);
+  try {
+    const base = ['--host', '127.0.0.1', '--port', String(server.port), '--path', '/echo'];
+    if (scenario.mode === 'idle') {
+      const before = procStatus(server.pid).rssKb;
+      let held;
+      const result = await loadgen(
+        [
+          ...base,
+          '--mode',
+          'idle',
+          '--connections',
+          String(scenario.connections),
+          '--sources',
+          '127.0.0.1,127.0.0.2,127.0.0.3',
+          '--hold',
+          '60',
+        ],
+        {
+          onLine: (obj, child) => {
+            // Let the server settle, read its RSS while every connection is held, release.
+            setTimeout(() => {
+              held = procStatus(server.pid);
+              child.stdin.end();
+            }, 1000);
+          },
+        },
+      );
+      const rss = held ?? procStatus(server.pid);
+      const limit = peerFdLimit();
+      return {
+        note:
+          scenario.connections >= limit
+            ? `descriptor hard limit ${limit} on this machine: at most ~${limit} connections per process`
+            : undefined,
+        opened: result.opened,
+        errors: result.errors,
+        rssKb: rss.rssKb,
+        baselineRssKb: before,
+        bytesPerConnection: result.opened ? ((rss.rssKb - before) * 1024) / result.opened : null,
+        peakRssKb: rss.hwmKb,
+      };
+    }
+    const cpu0 = cpuSeconds(server.pid);
+    const args =
+      scenario.mode === 'ramp'
+        ? [...base, '--mode', 'ramp', ...scenario.args]
+        : [
+            ...base,
+            '--mode',
+            'echo',
+            ...scenario.args,
+            '--duration',
+            String(duration),
+            '--warmup',
+            String(warmup),
+            ...(peer.raw ? ['--raw'] : []),
+          ];
+    const result = await loadgen(args);
+    const cpu = cpuSeconds(server.pid) - cpu0;
+    const status = procStatus(server.pid);
+    const total = result.messages_total ?? result.handshakes ?? result.messages;
+    return {
+      ...result,
+      cpuUsPerMessage: total ? (cpu * 1e6) / total : null,
+      peakRssKb: status.hwmKb,
+    };
+  } finally {
+    await stopPeer(server);
+  }
+}
+
+function micro() {
+  const out = {};
+  for (const [key, name] of [
+    ['parser', 'micro/lapps-bench-parser'],
+    ['encoder', 'micro/lapps-bench-encoder'],
+  ]) {
+    const r = spawnSync('taskset', ['-c', clientCore, bin(name), '--json'], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(`bench: ${name} failed: ${r.stderr}`);
+      continue;
+    }
+    out[key] = JSON.parse(r.stdout);
+  }
+  return out;
+}
+
+/**
+ * Instructions the lapps worker thread spends per echoed message: callgrind counts only
+ * inside Worker::run (the data plane), over a fixed number of messages, so the figure
+ * does not depend on machine noise.
+ */
+async function callgrind() {
+  const messages = 20000;
+  const port = await freePort();
+  const outFile = path.join(root, 'bench', 'results', `callgrind.${Date.now()}.out`);
+  const child = spawn(
+    'valgrind',
+    [
+      '--tool=callgrind',
+      `--callgrind-out-file=${outFile}`,
+      '--toggle-collect=lapps::Worker::run()',
+      process.execPath,
+      path.join(root, 'bin', 'lapps.js'),
+      'start',
+      '--port',
+      String(port),
+      '--workers',
+      '1',
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`callgrind: server not ready:\n${log}`)),
+      120000,
+    );
+    const onData = (d) => {
+      log += d.toString();
+      if (log.includes('started')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+  });
+  const result = await loadgen([
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--path',
+    '/echo',
+    '--mode',
+    'echo',
+    '--connections',
+    '10',
+    '--size',
+    '32',
+    '--inflight',
+    '1',
+    '--count',
+    String(messages),
+  ]);
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+  const dump = readFileSync(outFile, 'utf8');
+  const totals = /^totals:\s+(\d+)/m.exec(dump) ?? /^summary:\s+(\d+)/m.exec(dump);
+  const instructions = Number(totals?.[1] ?? 0);
+  const echoed = result.messages_total ?? result.messages;
+  return {
+    messages: echoed,
+    instructions,
+    instructionsPerMessage: instructions / echoed,
+    file: outFile,
+  };
+}
+
+// --- report ------------------------------------------------------------------------------
+
+function fmt(n, digits = 0) {
+  if (n === null || n === undefined || Number.isNaN(n)) return '-';
+  return Number(n).toLocaleString('en-US', {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+}
+
+function table(rows) {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows
+    .map((r, ri) => {
+      const line = r
+        .map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])))
+        .join('  ');
+      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
+    })
+    .join('\n');
+}
+
+function report(results) {
+  const lines = [];
+  for (const scenario of scenarios) {
+    const rows = [
+      [
+        scenario.label,
+        ...(scenario.mode === 'idle'
+          ? ['opened', 'server RSS', 'bytes/conn', 'errors']
+          : scenario.mode === 'ramp'
+            ? ['handshakes/s', 'CPU µs/hs', 'peak RSS', 'errors']
+            : [
+                'msg/s',
+                'vs lapps',
+                'p50 µs',
+                'p99 µs',
+                'p99.9 µs',
+                'CPU µs/msg',
+                'peak RSS',
+                'errors',
+              ]),
+      ],
+    ];
+    const lappsRate = results.lapps?.[scenario.name]?.msgs_per_sec;
+    for (const peer of peers) {
+      const r = results[peer.name]?.[scenario.name];
+      if (!r) continue;
+      if (r.skipped) continue;
+      if (r.error) {
+        rows.push([peer.label, `failed: ${r.error.split('\n')[0]}`]);
+        continue;
+      }
+      if (scenario.mode === 'idle') {
+        rows.push([
+          peer.label,
+          fmt(r.opened),
+          `${fmt(r.rssKb / 1024, 1)} MiB`,
+          fmt(r.bytesPerConnection),
+          fmt(r.errors),
+        ]);
+      } else if (scenario.mode === 'ramp') {
+        rows.push([
+          peer.label,
+          fmt(r.handshakes_per_sec),
+          fmt(r.cpuUsPerMessage, 1),
+          `${fmt(r.peakRssKb / 1024, 1)} MiB`,
+          fmt(r.errors),
+        ]);
+      } else {
+        rows.push([
+          peer.label,
+          fmt(r.msgs_per_sec),
+          lappsRate ? `${fmt(lappsRate / r.msgs_per_sec, 2)}x` : '-',
+          fmt(r.latency_us?.p50),
+          fmt(r.latency_us?.p99),
+          fmt(r.latency_us?.p999),
+          fmt(r.cpuUsPerMessage, 2),
+          `${fmt(r.peakRssKb / 1024, 1)} MiB`,
+          fmt(r.errors),
+        ]);
+      }
+    }
+    lines.push(table(rows));
+    const notes = new Set(peers.map((p) => results[p.name]?.[scenario.name]?.note).filter(Boolean));
+    for (const n of notes) lines.push(`note: ${n}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+// --- main --------------------------------------------------------------------------------
+
+async function main() {
+  if (!opts['no-build']) build();
+  const started = Date.now();
+  const results = {};
+  for (const scenario of scenarios) {
+    for (const peer of peers) {
+      process.stdout.write(`bench: ${scenario.name} on ${peer.name} ... `);
+      let r;
+      try {
+        r = await runScenario(peer, scenario);
+        console.log(
+          r.skipped
+            ? `skipped: ${r.skipped}`
+            : scenario.mode === 'idle'
+              ? `${fmt(r.opened)} open, ${fmt(r.bytesPerConnection)} B/conn`
+              : scenario.mode === 'ramp'
+                ? `${fmt(r.handshakes_per_sec)} hs/s`
+                : `${fmt(r.msgs_per_sec)} msg/s`,
+        );
+      } catch (err) {
+        r = { error: err.message };
+        console.log(`failed: ${err.message.split('\n')[0]}`);
+      }
+      (results[peer.name] ??= {})[scenario.name] = r;
+    }
+  }
+  const microResults = micro();
+  const callgrindResult = opts.callgrind
+    ? await callgrind().catch((e) => ({ error: e.message }))
+    : undefined;
+
+  const text = report(results);
+  console.log(`\n${text}`);
+  if (microResults.parser) {
+    console.log('frame parser (parse + unmask + UTF-8), one core:');
+    for (const c of microResults.parser.cases ?? microResults.parser) {
+      console.log(
+        `  ${String(c.case).padEnd(28)} ${fmt(c.frames_per_sec / 1e6, 1).padStart(8)} M frames/s ${fmt(c.gbytes_per_sec, 2).padStart(8)} GB/s`,
+      );
+    }
+  }
+  if (microResults.encoder) {
+    for (const c of microResults.encoder.cases ?? microResults.encoder) {
+      console.log(`frame encoder ${c.case}: ${fmt(c.frames_per_sec / 1e6, 1)} M frames/s`);
+    }
+  }
+  if (callgrindResult) {
+    console.log(
+      callgrindResult.error
+        ? `callgrind: failed: ${callgrindResult.error}`
+        : `callgrind: ${fmt(callgrindResult.instructionsPerMessage)} instructions per echoed message in the worker (${fmt(callgrindResult.messages)} messages)`,
+    );
+  }
+
+  const date = new Date().toISOString().replace(/[:]/g, '-').replace(/\..*/, '');
+  const dir = path.join(root, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const doc = {
+    date: new Date().toISOString(),
+    quick,
+    machine: { cpus: os.cpus()[0]?.model, cores: os.availableParallelism(), node: process.version },
+    pinning: { server: serverCore, client: clientCore },
+    duration,
+    warmup,
+    peers: peers.map((p) => ({ name: p.name, label: p.label })),
+    scenarios: scenarios.map((s) => ({ name: s.name, label: s.label })),
+    results,
+    micro: microResults,
+    callgrind: callgrindResult,
+    seconds: (Date.now() - started) / 1000,
+  };
+  const json = path.join(dir, `${date}.json`);
+  writeFileSync(json, `${JSON.stringify(doc, null, 2)}\n`);
+  writeFileSync(path.join(dir, `${date}.svg`), renderChart(doc));
+  console.log(
+    `\nresults: ${path.relative(root, json)} and ${path.relative(root, json.replace(/json$/, 'svg'))}`,
+  );
+}
+
+main().catch((err) => fail(err.stack ?? String(err)));
