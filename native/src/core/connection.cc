@@ -17,6 +17,9 @@
 
 namespace lapps {
 
+// Largest reassembly buffer a connection keeps between messages.
+constexpr size_t kKeepMessageBuffer = 1 << 20;
+
 // Receives parsed frames for one connection.
 struct FrameSink {
   Worker& w;
@@ -29,12 +32,16 @@ struct FrameSink {
       w.dispatchMessage(c, text, data, len);
     } else {
       if (first) c.message.clear();
+      // Room for the rest of this frame at once (its length is known from the header).
+      size_t want = c.message.size() + len + size_t(c.parser.remaining);
+      if (want > c.message.capacity()) c.message.reserve(want);
       c.message.append(reinterpret_cast<const char*>(data), len);
       if (last) {
         w.dispatchMessage(c, text, reinterpret_cast<const uint8_t*>(c.message.data()),
                           c.message.size());
-        // Keep a modest buffer for the next fragmented message, never a huge one.
-        if (c.message.capacity() > 64 * 1024) {
+        // Keep the buffer for the next message that spans reads (freeing and regrowing
+        // it per message costs page faults), unless it is huge.
+        if (c.message.capacity() > kKeepMessageBuffer) {
           std::string().swap(c.message);
         } else {
           c.message.clear();
@@ -192,7 +199,7 @@ void Worker::completeHandshake(Connection& c) {
 
   std::string response;
   appendSwitchingProtocols(response, req.key, {});
-  c.out.append(reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  c.out.append(pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
   c.service = svc;
   c.instance = svc->instances[size_t(inst)].get();
   c.state = ConnState::Open;
@@ -213,7 +220,7 @@ void Worker::rejectHandshake(Connection& c, int status, std::string_view body) {
   stats_->add(Counter::HandshakesFailed);
   std::string response;
   appendHttpError(response, status, body);
-  c.out.append(reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  c.out.append(pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
   c.hs.reset();
   finishAndDrain(c);
 }
@@ -233,7 +240,13 @@ void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
 
 void Worker::dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len) {
   stats_->add(Counter::MessagesIn);
-  if (!c.instance->onMessage(handleOf(c), text ? 1 : 2, data, len) && c.state == ConnState::Open) {
+  // Most sends go to the connection whose message is being handled: skip their lookup.
+  current_ = &c;
+  currentHandle_ = handleOf(c);
+  bool ok = c.instance->onMessage(currentHandle_, text ? 1 : 2, data, len);
+  current_ = nullptr;
+  currentHandle_ = 0;
+  if (!ok && c.state == ConnState::Open) {
     // The handler failed (error already logged with its traceback): only this
     // connection pays for it.
     stats_->add(Counter::ServiceErrors);
@@ -259,17 +272,45 @@ void Worker::queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t le
       size_t chunk = std::min<size_t>(frag, len - off);
       bool last = off + chunk == len;
       size_t h = encodeHeader(header, off == 0 ? op : Opcode::Continuation, chunk, last);
-      uint8_t* dst = c.out.append(h + chunk);
+      uint8_t* dst = c.out.append(pool_, h + chunk);
       std::memcpy(dst, header, h);
       std::memcpy(dst + h, data + off, chunk);
     }
   } else {
     size_t h = encodeHeader(header, op, len, true);
-    uint8_t* dst = c.out.append(h + len);
+    uint8_t* dst = c.out.append(pool_, h + len);
     std::memcpy(dst, header, h);
     if (len) std::memcpy(dst + h, data, len);
   }
   markDirty(c);
+}
+
+void Worker::writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len) {
+  uint8_t header[kMaxHeaderSize];
+  size_t h = encodeHeader(header, op, len, true);
+  iovec iov[2] = {{header, h}, {const_cast<uint8_t*>(data), len}};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      kill(c, nullptr);
+      return;
+    }
+    n = 0;
+  }
+  stats_->add(Counter::BytesOut, uint64_t(n));
+  size_t sent = size_t(n);
+  if (sent == h + len) return;
+  uint8_t* dst = c.out.append(pool_, h + len - sent);
+  if (sent < h) {
+    std::memcpy(dst, header + sent, h - sent);
+    std::memcpy(dst + h - sent, data, len);
+  } else {
+    std::memcpy(dst, data + (sent - h), len - (sent - h));
+  }
+  markDirty(c);  // the flush meets EAGAIN and arms EPOLLOUT
 }
 
 void Worker::markDirty(Connection& c) {
@@ -304,7 +345,7 @@ void Worker::flush(Connection& c) {
       return;
     }
     stats_->add(Counter::BytesOut, uint64_t(n));
-    c.out.consume(size_t(n));
+    c.out.consume(pool_, size_t(n));
   }
   if (c.epollOut) setEpoll(c, false);
   if (c.finAfterFlush) {
@@ -352,6 +393,7 @@ void Worker::teardown(Connection& c) {
     c.opened = false;
     c.instance->onDisconnect(handleOf(c));
   }
+  c.out.clear(&pool_);
   slots_[c.slot] = nullptr;
   freeSlots_.push_back(c.slot);
   --liveConnections_;

@@ -20,14 +20,14 @@ class OutQueue {
   OutQueue() = default;
   OutQueue(const OutQueue&) = delete;
   OutQueue& operator=(const OutQueue&) = delete;
-  ~OutQueue() { clear(); }
+  ~OutQueue() { clear(nullptr); }
 
   bool empty() const { return bytes_ == 0; }
   uint64_t bytes() const { return bytes_; }
 
   // Reserves `n` contiguous writable bytes at the tail and returns them; the caller fills
-  // all of them.
-  uint8_t* append(size_t n) {
+  // all of them. New buffers come from `pool` (the worker's).
+  uint8_t* append(BufferPool& pool, size_t n) {
     if (!segs_.empty()) {
       Seg& tail = segs_.back();
       if (tail.owned && tail.buf->spare() >= n) {
@@ -36,13 +36,13 @@ class OutQueue {
         return tail.buf->grow(n);
       }
     }
-    SharedBuffer* b = SharedBuffer::create(n > kChunk ? n : kChunk);
+    SharedBuffer* b = pool.take(n > kChunk ? n : kChunk);
     segs_.push_back(Seg{b, 0, uint32_t(n), true});
     bytes_ += n;
     return b->grow(n);
   }
 
-  void append(const uint8_t* p, size_t n) { std::memcpy(append(n), p, n); }
+  void append(BufferPool& pool, const uint8_t* p, size_t n) { std::memcpy(append(pool, n), p, n); }
 
   // Queues a shared buffer (whole) by reference.
   void appendShared(SharedBuffer* b) {
@@ -61,8 +61,8 @@ class OutQueue {
     return n;
   }
 
-  // Drops `n` written bytes from the front.
-  void consume(size_t n) {
+  // Drops `n` written bytes from the front; emptied buffers go back to `pool`.
+  void consume(BufferPool& pool, size_t n) {
     bytes_ -= n;
     while (n > 0) {
       Seg& s = segs_[head_];
@@ -74,7 +74,7 @@ class OutQueue {
         return;
       }
       n -= s.len;
-      s.buf->release();
+      s.buf->release(&pool);
       ++head_;
     }
     if (head_ == segs_.size()) {
@@ -84,8 +84,8 @@ class OutQueue {
     }
   }
 
-  void clear() {
-    for (size_t i = head_; i < segs_.size(); ++i) segs_[i].buf->release();
+  void clear(BufferPool* pool) {
+    for (size_t i = head_; i < segs_.size(); ++i) segs_[i].buf->release(pool);
     segs_.clear();
     segs_.shrink_to_fit();
     head_ = 0;

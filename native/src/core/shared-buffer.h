@@ -11,44 +11,25 @@
 
 namespace lapps {
 
+class BufferPool;
+
 class SharedBuffer {
  public:
-  // The common outbound chunk size; buffers of exactly this capacity are recycled per
-  // thread, so a write burst does not cost a malloc/free (and page faults) every time.
+  // The common outbound chunk size: buffers of exactly this capacity are recycled by the
+  // worker's BufferPool, so a write burst costs no malloc/free (and no page faults).
   static constexpr size_t kPooledCapacity = 16 * 1024;
 
   // Allocates header and bytes in one block. Throws std::bad_alloc like new.
   static SharedBuffer* create(size_t capacity) {
-    if (capacity == kPooledCapacity) {
-      Pool& pool = threadPool();
-      if (!pool.free.empty()) {
-        SharedBuffer* b = pool.free.back();
-        pool.free.pop_back();
-        b->refs_.store(1, std::memory_order_relaxed);
-        b->size_ = 0;
-        return b;
-      }
-    }
     void* mem = std::malloc(sizeof(SharedBuffer) + capacity);
     if (!mem) throw std::bad_alloc();
     return new (mem) SharedBuffer(capacity);
   }
 
   void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  void release() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (capacity_ == kPooledCapacity) {
-        Pool& pool = threadPool();
-        if (pool.free.size() < Pool::kMax) {
-          pool.free.push_back(this);
-          return;
-        }
-      }
-      this->~SharedBuffer();
-      std::free(this);
-    }
-  }
-  bool unique() const { return refs_.load(std::memory_order_acquire) == 1; }
+  // Drops a reference; the last one returns the buffer to `pool` (the caller's thread's
+  // pool, or null) or frees it.
+  inline void release(BufferPool* pool = nullptr);
 
   uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
   size_t size() const { return size_; }
@@ -62,25 +43,56 @@ class SharedBuffer {
   }
 
  private:
-  struct Pool {
-    static constexpr size_t kMax = 64;
-    std::vector<SharedBuffer*> free;
-    ~Pool() {
-      for (SharedBuffer* b : free) {
-        b->~SharedBuffer();
-        std::free(b);
-      }
-    }
-  };
-  static Pool& threadPool() {
-    thread_local Pool pool;
-    return pool;
+  friend class BufferPool;
+  explicit SharedBuffer(size_t capacity) : capacity_(capacity) {}
+  void destroy() {
+    this->~SharedBuffer();
+    std::free(this);
   }
 
-  explicit SharedBuffer(size_t capacity) : capacity_(capacity) {}
   std::atomic<uint32_t> refs_{1};
   size_t size_ = 0;
   size_t capacity_;
 };
+
+// A worker's free list of kPooledCapacity buffers. Single-threaded: only its worker uses it.
+class BufferPool {
+ public:
+  BufferPool() = default;
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+  ~BufferPool() {
+    for (SharedBuffer* b : free_) b->destroy();
+  }
+
+  SharedBuffer* take(size_t capacity) {
+    if (capacity == SharedBuffer::kPooledCapacity && !free_.empty()) {
+      SharedBuffer* b = free_.back();
+      free_.pop_back();
+      b->refs_.store(1, std::memory_order_relaxed);
+      b->size_ = 0;
+      return b;
+    }
+    return SharedBuffer::create(capacity);
+  }
+
+  // Keeps an unreferenced buffer for reuse; false if it is not poolable or the pool is full.
+  bool keep(SharedBuffer* b) {
+    if (b->capacity_ != SharedBuffer::kPooledCapacity || free_.size() >= kMax) return false;
+    free_.push_back(b);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kMax = 64;
+  std::vector<SharedBuffer*> free_;
+};
+
+inline void SharedBuffer::release(BufferPool* pool) {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (pool && pool->keep(this)) return;
+    destroy();
+  }
+}
 
 }  // namespace lapps

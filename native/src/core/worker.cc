@@ -310,7 +310,7 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
     server_.worker(h.worker).inbox().push(std::move(m));
     return SendStatus::Ok;
   }
-  Connection* c = lookup(handle);
+  Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
@@ -319,7 +319,11 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
     kill(*c, "slow consumer: outbound queue over the high-water mark");
     return SendStatus::SlowConsumer;
   }
-  queueFrame(*c, op, data, len);
+  if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize) {
+    writeThrough(*c, op, data, len);
+  } else {
+    queueFrame(*c, op, data, len);
+  }
   stats_->add(Counter::MessagesOut);
   return SendStatus::Ok;
 }

@@ -16,6 +16,7 @@
 #include "core/event-channel.h"
 #include "core/handle.h"
 #include "core/inbox.h"
+#include "core/shared-buffer.h"
 #include "core/stats.h"
 #include "protocol/opcode.h"
 
@@ -80,6 +81,10 @@ class Worker {
   // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
   void finishAndDrain(Connection& c);
   void queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len);
+  // Large message, empty queue: write it straight from the caller's bytes, queue only
+  // what the socket did not take (saves copying the payload into the queue).
+  void writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len);
+  static constexpr size_t kWriteThroughBytes = 16 * 1024;
   void markDirty(Connection& c);
   void flush(Connection& c);
   void flushDirty();
@@ -128,6 +133,9 @@ class Worker {
   bool listenersPaused_ = false;
   uint64_t resumeListenersAt_ = 0;
   std::vector<uint8_t> readBuf_;
+  BufferPool pool_;                // outbound chunks, recycled
+  Connection* current_ = nullptr;  // connection whose message a handler is processing
+  uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
 };
 

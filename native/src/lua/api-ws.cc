@@ -1,3 +1,6 @@
+// ws:send and ws:close are thin Lua wrappers over two C entry points called through the
+// LuaJIT FFI: the JIT compiles a service's onMessage together with its sends, where a
+// classic lua_CFunction would force every call back into the interpreter.
 #include "lua/api-ws.h"
 
 #include <lua.hpp>
@@ -9,107 +12,136 @@
 #include "core/worker.h"
 #include "lua/lua-instance.h"
 #include "protocol/close-code.h"
+#include "protocol/frame-encoder.h"
 #include "protocol/utf8-validator.h"
 
 namespace lapps {
 
 namespace {
 
-LuaInstance* instanceOf(lua_State* L) {
-  return static_cast<LuaInstance*>(lua_touserdata(L, lua_upvalueindex(1)));
+// Result codes shared with the Lua wrapper below (its `errors` table is indexed by them).
+enum WsResult : int {
+  kOk = 0,
+  kNoConnection = 1,
+  kClosing = 2,
+  kSlowConsumer = 3,
+  kTextNotUtf8 = 4,
+  kBadCloseCode = 5,
+  kReasonTooLong = 6,
+  kReasonNotUtf8 = 7,
+};
+
+int fromStatus(SendStatus s) {
+  switch (s) {
+    case SendStatus::Ok:
+      return kOk;
+    case SendStatus::NoConnection:
+      return kNoConnection;
+    case SendStatus::Closing:
+      return kClosing;
+    case SendStatus::SlowConsumer:
+      return kSlowConsumer;
+  }
+  return kNoConnection;
 }
 
-// LAppS calls these with a colon (ws:send(...)); a dot call (ws.send(h, ...)) works too.
-int firstArg(lua_State* L) {
-  return lua_istable(L, 1) ? 2 : 1;
-}
-
-int fail(lua_State* L, const char* message) {
-  lua_pushboolean(L, 0);
-  lua_pushstring(L, message);
-  return 2;
-}
-
-// Reads a handle argument; false when it cannot name any connection.
-bool toHandle(lua_State* L, int idx, uint64_t& out) {
-  if (lua_type(L, idx) != LUA_TNUMBER) return false;
-  lua_Number n = lua_tonumber(L, idx);
-  if (!(n >= 1 && n <= lua_Number(Handle::kMax)) || std::floor(n) != n) return false;
+// A Lua number names a connection only if it is an integer in the handle range.
+bool toHandle(double n, uint64_t& out) {
+  if (!(n >= 1 && n <= double(Handle::kMax)) || std::floor(n) != n) return false;
   out = uint64_t(n);
   return true;
 }
 
-int statusResult(lua_State* L, SendStatus s) {
-  switch (s) {
-    case SendStatus::Ok:
-      lua_pushboolean(L, 1);
-      return 1;
-    case SendStatus::NoConnection:
-      return fail(L, "no such connection");
-    case SendStatus::Closing:
-      return fail(L, "connection is closing");
-    case SendStatus::SlowConsumer:
-      return fail(L, "connection closed: slow consumer");
-  }
-  return fail(L, "unknown status");
+// The Lua side of the module. Upvalues come in as `...`: the two entry points and the
+// instance, all as light userdata. Argument checks stay in Lua, where the JIT removes
+// them for well-typed calls; the C side checks what Lua cannot (handles, UTF-8).
+constexpr const char* kWsModule = R"lua(
+local send_ptr, close_ptr, instance_ptr = ...
+local ffi = require("ffi")
+local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
+local close = ffi.cast("int (*)(void *, double, double, const char *, size_t)", close_ptr)
+local instance = ffi.cast("void *", instance_ptr)
+local type = type
+local errors = {
+  "no such connection",
+  "connection is closing",
+  "connection closed: slow consumer",
+  "ws:send: text message is not valid UTF-8 (send it as binary, opcode 2)",
+  "ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)",
+  "ws:close: reason longer than 123 bytes",
+  "ws:close: reason is not valid UTF-8",
 }
-
-int wsSend(lua_State* L) {
-  int a = firstArg(L);
-  uint64_t handle;
-  if (lua_type(L, a) != LUA_TNUMBER) return fail(L, "ws:send: handler must be a number");
-  if (!toHandle(L, a, handle)) return fail(L, "no such connection");
-  if (lua_type(L, a + 1) != LUA_TNUMBER) return fail(L, "ws:send: opcode must be a number");
-  lua_Number op = lua_tonumber(L, a + 1);
-  if (op != 1 && op != 2) return fail(L, "ws:send: opcode must be 1 (text) or 2 (binary)");
-  if (lua_type(L, a + 2) != LUA_TSTRING) return fail(L, "ws:send: message must be a string");
-  size_t len;
-  const char* msg = lua_tolstring(L, a + 2, &len);
-  const auto* bytes = reinterpret_cast<const uint8_t*>(msg);
-  if (op == 1 && !isValidUtf8(bytes, len)) {
-    return fail(L, "ws:send: text message is not valid UTF-8 (send it as binary, opcode 2)");
-  }
-  Worker* w = instanceOf(L)->worker();
-  return statusResult(L, w->send(handle, op == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
-}
-
-int wsClose(lua_State* L) {
-  int a = firstArg(L);
-  uint64_t handle;
-  if (lua_type(L, a) != LUA_TNUMBER) return fail(L, "ws:close: handler must be a number");
-  if (!toHandle(L, a, handle)) return fail(L, "no such connection");
-  lua_Number code = 1000;
-  if (!lua_isnoneornil(L, a + 1)) {
-    if (lua_type(L, a + 1) != LUA_TNUMBER) return fail(L, "ws:close: code must be a number");
-    code = lua_tonumber(L, a + 1);
-  }
-  if (std::floor(code) != code || code < 1000 || code > 4999 || !isValidCloseCode(uint16_t(code))) {
-    return fail(L, "ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)");
-  }
-  size_t len = 0;
-  const char* reason = "";
-  if (!lua_isnoneornil(L, a + 2)) {
-    if (lua_type(L, a + 2) != LUA_TSTRING) return fail(L, "ws:close: reason must be a string");
-    reason = lua_tolstring(L, a + 2, &len);
-    if (len > 123) return fail(L, "ws:close: reason longer than 123 bytes");
-    if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) {
-      return fail(L, "ws:close: reason is not valid UTF-8");
-    }
-  }
-  Worker* w = instanceOf(L)->worker();
-  return statusResult(L, w->close(handle, uint16_t(code), std::string_view(reason, len)));
-}
+local ws = {}
+-- Called as ws:send(handler, opcode, message) (LAppS) or ws.send(handler, opcode, message).
+function ws.send(a, b, c, d)
+  if a == ws then a, b, c = b, c, d end
+  if type(a) ~= "number" then return false, "ws:send: handler must be a number" end
+  if b ~= 1 and b ~= 2 then
+    if type(b) ~= "number" then return false, "ws:send: opcode must be a number" end
+    return false, "ws:send: opcode must be 1 (text) or 2 (binary)"
+  end
+  if type(c) ~= "string" then return false, "ws:send: message must be a string" end
+  local rc = send(instance, a, b, c, #c)
+  if rc == 0 then return true end
+  return false, errors[rc]
+end
+-- ws:close(handler[, code[, reason]])
+function ws.close(a, b, c, d)
+  if a == ws then a, b, c = b, c, d end
+  if type(a) ~= "number" then return false, "ws:close: handler must be a number" end
+  if b == nil then b = 1000 end
+  if type(b) ~= "number" then return false, "ws:close: code must be a number" end
+  if c == nil then c = "" end
+  if type(c) ~= "string" then return false, "ws:close: reason must be a string" end
+  local rc = close(instance, a, b, c, #c)
+  if rc == 0 then return true end
+  return false, errors[rc]
+end
+return ws
+)lua";
 
 }  // namespace
 
+extern "C" {
+
+// FFI entry points: called from JIT-compiled Lua on the instance's worker thread.
+// Preconditions (checked by the Lua wrapper): opcode is 1 or 2, data/reason are strings.
+__attribute__((visibility("default"))) int lapps_ws_send(void* instance, double handle, int opcode,
+                                                         const char* data, size_t len) {
+  uint64_t h;
+  if (!toHandle(handle, h)) return kNoConnection;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(data);
+  if (opcode == 1 && !isValidUtf8(bytes, len)) return kTextNotUtf8;
+  Worker* w = static_cast<LuaInstance*>(instance)->worker();
+  return fromStatus(w->send(h, opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
+}
+
+__attribute__((visibility("default"))) int lapps_ws_close(void* instance, double handle,
+                                                          double code, const char* reason,
+                                                          size_t len) {
+  uint64_t h;
+  if (!toHandle(handle, h)) return kNoConnection;
+  if (!(code >= 1000 && code <= 4999) || std::floor(code) != code ||
+      !isValidCloseCode(uint16_t(code))) {
+    return kBadCloseCode;
+  }
+  if (len > kMaxCloseReason) return kReasonTooLong;
+  if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return kReasonNotUtf8;
+  Worker* w = static_cast<LuaInstance*>(instance)->worker();
+  return fromStatus(w->close(h, uint16_t(code), std::string_view(reason, len)));
+}
+
+}  // extern "C"
+
 void registerWsApi(lua_State* L, LuaInstance* instance) {
-  lua_createtable(L, 0, 2);
+  if (luaL_loadbuffer(L, kWsModule, std::char_traits<char>::length(kWsModule), "=[lapps ws]") !=
+      0) {
+    lua_error(L);  // a bug in the embedded chunk: load() reports it
+  }
+  lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_send));
+  lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_close));
   lua_pushlightuserdata(L, instance);
-  lua_pushcclosure(L, wsSend, 1);
-  lua_setfield(L, -2, "send");
-  lua_pushlightuserdata(L, instance);
-  lua_pushcclosure(L, wsClose, 1);
-  lua_setfield(L, -2, "close");
+  lua_call(L, 3, 1);
   lua_setglobal(L, "ws");
 }
 

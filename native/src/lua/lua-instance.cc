@@ -78,7 +78,16 @@ std::string LuaInstance::load() {
   lua_pushlightuserdata(L_, this);
   lua_pushcclosure(L_, luaPrint, 1);
   lua_setglobal(L_, "print");
-  registerWsApi(L_, this);
+  // Module set-up runs protected: even an allocation failure there is a clean error.
+  lua_CFunction setup = [](lua_State* L) -> int {
+    registerWsApi(L, static_cast<LuaInstance*>(lua_touserdata(L, 1)));
+    return 0;
+  };
+  if (lua_cpcall(L_, setup, this) != 0) {
+    std::string err = lua_tostring(L_, -1);
+    lua_pop(L_, 1);
+    return "cannot set up the Lua modules: " + err;
+  }
 
   lua_pushcfunction(L_, traceback);
   tracebackIndex_ = lua_gettop(L_);  // stays at the bottom of the stack for every call
