@@ -25,33 +25,46 @@ struct FrameSink {
   Worker& w;
   Connection& c;
 
-  bool onData(uint8_t* data, size_t len, bool first, bool last, bool text) {
+  // The common case stays small enough to inline into the parser: a whole message in one
+  // piece is queued by pointer; state is unchanged until the batch is dispatched.
+  __attribute__((always_inline)) bool onData(uint8_t* data, size_t len, bool first, bool last,
+                                             bool text) {
+    if (first && last && c.state == ConnState::Open) [[likely]] {
+      // Zero copy: the message points into the read buffer until the batch is dispatched.
+      w.batch_.push_back(InboundMessage{data, len, text ? 1 : 2});
+      return true;
+    }
+    return onDataSlow(data, len, first, last, text);
+  }
+
+  __attribute__((noinline)) bool onDataSlow(uint8_t* data, size_t len, bool first, bool last,
+                                            bool text) {
     // After our close frame, data is read (to reach the peer's close) but not delivered.
     if (c.state != ConnState::Open) return c.state == ConnState::Closing;
-    if (first && last) {
-      w.dispatchMessage(c, text, data, len);
-    } else {
-      if (first) c.message.clear();
-      // Room for the rest of this frame at once (its length is known from the header).
-      size_t want = c.message.size() + len + size_t(c.parser.remaining);
-      if (want > c.message.capacity()) c.message.reserve(want);
-      c.message.append(reinterpret_cast<const char*>(data), len);
-      if (last) {
-        w.dispatchMessage(c, text, reinterpret_cast<const uint8_t*>(c.message.data()),
-                          c.message.size());
-        // Keep the buffer for the next message that spans reads (freeing and regrowing
-        // it per message costs page faults), unless it is huge.
-        if (c.message.capacity() > kKeepMessageBuffer) {
-          std::string().swap(c.message);
-        } else {
-          c.message.clear();
-        }
+    if (first) c.message.clear();
+    // Room for the rest of this frame at once (its length is known from the header).
+    size_t want = c.message.size() + len + size_t(c.parser.remaining);
+    if (want > c.message.capacity()) c.message.reserve(want);
+    c.message.append(reinterpret_cast<const char*>(data), len);
+    if (last) {
+      // The reassembly buffer is reused by the next message: dispatch right away.
+      w.batch_.push_back(InboundMessage{reinterpret_cast<const uint8_t*>(c.message.data()),
+                                        c.message.size(), text ? 1 : 2});
+      w.dispatchBatch(c);
+      // Keep the buffer for the next message that spans reads (freeing and regrowing it
+      // per message costs page faults), unless it is huge.
+      if (c.message.capacity() > kKeepMessageBuffer) {
+        std::string().swap(c.message);
+      } else {
+        c.message.clear();
       }
     }
     return c.state == ConnState::Open || c.state == ConnState::Closing;
   }
 
+  // Control frames act in stream order: the messages before them are handled first.
   bool onPing(uint8_t* payload, size_t len) {
+    w.dispatchBatch(c);
     if (c.state == ConnState::Open) w.queueFrame(c, Opcode::Pong, payload, len);
     return true;
   }
@@ -62,6 +75,7 @@ struct FrameSink {
   }
 
   bool onClose(uint16_t code, const uint8_t*, size_t) {
+    w.dispatchBatch(c);
     c.closeReceived = true;
     if (!c.closeSent) {
       // The peer started the close: echo its code (none if it sent none).
@@ -81,6 +95,7 @@ struct FrameSink {
   }
 
   void onError(ParseError e) {
+    w.dispatchBatch(c);
     w.stats_->add(Counter::ProtocolErrors);
     if (c.state == ConnState::Open) {
       uint8_t payload[125];
@@ -236,22 +251,26 @@ void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
   FrameSink sink{*this, c};
   ParserLimits limits{c.service->settings.maxMessageSize};
   parseFrames(c.parser, limits, data, len, sink);
+  dispatchBatch(c);
 }
 
-void Worker::dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len) {
-  stats_->add(Counter::MessagesIn);
-  // Most sends go to the connection whose message is being handled: skip their lookup.
+void Worker::dispatchBatch(Connection& c) {
+  if (batch_.empty()) return;
+  stats_->add(Counter::MessagesIn, batch_.size());
+  // Most sends go to the connection whose messages are being handled: skip their lookup.
   current_ = &c;
   currentHandle_ = handleOf(c);
-  bool ok = c.instance->onMessage(currentHandle_, text ? 1 : 2, data, len);
+  MessageBatch batch{currentHandle_, batch_.data(), batch_.size()};
+  c.instance->onMessages(batch);
   current_ = nullptr;
   currentHandle_ = 0;
-  if (!ok && c.state == ConnState::Open) {
-    // The handler failed (error already logged with its traceback): only this
-    // connection pays for it.
-    stats_->add(Counter::ServiceErrors);
-    beginClose(c, 1011, "internal error");
-  }
+  batch_.clear();
+}
+
+void Worker::failCurrent() {
+  if (!current_ || current_->state != ConnState::Open) return;
+  stats_->add(Counter::ServiceErrors);
+  beginClose(*current_, 1011, "internal error");
 }
 
 void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
@@ -276,6 +295,12 @@ void Worker::queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t le
       std::memcpy(dst, header, h);
       std::memcpy(dst + h, data + off, chunk);
     }
+  } else if (len < 126) {
+    // Small frame (the common case): a 2-byte header written in place.
+    uint8_t* dst = c.out.append(pool_, 2 + len);
+    dst[0] = uint8_t(0x80 | uint8_t(op));
+    dst[1] = uint8_t(len);
+    if (len) std::memcpy(dst + 2, data, len);
   } else {
     size_t h = encodeHeader(header, op, len, true);
     uint8_t* dst = c.out.append(pool_, h + len);

@@ -18,6 +18,7 @@
 #include "core/inbox.h"
 #include "core/shared-buffer.h"
 #include "core/stats.h"
+#include "lua/lua-instance.h"
 #include "protocol/opcode.h"
 
 namespace lapps {
@@ -61,6 +62,11 @@ class Worker {
   SendStatus send(uint64_t handle, Opcode op, const uint8_t* data, size_t len);
   SendStatus close(uint64_t handle, uint16_t code, std::string_view reason);
 
+  // For the Lua dispatcher: is the connection whose messages are being delivered open?
+  bool currentOpen() const { return current_ && current_->state == ConnState::Open; }
+  // Closes that connection with 1011: its handler failed.
+  void failCurrent();
+
   EventChannel& events();
   void log(LogLevel level, std::string message);
 
@@ -76,7 +82,8 @@ class Worker {
   void completeHandshake(Connection& c);
   void rejectHandshake(Connection& c, int status, std::string_view body);
   void onFrameBytes(Connection& c, uint8_t* data, size_t len);
-  void dispatchMessage(Connection& c, bool text, const uint8_t* data, size_t len);
+  // Hands the messages gathered from this connection's bytes so far to its service.
+  void dispatchBatch(Connection& c);
   void beginClose(Connection& c, uint16_t code, std::string_view reason);
   // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
   void finishAndDrain(Connection& c);
@@ -133,8 +140,9 @@ class Worker {
   bool listenersPaused_ = false;
   uint64_t resumeListenersAt_ = 0;
   std::vector<uint8_t> readBuf_;
-  BufferPool pool_;                // outbound chunks, recycled
-  Connection* current_ = nullptr;  // connection whose message a handler is processing
+  BufferPool pool_;                    // outbound chunks, recycled
+  std::vector<InboundMessage> batch_;  // complete messages of the connection being read
+  Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
 };

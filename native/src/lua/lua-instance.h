@@ -16,6 +16,22 @@ namespace lapps {
 
 class Worker;
 
+// A complete inbound message, pointing into the worker's read buffer (or the connection's
+// reassembly buffer): valid until the batch it belongs to has been dispatched.
+struct InboundMessage {
+  const uint8_t* data;
+  size_t len;
+  int opcode;  // 1 text, 2 binary
+};
+
+// The messages one read produced for one connection, handed to Lua in one protected call.
+struct MessageBatch {
+  uint64_t handle;
+  const InboundMessage* items;
+  size_t count;
+  size_t next = 0;  // the next message the Lua dispatcher takes
+};
+
 class LuaInstance {
  public:
   LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events);
@@ -29,9 +45,15 @@ class LuaInstance {
   void attach(Worker* worker) { worker_ = worker; }
 
   void onStart();
-  // Returns false when the handler raised an error or returned false: the caller closes
-  // that connection with 1011.
-  bool onMessage(uint64_t handle, int opcode, const uint8_t* data, size_t len);
+  // Runs onMessage(handler, opcode, message) for each message of the batch, in order,
+  // inside one protected call (a Lua loop fed through the FFI). A handler that raises an
+  // error or returns false gets its connection closed with 1011 (Worker::failCurrent);
+  // messages after it, or after the connection stopped being open, are not delivered.
+  void onMessages(MessageBatch& batch);
+  // FFI side of the dispatcher: the next message to deliver, or 0 when there is none.
+  int nextMessage(double* handle, const char** data, size_t* len);
+  // FFI side of the dispatcher: onMessage returned false.
+  void messageReturnedFalse();
   void onDisconnect(uint64_t handle);
   void onShutdown();
 
@@ -50,6 +72,9 @@ class LuaInstance {
   lua_State* L_ = nullptr;
   int entryRefs_[kEntryCount];
   int tracebackIndex_ = 0;
+  int dispatcherIndex_ = 0;
+  MessageBatch* batch_ = nullptr;
+  int baseTop_ = 0;  // stack height between calls
 };
 
 }  // namespace lapps
