@@ -2,7 +2,7 @@
 /**
  * `npm run bench`: lapps side by side with other echo servers, one run, one table.
  *
- *   npm run bench                      every scenario, every peer (~8 minutes)
+ *   npm run bench                      every scenario, every peer (~10 minutes)
  *   npm run bench -- --quick           shorter runs, 10k idle only (< 3 minutes)
  *   npm run bench -- --peers lapps,tcp only these peers
  *   npm run bench -- --scenarios closed-100x32,pipelined-100x32x16
