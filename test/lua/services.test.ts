@@ -202,7 +202,7 @@ t.test('stale and invalid handles are refused, never dereferenced', async (t) =>
 t.test(
   'instances spread over workers; a connection is handed to the worker of its instance',
   async (t) => {
-    const workerOf = (h: string): number => Number((BigInt(h) >> 24n) & 0xffn);
+    const workerOf = (h: string): number => Number((BigInt(h) >> 20n) & 0xffn);
     // Two instances on two workers: both workers serve.
     const spread = await startTestServer({ workers: 2, services: [{ ...tracker, instances: 2 }] });
     t.teardown(() => spread.stop());

@@ -1,6 +1,7 @@
 // A connection handle as given to Lua and C services: (worker, slot, generation) packed in
-// an integer that a double holds exactly (52 bits), so LuaJIT numbers carry it losslessly.
-// A stale handle (the slot was reused or freed) is detected by its generation and refused.
+// 46 bits. Below 10^14, so a Lua number holds it exactly AND tostring() ("%.14g") prints
+// it exactly: LAppS services key tables by tostring(handler). A stale handle (the slot
+// was reused or freed) is detected by its generation and refused.
 #pragma once
 
 #include <cstdint>
@@ -8,9 +9,9 @@
 namespace lapps {
 
 struct Handle {
-  static constexpr unsigned kSlotBits = 24;
+  static constexpr unsigned kSlotBits = 20;  // a million connections per worker
   static constexpr unsigned kWorkerBits = 8;
-  static constexpr unsigned kGenerationBits = 20;
+  static constexpr unsigned kGenerationBits = 18;
   static constexpr uint32_t kSlotMask = (1u << kSlotBits) - 1;
   static constexpr uint32_t kWorkerMask = (1u << kWorkerBits) - 1;
   static constexpr uint32_t kGenerationMask = (1u << kGenerationBits) - 1;
@@ -27,8 +28,9 @@ struct Handle {
     return Handle{uint32_t(v >> kSlotBits) & kWorkerMask, uint32_t(v) & kSlotMask,
                   uint32_t(v >> (kSlotBits + kWorkerBits)) & kGenerationMask};
   }
-  // Largest packed value: below 2^53, so exact as a Lua number.
+  // Largest packed value.
   static constexpr uint64_t kMax = (uint64_t(1) << (kSlotBits + kWorkerBits + kGenerationBits)) - 1;
+  static_assert(kMax < 100000000000000ull, "tostring(handle) must be exact");
 };
 
 }  // namespace lapps

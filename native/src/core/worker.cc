@@ -144,6 +144,11 @@ void Worker::onListener(int fd) {
       for (int l : listeners_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
       return;
     }
+    if (!haveSlot()) {
+      // A handle names at most 2^20 connections per worker.
+      ::close(cfd);
+      continue;
+    }
     int one = 1;
     ::setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Connection* c = newConnection(cfd, peer);
@@ -200,7 +205,7 @@ void Worker::onInbox() {
         beginStop();
         break;
       case InboxMessage::Kind::Adopt: {
-        if (stopping_) {
+        if (stopping_ || !haveSlot()) {
           ::close(m.fd);
           break;
         }

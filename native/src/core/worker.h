@@ -105,6 +105,7 @@ class Worker {
 
   Connection* newConnection(int fd, const PeerAddress& peer);
   Connection* lookup(uint64_t handle);
+  bool haveSlot() const { return !freeSlots_.empty() || slots_.size() <= Handle::kSlotMask; }
   uint64_t handleOf(const Connection& c) const {
     return Handle{index_, c.slot, c.generation}.pack();
   }
