@@ -28,6 +28,8 @@ struct Handle {
     return Handle{uint32_t(v >> kSlotBits) & kWorkerMask, uint32_t(v) & kSlotMask,
                   uint32_t(v >> (kSlotBits + kWorkerBits)) & kGenerationMask};
   }
+  // Smallest value of a live handle (generation 1, worker 0, slot 0).
+  static constexpr uint64_t kMinLive = uint64_t(1) << (kSlotBits + kWorkerBits);
   // Largest packed value.
   static constexpr uint64_t kMax = (uint64_t(1) << (kSlotBits + kWorkerBits + kGenerationBits)) - 1;
   static_assert(kMax < 100000000000000ull, "tostring(handle) must be exact");

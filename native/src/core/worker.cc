@@ -19,8 +19,8 @@ namespace lapps {
 
 namespace {
 
-// Epoll tags below 2^32 name the worker's own fds; connection handles are larger because
-// their generation is never 0.
+// Epoll tags below Handle::kMinLive name the worker's own fds; connection handles are
+// larger because their generation is never 0.
 constexpr uint64_t kInboxTag = 1;
 constexpr uint64_t kListenerTagBase = 16;
 
@@ -101,7 +101,7 @@ void Worker::run() {
     nowMs_ = monotonicMs();
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
-      if (tag >= (uint64_t(1) << 32)) {
+      if (tag >= Handle::kMinLive) {
         onConnectionEvent(tag, events[i].events);
       } else if (tag == kInboxTag) {
         onInbox();
