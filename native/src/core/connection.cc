@@ -9,7 +9,6 @@
 
 #include "core/server.h"
 #include "core/worker.h"
-#include "lua/lua-instance.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/handshake-response.h"

@@ -16,7 +16,7 @@
 
 namespace lapps {
 
-class LuaInstance;
+class ServiceInstance;
 struct ServiceRuntime;
 
 enum class ConnState : uint8_t {
@@ -54,7 +54,7 @@ struct Connection {
   bool pingOutstanding = false;
 
   const ServiceRuntime* service = nullptr;
-  LuaInstance* instance = nullptr;
+  ServiceInstance* instance = nullptr;
   std::unique_ptr<HandshakeData> hs;
 
   FrameParserState parser{};

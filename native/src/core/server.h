@@ -19,12 +19,12 @@
 namespace lapps {
 
 class Worker;
-class LuaInstance;
+class ServiceInstance;
 
 // A service at run time: its settings, its instances and where they live.
 struct ServiceRuntime {
   ServiceSettings settings;
-  std::vector<std::unique_ptr<LuaInstance>> instances;
+  std::vector<std::unique_ptr<ServiceInstance>> instances;
   std::vector<uint32_t> instanceWorker;              // instance index -> worker index
   std::vector<std::vector<int32_t>> localInstances;  // worker index -> its instances
   mutable std::atomic<uint32_t> next{0};             // round robin over instances

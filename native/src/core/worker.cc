@@ -12,7 +12,6 @@
 #include <cstring>
 
 #include "core/server.h"
-#include "lua/lua-instance.h"
 #include "protocol/utf8-validator.h"
 
 namespace lapps {
@@ -84,7 +83,7 @@ void Worker::run() {
     ev.data.u64 = kListenerTagBase + i;
     ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
   }
-  for (LuaInstance* inst : instances_) inst->onStart();
+  for (ServiceInstance* inst : instances_) inst->onStart();
 
   epoll_event events[kMaxEvents];
   for (;;) {
@@ -125,7 +124,7 @@ void Worker::run() {
     }
     if (stopping_ && liveConnections_ == 0) break;
   }
-  for (LuaInstance* inst : instances_) inst->onShutdown();
+  for (ServiceInstance* inst : instances_) inst->onShutdown();
 }
 
 void Worker::onListener(int fd) {

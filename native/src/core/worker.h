@@ -16,15 +16,15 @@
 #include "core/event-channel.h"
 #include "core/handle.h"
 #include "core/inbox.h"
+#include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/stats.h"
-#include "lua/lua-instance.h"
 #include "protocol/opcode.h"
 
 namespace lapps {
 
 class Server;
-class LuaInstance;
+class ServiceInstance;
 
 // What other threads may ask of a worker.
 struct InboxMessage {
@@ -50,7 +50,7 @@ class Worker {
 
   uint32_t index() const { return index_; }
   void addListener(int fd) { listeners_.push_back(fd); }
-  void attach(LuaInstance* instance) { instances_.push_back(instance); }
+  void attach(ServiceInstance* instance) { instances_.push_back(instance); }
 
   void start();
   void join();
@@ -118,7 +118,7 @@ class Worker {
   std::thread thread_;
   Inbox<InboxMessage> inbox_;
   std::vector<int> listeners_;
-  std::vector<LuaInstance*> instances_;
+  std::vector<ServiceInstance*> instances_;
 
   std::vector<Connection*> slots_;  // slot -> connection (null when free)
   std::vector<uint32_t> generations_;

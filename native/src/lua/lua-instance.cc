@@ -82,7 +82,9 @@ __attribute__((visibility("default"))) void lapps_message_returned_false(void* i
 }
 
 LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events)
-    : service_(service), name_(service.name + "#" + std::to_string(index)), events_(events) {
+    : ServiceInstance(service.name + "#" + std::to_string(index)),
+      service_(service),
+      events_(events) {
   for (int& r : entryRefs_) r = LUA_NOREF;
 }
 
@@ -91,7 +93,7 @@ LuaInstance::~LuaInstance() {
 }
 
 void LuaInstance::log(LogLevel level, std::string message) {
-  events_.log(level, "service " + name_, std::move(message));
+  events_.log(level, "service " + name(), std::move(message));
 }
 
 std::string LuaInstance::load() {
@@ -210,14 +212,14 @@ void LuaInstance::onMessages(MessageBatch& batch) {
         "onMessage: " + (err ? std::string(err, len) : std::string("(no message)")));
     lua_settop(L_, baseTop_);
     // The failed message was the last one taken; its connection pays, nobody else.
-    worker_->failCurrent();
+    worker()->failCurrent();
   }
   batch_ = nullptr;
 }
 
 int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
   MessageBatch& b = *batch_;
-  if (b.next == b.count || !worker_->currentOpen()) return 0;
+  if (b.next == b.count || !worker()->currentOpen()) return 0;
   const InboundMessage& m = b.items[b.next++];
   *handle = double(b.handle);
   *data = reinterpret_cast<const char*>(m.data);
@@ -227,7 +229,7 @@ int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
 
 void LuaInstance::messageReturnedFalse() {
   log(LogLevel::Warn, "onMessage returned false");
-  worker_->failCurrent();
+  worker()->failCurrent();
 }
 
 void LuaInstance::onDisconnect(uint64_t handle) {

@@ -1,0 +1,57 @@
+// What a worker needs of one instance of a service, whatever it is written in (Lua, or a
+// C module loaded with dlopen). Every call happens on the instance's worker thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace lapps {
+
+class Worker;
+
+// A complete inbound message, pointing into the worker's read buffer (or the connection's
+// reassembly buffer): valid until the batch it belongs to has been dispatched.
+struct InboundMessage {
+  const uint8_t* data;
+  size_t len;
+  int opcode;  // 1 text, 2 binary
+};
+
+// The messages one read produced for one connection, handed over in one call.
+struct MessageBatch {
+  uint64_t handle;
+  const InboundMessage* items;
+  size_t count;
+  size_t next = 0;  // the next message to deliver
+};
+
+class ServiceInstance {
+ public:
+  virtual ~ServiceInstance() = default;
+
+  // Loads the code and checks its entry points; returns an error message naming the
+  // file, or "" on success. Called once, on the main thread, before the worker starts.
+  virtual std::string load() = 0;
+  void attach(Worker* worker) { worker_ = worker; }
+  Worker* worker() const { return worker_; }
+  const std::string& name() const { return name_; }
+
+  virtual void onStart() = 0;
+  // Delivers the batch in order. A handler that fails gets its connection closed with
+  // 1011 (Worker::failCurrent); messages after that, or after the connection stopped
+  // being open (Worker::currentOpen), are not delivered.
+  virtual void onMessages(MessageBatch& batch) = 0;
+  // Exactly once per connection that completed its handshake.
+  virtual void onDisconnect(uint64_t handle) = 0;
+  virtual void onShutdown() = 0;
+
+ protected:
+  explicit ServiceInstance(std::string name) : name_(std::move(name)) {}
+
+ private:
+  std::string name_;
+  Worker* worker_ = nullptr;
+};
+
+}  // namespace lapps
