@@ -48,6 +48,21 @@ Settings readSettings(const Napi::Object& o) {
     svc.name = str(v, "name");
     svc.requestTarget = str(v, "requestTarget");
     svc.protocol = Protocol(u32(v, "protocol"));
+    svc.kind = v.Has("kind") ? ServiceKind(u32(v, "kind")) : ServiceKind::Lua;
+    if (v.Has("subprotocols")) {
+      Napi::Array protos = v.Get("subprotocols").As<Napi::Array>();
+      for (uint32_t k = 0; k < protos.Length(); ++k) {
+        svc.subprotocols.push_back(protos.Get(k).As<Napi::String>().Utf8Value());
+      }
+    }
+    if (v.Has("extraHeaders")) {
+      Napi::Array headers = v.Get("extraHeaders").As<Napi::Array>();
+      for (uint32_t k = 0; k < headers.Length(); ++k) {
+        Napi::Array pair = headers.Get(k).As<Napi::Array>();
+        svc.extraHeaderLines += pair.Get(0u).As<Napi::String>().Utf8Value() + ": " +
+                                pair.Get(1u).As<Napi::String>().Utf8Value() + "\r\n";
+      }
+    }
     svc.instances = u32(v, "instances");
     svc.maxMessageSize = u64(v, "maxMessageSize");
     svc.source = str(v, "source");

@@ -257,6 +257,24 @@ TEST("handshake response: 101 Switching Protocols") {
   CHECK(withProto.find("\r\nSec-WebSocket-Protocol: chat\r\n\r\n") != std::string::npos);
 }
 
+TEST("handshake response: extra headers go before the blank line") {
+  std::string out;
+  appendSwitchingProtocols(out, kKey, "v2.chat", "X-Served-By: lapps\r\nX-Region: eu\r\n");
+  CHECK(out.find("\r\nSec-WebSocket-Protocol: v2.chat\r\nX-Served-By: lapps\r\n"
+                 "X-Region: eu\r\n\r\n") != std::string::npos);
+}
+
+TEST("handshake response: subprotocol selection follows the service's preference") {
+  const std::vector<std::string> accepted{"v2.chat", "v1.chat"};
+  CHECK_EQ(selectSubprotocol("v1.chat, v2.chat", accepted), std::string_view("v2.chat"));
+  CHECK_EQ(selectSubprotocol("v1.chat", accepted), std::string_view("v1.chat"));
+  CHECK_EQ(selectSubprotocol(" \tv1.chat\t ,x", accepted), std::string_view("v1.chat"));
+  CHECK_EQ(selectSubprotocol("V2.CHAT", accepted), std::string_view());  // case-sensitive
+  CHECK_EQ(selectSubprotocol("", accepted), std::string_view());
+  CHECK_EQ(selectSubprotocol("v2.chatx,xv2.chat", accepted), std::string_view());
+  CHECK_EQ(selectSubprotocol("v2.chat", {}), std::string_view());
+}
+
 TEST("handshake response: HTTP errors") {
   std::string out;
   appendHttpError(out, 400, "malformed HTTP request");

@@ -212,7 +212,9 @@ void Worker::completeHandshake(Connection& c) {
   }
 
   std::string response;
-  appendSwitchingProtocols(response, req.key, {});
+  const ServiceSettings& ss = svc->settings;
+  appendSwitchingProtocols(response, req.key, selectSubprotocol(req.protocols, ss.subprotocols),
+                           ss.extraHeaderLines);
   c.out.append(pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
   c.service = svc;
   c.instance = svc->instances[size_t(inst)].get();

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "cmod/c-instance.h"
 #include "core/worker.h"
 #include "lua/lua-instance.h"
 
@@ -51,7 +52,12 @@ bool Server::loadServices(std::string& error) {
     rt->localInstances.resize(w);
     for (uint32_t i = 0; i < s.instances; ++i) {
       uint32_t wi = i % w;
-      auto inst = std::make_unique<LuaInstance>(rt->settings, i, events_);
+      std::unique_ptr<ServiceInstance> inst;
+      if (s.kind == ServiceKind::C) {
+        inst = makeCInstance(rt->settings, i, events_);
+      } else {
+        inst = std::make_unique<LuaInstance>(rt->settings, i, events_);
+      }
       std::string err = inst->load();
       if (!err.empty()) {
         error = "service " + s.name + ": " + err;

@@ -8,14 +8,20 @@
 namespace lapps {
 
 enum class Protocol : uint8_t { Raw = 0 };
+enum class ServiceKind : uint8_t { Lua = 0, C = 1 };
 
 struct ServiceSettings {
   std::string name;
   std::string requestTarget;
   Protocol protocol = Protocol::Raw;
+  ServiceKind kind = ServiceKind::Lua;
   uint32_t instances = 1;
   uint64_t maxMessageSize = 16 << 20;
   std::string source;
+  // Subprotocols accepted, in preference order (LAppS proto_alias included).
+  std::vector<std::string> subprotocols;
+  // Extra headers for the 101 response, as complete "Name: value\r\n" lines.
+  std::string extraHeaderLines;
 };
 
 struct ListenerSettings {

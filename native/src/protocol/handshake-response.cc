@@ -39,7 +39,7 @@ std::string acceptKey(std::string_view clientKey) {
 }
 
 void appendSwitchingProtocols(std::string& out, std::string_view clientKey,
-                              std::string_view protocol) {
+                              std::string_view protocol, std::string_view extraHeaderLines) {
   char accept[kAcceptLen + 1];
   computeAccept(clientKey, accept);
   out.append(
@@ -50,7 +50,30 @@ void appendSwitchingProtocols(std::string& out, std::string_view clientKey,
   out.append(accept, kAcceptLen);
   out.append("\r\n");
   if (!protocol.empty()) out.append("Sec-WebSocket-Protocol: ").append(protocol).append("\r\n");
+  out.append(extraHeaderLines);
   out.append("\r\n");
+}
+
+std::string_view selectSubprotocol(std::string_view offer,
+                                   const std::vector<std::string>& accepted) {
+  for (const std::string& want : accepted) {
+    size_t pos = 0;
+    while (pos <= offer.size()) {
+      size_t comma = offer.find(',', pos);
+      if (comma == std::string_view::npos) comma = offer.size();
+      std::string_view token = offer.substr(pos, comma - pos);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) {
+        token.remove_prefix(1);
+      }
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) {
+        token.remove_suffix(1);
+      }
+      // Subprotocol names are case-sensitive tokens (RFC 6455 §11.3.4).
+      if (token == want) return want;
+      pos = comma + 1;
+    }
+  }
+  return {};
 }
 
 const char* reasonPhrase(int status) {
