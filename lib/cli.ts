@@ -14,6 +14,7 @@ import {
   loadConfigFile,
   type ConfigOverrides,
 } from './config/load.js';
+import { convertLappsHome, readLappsHome } from './config/lapps-compat.js';
 import { MAX_WORKERS } from './config/schema.js';
 import type { LappsConfig } from './config/types.js';
 import { createLogger } from './log.js';
@@ -25,24 +26,32 @@ const HELP = `Usage: lapps <command> [options]
 WebSocket application server running Lua services.
 
 Commands:
-  start          Start the server (see "lapps start --help")
-  help           Show this help
+  start            Start the server (see "lapps start --help")
+  check            Validate a config: lapps check [--config FILE | --lapps-home DIR]
+  config convert   Print the lapps config equivalent to a LAppS home:
+                   lapps config convert DIR
+  help             Show this help
 
 Options:
   -h, --help     Show help
   -v, --version  Print the version
 
-Docs: docs/config.md (config file), docs/lua-api.md (services)
+Docs: docs/config.md (config file), docs/lua-api.md (services),
+docs/lapps-migration.md (running LAppS services and configs)
 `;
 
-const START_HELP = `Usage: lapps start [--config FILE] [--host H] [--port P] [--workers N]
+const START_HELP = `Usage: lapps start [--config FILE | --lapps-home DIR] [--host H] [--port P]
+                   [--workers N]
 
-Starts the server in the foreground. Without --config it serves the bundled echo
-service at ws://127.0.0.1:5083/echo. SIGINT/SIGTERM stop it gracefully (clients
-get close code 1001); a second signal exits at once.
+Starts the server in the foreground. Without --config or --lapps-home it reads the
+LAppS home in $LAPPS_HOME when that is set, else serves the bundled echo service at
+ws://127.0.0.1:5083/echo. SIGINT/SIGTERM stop it gracefully (clients get close
+code 1001); a second signal exits at once.
 
 Options:
   -c, --config FILE    Config file (JSON, see docs/config.md)
+      --lapps-home DIR LAppS home: reads etc/conf/ws.json and lapps.json (LAPPS_CONF_DIR,
+                       WS_CONFIG and LAPPS_CONFIG apply; see docs/lapps-migration.md)
       --host H         Address of the first listener (IPv4 or IPv6), replacing
                        the config's
   -p, --port P         Port of the first listener, 0-65535 (0 = any free port)
@@ -51,16 +60,47 @@ Options:
   -h, --help           Show this help
 `;
 
+const CHECK_HELP = `Usage: lapps check [--config FILE | --lapps-home DIR]
+
+Validates a config without starting anything: prints "ok: N services" and exits 0,
+or prints every problem and exits 1. Without options it checks the LAppS home in
+$LAPPS_HOME.
+
+Options:
+  -c, --config FILE    Config file (JSON, see docs/config.md)
+      --lapps-home DIR LAppS home (see docs/lapps-migration.md)
+  -h, --help           Show this help
+`;
+
+const CONFIG_HELP = `Usage: lapps config convert [DIR]
+
+Prints the lapps config equivalent to the LAppS home DIR (default: $LAPPS_HOME) as
+JSON on stdout, with absolute service paths; warnings about LAppS keys lapps does
+not use go to stderr. LAPPS_CONF_DIR, WS_CONFIG and LAPPS_CONFIG apply.
+
+Options:
+  -h, --help           Show this help
+`;
+
 /** A command-line mistake: reported with a hint and exit code 2. */
 class UsageError extends Error {}
 
-interface StartArgs {
+/** Where the config comes from: a lapps file, a LAppS home, or neither (the default). */
+interface ConfigSource {
   config?: string;
+  lappsHome?: string;
+}
+
+interface StartArgs extends ConfigSource {
   overrides: ConfigOverrides;
 }
 
 type Command =
-  { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'start'; args: StartArgs };
+  | { kind: 'help'; text: string }
+  | { kind: 'version' }
+  | { kind: 'start'; args: StartArgs }
+  | { kind: 'check'; source: ConfigSource }
+  | { kind: 'convert'; home: string };
 
 /** The package version, read from package.json so it can never drift from the release. */
 export function version(): string {
@@ -100,6 +140,7 @@ function parse(argv: string[]): Command {
       strict: true,
       options: {
         config: { type: 'string', short: 'c' },
+        'lapps-home': { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string', short: 'p' },
         workers: { type: 'string', short: 'w' },
@@ -119,12 +160,72 @@ function parse(argv: string[]): Command {
     throw new UsageError('missing command');
   }
   if (command === 'help') {
-    return { kind: 'help', text: rest[0] === 'start' ? START_HELP : HELP };
+    const topic = rest[0];
+    const text =
+      topic === 'start'
+        ? START_HELP
+        : topic === 'check'
+          ? CHECK_HELP
+          : topic === 'config'
+            ? CONFIG_HELP
+            : HELP;
+    return { kind: 'help', text };
   }
-  if (command !== 'start') throw new UsageError(`unknown command "${command}"`);
-  if (values.help) return { kind: 'help', text: START_HELP };
-  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (command !== 'start' && command !== 'check' && command !== 'config') {
+    throw new UsageError(`unknown command "${command}"`);
+  }
+  if (values.help) {
+    const text = command === 'start' ? START_HELP : command === 'check' ? CHECK_HELP : CONFIG_HELP;
+    return { kind: 'help', text };
+  }
   if (values.config === '') throw new UsageError('--config needs a file name');
+  if (values['lapps-home'] === '') throw new UsageError('--lapps-home needs a directory');
+  if (values.config !== undefined && values['lapps-home'] !== undefined) {
+    throw new UsageError('give --config or --lapps-home, not both');
+  }
+  const source: ConfigSource = {};
+  if (values.config !== undefined) source.config = values.config;
+  if (values['lapps-home'] !== undefined) source.lappsHome = values['lapps-home'];
+  // LAppS's own variable selects its home when nothing else says which config to use.
+  const envHome = process.env.LAPPS_HOME;
+  if (source.config === undefined && source.lappsHome === undefined && envHome) {
+    source.lappsHome = envHome;
+  }
+
+  if (command !== 'start') {
+    for (const name of ['host', 'port', 'workers'] as const) {
+      if (values[name] !== undefined) throw new UsageError(`--${name} is an option of start only`);
+    }
+  }
+  if (command === 'config') {
+    const [sub, dir, extra] = rest;
+    if (sub !== 'convert') {
+      throw new UsageError(
+        sub === undefined
+          ? 'missing subcommand: lapps config convert DIR'
+          : `unknown subcommand "config ${sub}"`,
+      );
+    }
+    if (values.config !== undefined)
+      throw new UsageError('config convert takes a LAppS home, not --config');
+    if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+    if (dir !== undefined && values['lapps-home'] !== undefined) {
+      throw new UsageError('give the LAppS home once (DIR or --lapps-home)');
+    }
+    const home = dir ?? source.lappsHome;
+    if (home === undefined || home === '') {
+      throw new UsageError('config convert needs the LAppS home: lapps config convert DIR');
+    }
+    return { kind: 'convert', home };
+  }
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  if (command === 'check') {
+    if (source.config === undefined && source.lappsHome === undefined) {
+      throw new UsageError('check needs --config FILE or --lapps-home DIR (or LAPPS_HOME set)');
+    }
+    return { kind: 'check', source };
+  }
+
   if (values.host !== undefined && isIP(values.host) === 0) {
     throw new UsageError(`--host must be an IPv4 or IPv6 address, got "${values.host}"`);
   }
@@ -134,7 +235,7 @@ function parse(argv: string[]): Command {
   if (port !== undefined) overrides.port = port;
   const workers = integerOption('workers', values.workers, 1, MAX_WORKERS);
   if (workers !== undefined) overrides.workers = workers;
-  return { kind: 'start', args: { config: values.config, overrides } };
+  return { kind: 'start', args: { ...source, overrides } };
 }
 
 function errorMessage(err: unknown): string {
@@ -145,14 +246,62 @@ function listenerUrl(host: string, port: number | undefined): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
 }
 
+/**
+ * Loads the config a source names; `warnings` are about LAppS keys lapps does not use.
+ * Without a source: the default config (with `workers` echo instances).
+ *
+ * @throws ConfigError
+ */
+function loadSource(
+  source: ConfigSource,
+  workers?: number,
+): { config: LappsConfig; warnings: string[] } {
+  if (source.config !== undefined) return { config: loadConfigFile(source.config), warnings: [] };
+  if (source.lappsHome !== undefined) return readLappsHome(source.lappsHome);
+  return { config: defaultConfig({ workers }), warnings: [] };
+}
+
+/** `lapps check`: validates and says how many services; exit 0 or 1. */
+function check(source: ConfigSource): number {
+  try {
+    const { config, warnings } = loadSource(source);
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+    const n = config.services.length;
+    process.stdout.write(`ok: ${n} service${n === 1 ? '' : 's'}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+}
+
+/**
+ * `lapps config convert DIR`: the equivalent lapps config on stdout, validated first so
+ * that what is printed is a config `lapps start --config` accepts.
+ */
+function convert(home: string): number {
+  try {
+    const { raw, warnings } = convertLappsHome(home);
+    readLappsHome(home); // validates; its warnings are the same as convertLappsHome's
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+    process.stdout.write(`${JSON.stringify(raw, null, 2)}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return 1;
+  }
+}
+
 /** Runs the server until a signal stops it; resolves with the exit code. */
 async function start(args: StartArgs): Promise<number> {
   let config: LappsConfig;
+  let warnings: string[];
   try {
-    const base = args.config
-      ? loadConfigFile(args.config)
-      : defaultConfig({ workers: args.overrides.workers });
-    config = applyOverrides(base, args.overrides);
+    const loaded = loadSource(args, args.overrides.workers);
+    config = applyOverrides(loaded.config, args.overrides);
+    warnings = loaded.warnings;
   } catch (err) {
     // A config problem is the user's to fix: the message says where; a stack would not help.
     if (err instanceof ConfigError) {
@@ -163,6 +312,7 @@ async function start(args: StartArgs): Promise<number> {
   }
 
   const logger = createLogger(config.log);
+  for (const w of warnings) logger.warn(w);
   let server: RunningServer;
   try {
     server = await startServer(config, { logger });
@@ -233,6 +383,12 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case 'version':
       process.stdout.write(`${version()}\n`);
+      return;
+    case 'check':
+      process.exitCode = check(command.source);
+      return;
+    case 'convert':
+      process.exitCode = convert(command.home);
       return;
     case 'start':
       // Exit explicitly: native threads or sockets left by a failed start must not keep

@@ -8,10 +8,12 @@ export {
   defaultConfig,
   loadConfigFile,
   normalizeConfig,
+  startOrder,
   type ConfigIssue,
   type ConfigOrigin,
   type ConfigOverrides,
   type DefaultConfigOptions,
 } from './config/load.js';
+export { convertLappsHome, readLappsHome } from './config/lapps-compat.js';
 export { createLogger, type Logger, type LogFields } from './log.js';
 export type * from './config/types.js';

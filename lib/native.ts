@@ -16,6 +16,12 @@ export interface NativeService {
   requestTarget: string;
   /** 0 = raw. */
   protocol: number;
+  /** 0 = Lua, 1 = C module. */
+  kind: number;
+  /** Accepted subprotocols in preference order (proto_alias included). */
+  subprotocols: string[];
+  /** Extra headers of the 101 response, validated by the config schema. */
+  extraHeaders: [string, string][];
   instances: number;
   maxMessageSize: number;
   source: string;
@@ -116,6 +122,12 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
       name: s.name,
       requestTarget: s.request_target,
       protocol: 0,
+      kind: s.kind === 'c' ? 1 : 0,
+      subprotocols:
+        s.proto_alias && !s.subprotocols.includes(s.proto_alias)
+          ? [...s.subprotocols, s.proto_alias]
+          : s.subprotocols,
+      extraHeaders: Object.entries(s.extra_headers),
       instances: s.instances,
       maxMessageSize: s.max_inbound_message_size,
       source: s.source,

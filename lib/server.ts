@@ -34,6 +34,20 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log);
+  // Accepted by the config (LAppS files carry them) but not served yet: say so plainly
+  // instead of starting something that would behave differently.
+  for (const s of config.services) {
+    const missing = s.standalone
+      ? 'standalone services are not supported yet'
+      : s.protocol === 'lapps'
+        ? 'the LAppS protocol is not supported yet'
+        : undefined;
+    if (missing) {
+      throw Object.assign(new Error(`service ${s.name}: ${missing}`), {
+        code: 'LAPPS_START_FAILED',
+      });
+    }
+  }
   const native = loadNative();
   const onEvents = (events: NativeEvent[]): void => {
     for (const e of events) {

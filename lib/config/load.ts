@@ -12,22 +12,29 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import {
   buildConfigSchema,
   ERROR_HINT_KEYWORD,
+  HTTP_TOKEN_PATTERN,
   MAX_WORKERS,
   SERVICE_NAME_PATTERN,
 } from './schema.js';
-import type { LappsConfig, LogLevel, ServiceConfig } from './types.js';
+import type { LappsConfig, LogLevel, ServiceConfig, ServiceKind } from './types.js';
 import { packageRoot } from '../native.js';
 
 /** One problem in a config; `path` is a JSON pointer ("/" for the whole document). */
 export interface ConfigIssue {
   path: string;
   message: string;
+  /**
+   * The file this issue is about when it differs from the error's (a LAppS home has two
+   * config files; see lapps-compat.ts).
+   */
+  file?: string;
   /** 1-based position in the file, for JSON syntax errors. */
   line?: number;
   column?: number;
 }
 
-function formatIssue(file: string, issue: ConfigIssue): string {
+function formatIssue(errorFile: string, issue: ConfigIssue): string {
+  const file = issue.file ?? errorFile;
   if (issue.line !== undefined) {
     return `${file}:${issue.line}:${issue.column ?? 1}: ${issue.message}`;
   }
@@ -125,8 +132,80 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function defaultSource(name: string): string {
-  return path.join('services', name, `${name}.lua`);
+/** Where a service's code is when the config gives no `source`. */
+export function defaultSource(name: string, kind: ServiceKind = 'lua'): string {
+  return kind === 'c'
+    ? path.join('services', name, `lib${name}.so`)
+    : path.join('services', name, `${name}.lua`);
+}
+
+/**
+ * Headers the handshake itself writes; a service may not add them (a second Upgrade or
+ * Sec-WebSocket-Accept would break clients). Lower case.
+ */
+const RESERVED_HEADERS = new Set([
+  'connection',
+  'upgrade',
+  'sec-websocket-accept',
+  'sec-websocket-protocol',
+  'sec-websocket-extensions',
+  'sec-websocket-version',
+  'content-length',
+  'transfer-encoding',
+]);
+
+/** The services and their `depends` lists, as far as they are well typed. */
+interface DependencyNode {
+  index: number;
+  name: string;
+  depends: string[];
+}
+
+/**
+ * Missing dependencies and cycles. A cycle is reported once, at the service whose
+ * `depends` entry closes it, as `cycle: a -> b -> a`.
+ */
+function dependencyIssues(nodes: DependencyNode[]): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const byName = new Map<string, DependencyNode>();
+  for (const n of nodes) if (!byName.has(n.name)) byName.set(n.name, n);
+  for (const n of nodes) {
+    n.depends.forEach((d, j) => {
+      // A malformed name is reported by the schema already.
+      if (!byName.has(d) && new RegExp(SERVICE_NAME_PATTERN).test(d)) {
+        issues.push({
+          path: `/services/${n.index}/depends/${j}`,
+          message: `no service named "${d}"`,
+        });
+      }
+    });
+  }
+  // Depth-first search in config order; a grey node reached again closes a cycle.
+  const state = new Map<string, 'grey' | 'black'>();
+  const stack: DependencyNode[] = [];
+  const visit = (n: DependencyNode): void => {
+    state.set(n.name, 'grey');
+    stack.push(n);
+    for (const d of n.depends) {
+      const next = byName.get(d);
+      if (!next) continue;
+      const st = state.get(d);
+      if (st === 'grey') {
+        const from = stack.findIndex((x) => x.name === d);
+        const names = stack.slice(from).map((x) => x.name);
+        issues.push({
+          path: `/services/${n.index}/depends`,
+          message: `cycle: ${[...names, d].join(' -> ')}`,
+        });
+      } else if (st === undefined) {
+        visit(next);
+      }
+    }
+    stack.pop();
+    state.set(n.name, 'black');
+  };
+  for (const n of nodes) if (!state.has(n.name)) visit(n);
+  return issues;
 }
 
 /**
@@ -174,7 +253,30 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
             message: `duplicate service name "${name}" (also /services/${first}/name)`,
           });
       }
-      if (typeof s.request_target === 'string') {
+      const standalone = s.standalone === true;
+      if (standalone && s.request_target !== undefined) {
+        issues.push({
+          path: `/services/${i}/request_target`,
+          message: 'must not be set for a standalone service (it answers no request path)',
+        });
+      } else if (!standalone && s.request_target === undefined) {
+        issues.push({ path: `/services/${i}/request_target`, message: 'is required' });
+      }
+      if (isRecord(s.extra_headers)) {
+        for (const header of Object.keys(s.extra_headers)) {
+          const at = `/services/${i}/extra_headers/${pointerToken(header)}`;
+          if (!new RegExp(HTTP_TOKEN_PATTERN).test(header)) {
+            issues.push({ path: at, message: 'header name must be an HTTP token' });
+          } else if (RESERVED_HEADERS.has(header.toLowerCase())) {
+            issues.push({
+              path: at,
+              message:
+                'is set by the handshake itself (use proto_alias or subprotocols for Sec-WebSocket-Protocol)',
+            });
+          }
+        }
+      }
+      if (!standalone && typeof s.request_target === 'string') {
         const first = targets.get(s.request_target);
         if (first === undefined) targets.set(s.request_target, i);
         else
@@ -196,7 +298,8 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
       // Only a valid name yields a meaningful default path; a bad name is reported already.
       const explicit = typeof s.source === 'string' && s.source !== '' ? s.source : undefined;
       const validName = name !== undefined && new RegExp(SERVICE_NAME_PATTERN).test(name);
-      const relative = explicit ?? (validName ? defaultSource(name) : undefined);
+      const kind: ServiceKind = s.kind === 'c' ? 'c' : 'lua';
+      const relative = explicit ?? (validName ? defaultSource(name, kind) : undefined);
       if (relative === undefined) return;
       const file = path.resolve(baseDir, relative);
       const st = statSync(file, { throwIfNoEntry: false });
@@ -207,6 +310,15 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
         issues.push({ path: `/services/${i}/source`, message: `not a file: ${file}${note}` });
       }
     });
+    const nodes: DependencyNode[] = [];
+    data.services.forEach((s: unknown, index) => {
+      if (!isRecord(s) || typeof s.name !== 'string') return;
+      const depends = Array.isArray(s.depends)
+        ? s.depends.filter((d): d is string => typeof d === 'string')
+        : [];
+      nodes.push({ index, name: s.name, depends });
+    });
+    issues.push(...dependencyIssues(nodes));
   }
   return issues;
 }
@@ -239,9 +351,10 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
 
   // The schema pass succeeded, so `data` now has exactly the shape below.
   const c = data as Omit<LappsConfig, 'services'> & {
-    services: (Omit<ServiceConfig, 'source' | 'max_inbound_message_size'> & {
+    services: (Omit<ServiceConfig, 'source' | 'max_inbound_message_size' | 'request_target'> & {
       source?: string;
       max_inbound_message_size?: number;
+      request_target?: string;
     })[];
   };
   return {
@@ -249,15 +362,64 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
     workers: c.workers,
     limits: { ...c.limits },
     log: { level: c.log.level as LogLevel, json: c.log.json },
-    services: c.services.map((s) => ({
-      name: s.name,
-      request_target: s.request_target,
-      protocol: s.protocol,
-      instances: s.instances,
-      max_inbound_message_size: s.max_inbound_message_size ?? c.limits.max_message_size,
-      source: path.resolve(origin.baseDir, s.source ?? defaultSource(s.name)),
-    })),
+    services: c.services.map((s) => {
+      const service: ServiceConfig = {
+        name: s.name,
+        request_target: s.request_target ?? '',
+        protocol: s.protocol,
+        instances: s.instances,
+        max_inbound_message_size: s.max_inbound_message_size ?? c.limits.max_message_size,
+        source: path.resolve(origin.baseDir, s.source ?? defaultSource(s.name, s.kind)),
+        kind: s.kind,
+        standalone: s.standalone,
+        auto_start: s.auto_start,
+        depends: [...s.depends],
+        preload: [...s.preload],
+        extra_headers: { ...s.extra_headers },
+        subprotocols: [...s.subprotocols],
+        memory_limit: s.memory_limit,
+        handler_timeout_ms: s.handler_timeout_ms,
+        sandbox: s.sandbox,
+        max_failures: s.max_failures,
+      };
+      if (s.proto_alias !== undefined) service.proto_alias = s.proto_alias;
+      return service;
+    }),
   };
+}
+
+/**
+ * The services in the order they must start: every service after the services it
+ * `depends` on, and otherwise in config order (a stable topological sort). Stopping runs
+ * the reverse. Services with `auto_start: false` are included; the caller decides.
+ *
+ * @param config a normalised config (normalizeConfig has ruled out missing names and
+ *   cycles).
+ * @throws Error if `config` has a dependency cycle or a missing dependency anyway.
+ */
+export function startOrder(config: LappsConfig): ServiceConfig[] {
+  const services = config.services;
+  const names = new Set(services.map((s) => s.name));
+  const started = new Set<string>();
+  const order: ServiceConfig[] = [];
+  while (order.length < services.length) {
+    // The first service in config order whose dependencies have all started.
+    const next = services.find(
+      (s) => !started.has(s.name) && s.depends.every((d) => started.has(d)),
+    );
+    if (!next) {
+      const stuck = services.filter((s) => !started.has(s.name));
+      const missing = stuck.flatMap((s) => s.depends.filter((d) => !names.has(d)));
+      throw new Error(
+        missing.length > 0
+          ? `startOrder: no service named ${missing.map((m) => `"${m}"`).join(', ')}`
+          : `startOrder: dependency cycle among ${stuck.map((s) => s.name).join(', ')}`,
+      );
+    }
+    started.add(next.name);
+    order.push(next);
+  }
+  return order;
 }
 
 class JsonSyntaxError extends Error {
@@ -368,6 +530,31 @@ function lineColumn(text: string, offset: number): { line: number; column: numbe
 }
 
 /**
+ * Parses the text of a JSON config file (a leading byte order mark is allowed).
+ *
+ * @param file the name used in the error.
+ * @throws ConfigError with the line and column of the first syntax error.
+ */
+export function parseConfigText(file: string, text: string): unknown {
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // editors on Windows add a BOM
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    let where: { offset: number; message: string };
+    try {
+      where = locateJsonError(text);
+    } catch {
+      // Only a pathological nesting depth gets here; report the whole file.
+      where = { offset: 0, message: 'invalid JSON' };
+    }
+    const { line, column } = lineColumn(text, where.offset);
+    throw new ConfigError(file, [
+      { path: '', message: `invalid JSON: ${where.message}`, line, column },
+    ]);
+  }
+}
+
+/**
  * Reads and normalises a config file; relative paths in it resolve against its directory.
  *
  * @throws ConfigError when the file cannot be read, is not valid JSON (the issue carries
@@ -383,23 +570,7 @@ export function loadConfigFile(file: string): LappsConfig {
       e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
     throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // editors on Windows add a BOM
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    let where: { offset: number; message: string };
-    try {
-      where = locateJsonError(text);
-    } catch {
-      // Only a pathological nesting depth gets here; report the whole file.
-      where = { offset: 0, message: 'invalid JSON' };
-    }
-    const { line, column } = lineColumn(text, where.offset);
-    throw new ConfigError(file, [
-      { path: '', message: `invalid JSON: ${where.message}`, line, column },
-    ]);
-  }
+  const raw = parseConfigText(file, text);
   return normalizeConfig(raw, { file, baseDir: path.dirname(path.resolve(file)) });
 }
 
@@ -467,6 +638,12 @@ export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides):
     workers: workers ?? config.workers,
     limits: { ...config.limits },
     log: { ...config.log },
-    services: config.services.map((s) => ({ ...s })),
+    services: config.services.map((s) => ({
+      ...s,
+      depends: [...s.depends],
+      preload: [...s.preload],
+      extra_headers: { ...s.extra_headers },
+      subprotocols: [...s.subprotocols],
+    })),
   };
 }

@@ -15,6 +15,15 @@ const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 /** Service names become Lua globals and log sources, so they must be Lua identifiers. */
 export const SERVICE_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 
+/** An HTTP token (RFC 9110 tchar): header names and subprotocol names. */
+export const HTTP_TOKEN_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/** A Lua module name as given to require: identifiers joined by dots. */
+export const LUA_MODULE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$';
+
+/** A header value that cannot split the response: no CR, LF or NUL. */
+export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
+
 /** An origin-form request target: starts with "/", visible ASCII only (no spaces). */
 export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
 
@@ -33,6 +42,23 @@ export const DEFAULT_LIMITS = {
   outbound_high_water_mark: 4 * MiB,
   auto_fragment_size: 0,
 } as const;
+
+/** Per-service defaults of the runtime and safety keys; also listed in docs/config.md. */
+export const DEFAULT_SERVICE = {
+  kind: 'lua',
+  protocol: 'raw',
+  instances: 1,
+  standalone: false,
+  auto_start: true,
+  /** 256 MiB per Lua instance. */
+  memory_limit: 256 * MiB,
+  handler_timeout_ms: 5_000,
+  sandbox: false,
+  max_failures: 100,
+} as const;
+
+/** Smallest memory_limit: below this a Lua state cannot even load the standard library. */
+export const MIN_MEMORY_LIMIT = MiB;
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 5083;
@@ -179,11 +205,13 @@ export function buildConfigSchema(): Record<string, unknown> {
       services: {
         type: 'array',
         default: [],
-        description: 'Reactive services, each bound to a request path.',
+        description:
+          'Services: reactive ones bound to a request path, standalone ones on their own threads.',
         items: {
           type: 'object',
           additionalProperties: false,
-          required: ['name', 'request_target'],
+          // request_target is required unless standalone: checked in load.ts (crossFieldIssues).
+          required: ['name'],
           properties: {
             name: {
               type: 'string',
@@ -192,24 +220,96 @@ export function buildConfigSchema(): Record<string, unknown> {
                 'must be a Lua identifier (letters, digits, "_"; not starting with a digit)',
               description: 'Service name; also the name of its Lua module and global table.',
             },
+            kind: {
+              enum: ['lua', 'c'],
+              default: DEFAULT_SERVICE.kind,
+              description:
+                'How the service is implemented: "lua" (a Lua module) or "c" (a shared object implementing native/include/lapps.h).',
+            },
+            standalone: {
+              type: 'boolean',
+              default: DEFAULT_SERVICE.standalone,
+              description:
+                'Runs on its own thread(s): init() then run() until must_stop(). A standalone service has no request_target.',
+            },
             request_target: {
               type: 'string',
               pattern: REQUEST_TARGET_PATTERN,
               [ERROR_HINT_KEYWORD]:
                 'must start with "/" and contain no spaces or control characters',
-              description: 'Request path the service answers, e.g. "/echo".',
+              description:
+                'Request path the service answers, e.g. "/echo". Required unless standalone.',
             },
             protocol: {
-              enum: ['raw'],
-              default: 'raw',
-              description: 'Message protocol; "raw" passes frames to onMessage untouched.',
+              enum: ['raw', 'lapps'],
+              default: DEFAULT_SERVICE.protocol,
+              description:
+                'Message protocol: "raw" passes frames to onMessage untouched; "lapps" speaks LAppS\'s CBOR protocol.',
             },
             instances: integer(
               'Lua states running this service, spread over the workers; a connection is pinned to one.',
               1,
               MAX_INSTANCES,
-              1,
+              DEFAULT_SERVICE.instances,
             ),
+            auto_start: {
+              type: 'boolean',
+              default: DEFAULT_SERVICE.auto_start,
+              description: 'Start the service with the server.',
+            },
+            depends: {
+              type: 'array',
+              default: [],
+              uniqueItems: true,
+              description: 'Services to start before this one.',
+              items: {
+                type: 'string',
+                pattern: SERVICE_NAME_PATTERN,
+                [ERROR_HINT_KEYWORD]: 'must be a service name (a Lua identifier)',
+              },
+            },
+            preload: {
+              type: 'array',
+              default: [],
+              uniqueItems: true,
+              description:
+                'Modules loaded into every instance before the service (e.g. "mqr", "nap", "time").',
+              items: {
+                type: 'string',
+                pattern: LUA_MODULE_PATTERN,
+                [ERROR_HINT_KEYWORD]: 'must be a Lua module name (identifiers joined by ".")',
+              },
+            },
+            extra_headers: {
+              type: 'object',
+              default: {},
+              description:
+                'Headers added to the 101 response: name (an HTTP token) -> value (no CR/LF).',
+              additionalProperties: {
+                type: 'string',
+                pattern: HEADER_VALUE_PATTERN,
+                [ERROR_HINT_KEYWORD]: 'must not contain CR, LF or NUL',
+              },
+            },
+            proto_alias: {
+              type: 'string',
+              pattern: HTTP_TOKEN_PATTERN,
+              [ERROR_HINT_KEYWORD]: 'must be an HTTP token (no spaces, commas or quotes)',
+              description:
+                'Value sent as Sec-WebSocket-Protocol in the 101 response, whatever the client offered (LAppS style).',
+            },
+            subprotocols: {
+              type: 'array',
+              default: [],
+              uniqueItems: true,
+              description:
+                "Subprotocols this service accepts; the first of the client's offer found here is chosen.",
+              items: {
+                type: 'string',
+                pattern: HTTP_TOKEN_PATTERN,
+                [ERROR_HINT_KEYWORD]: 'must be an HTTP token (no spaces, commas or quotes)',
+              },
+            },
             max_inbound_message_size: integer(
               'Largest inbound message for this service (default and upper bound: limits.max_message_size).',
               1,
@@ -219,8 +319,31 @@ export function buildConfigSchema(): Record<string, unknown> {
               type: 'string',
               minLength: 1,
               description:
-                'Path of the Lua file, relative to the config file (default: services/<name>/<name>.lua).',
+                'Path of the Lua file (kind "c": the shared object), relative to the config file (default: services/<name>/<name>.lua, or services/<name>/lib<name>.so).',
             },
+            memory_limit: integer(
+              'Bytes one Lua instance may allocate; going over it is a Lua error, not a crash.',
+              MIN_MEMORY_LIMIT,
+              2 ** 40,
+              DEFAULT_SERVICE.memory_limit,
+            ),
+            handler_timeout_ms: integer(
+              'A handler running longer than this is stopped with an error; 0 = never.',
+              0,
+              MAX_TIMEOUT_MS,
+              DEFAULT_SERVICE.handler_timeout_ms,
+            ),
+            sandbox: {
+              type: 'boolean',
+              default: DEFAULT_SERVICE.sandbox,
+              description: 'Removes io, os.execute, ffi, debug and bytecode loading.',
+            },
+            max_failures: integer(
+              'Errors within one minute after which an instance is recycled (a fresh Lua state).',
+              1,
+              MAX_TIMEOUT_MS,
+              DEFAULT_SERVICE.max_failures,
+            ),
           },
         },
       },

@@ -31,20 +31,54 @@ export interface LimitsConfig {
   auto_fragment_size: number;
 }
 
-export type ServiceProtocol = 'raw';
+/** "raw": frames go to onMessage untouched; "lapps": LAppS's CBOR protocol (LAPPS-COMPAT.md). */
+export type ServiceProtocol = 'raw' | 'lapps';
 
-/** A reactive service bound to a request path. */
+/** "lua": a Lua module; "c": a shared object implementing the C ABI (native/include/lapps.h). */
+export type ServiceKind = 'lua' | 'c';
+
+/**
+ * A service: reactive (bound to a request path, runs inline on the IO workers) or
+ * standalone (its own thread running init() then run(), no request path).
+ */
 export interface ServiceConfig {
   name: string;
-  /** Request path the service answers, e.g. "/echo". */
+  /** Request path the service answers, e.g. "/echo"; "" for a standalone service. */
   request_target: string;
   protocol: ServiceProtocol;
   /** Number of Lua states (instances); spread over the workers. */
   instances: number;
   /** Per-service inbound message limit (defaults to limits.max_message_size). */
   max_inbound_message_size: number;
-  /** Absolute path of the service's Lua file (relative paths resolve against the config file). */
+  /**
+   * Absolute path of the service's Lua file, or of its shared object for kind "c" (relative
+   * paths resolve against the config file).
+   */
   source: string;
+  /** How the service is implemented. */
+  kind: ServiceKind;
+  /** Runs on its own thread(s): init() then run() until must_stop(); has no request_target. */
+  standalone: boolean;
+  /** Started with the server; otherwise only when started explicitly (or as a dependency). */
+  auto_start: boolean;
+  /** Services that must be started before this one (names; checked to exist, no cycles). */
+  depends: string[];
+  /** Modules loaded into every instance before the service itself (e.g. "mqr", "nap"). */
+  preload: string[];
+  /** Headers added to the 101 response (names are HTTP tokens; values without CR/LF). */
+  extra_headers: Record<string, string>;
+  /** Value sent as Sec-WebSocket-Protocol whatever the client offered (LAppS style). */
+  proto_alias?: string;
+  /** Subprotocols accepted, matched against the client's offer in the client's order. */
+  subprotocols: string[];
+  /** Bytes of memory one Lua instance may allocate; going over it is a Lua error. */
+  memory_limit: number;
+  /** A handler running longer than this is stopped with an error; 0 = never. */
+  handler_timeout_ms: number;
+  /** Removes io, os.execute, ffi, debug and bytecode loading from the instance. */
+  sandbox: boolean;
+  /** Errors within a minute after which an instance is recycled (fresh Lua state). */
+  max_failures: number;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';

@@ -2,8 +2,8 @@
  * The `lapps` binary as a user runs it. Needs dist/ (`tsc -p tsconfig.json`; npm test does
  * that before running tap).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,9 +19,29 @@ if (!existsSync(path.join(repoRoot, 'dist', 'lib', 'cli.js'))) {
   t.fail('dist/lib/cli.js missing: run "npx tsc -p tsconfig.json" first');
 }
 
-function lapps(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+const fixtureHome = path.join(repoRoot, 'test', 'fixtures', 'lapps-home');
+
+/** The environment without LAppS's variables, so the developer's own cannot leak in. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['LAPPS_HOME', 'LAPPS_CONF_DIR', 'WS_CONFIG', 'LAPPS_CONFIG']) delete env[k];
+  return { ...env, ...extra };
+}
+
+function lappsEnv(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function lapps(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  return lappsEnv(cleanEnv(), ...args);
 }
 
 t.test('--help, -h, help: usage on stdout, exit 0', async (t) => {
@@ -41,7 +61,10 @@ t.test('start --help and help start: the start options', async (t) => {
   ]) {
     const r = lapps(...args);
     t.equal(r.code, 0, args.join(' '));
-    t.match(r.stdout, /^Usage: lapps start \[--config FILE\] \[--host H\] \[--port P\]/);
+    t.match(
+      r.stdout,
+      /^Usage: lapps start \[--config FILE \| --lapps-home DIR\] \[--host H\] \[--port P\]/,
+    );
     for (const opt of ['--config', '--host', '--port', '--workers']) t.match(r.stdout, opt);
   }
 });
@@ -69,6 +92,16 @@ t.test('usage errors: message on stderr, exit 2', async (t) => {
     [['start', '--workers', '2.5'], /--workers must be an integer from 1 to 1024/],
     [['start', '--host', 'example.com'], /--host must be an IPv4 or IPv6 address/],
     [['start', '--config', ''], /--config needs a file name/],
+    [['start', '--lapps-home', ''], /--lapps-home needs a directory/],
+    [['start', '-c', 'x.json', '--lapps-home', 'd'], /give --config or --lapps-home, not both/],
+    [['check'], /check needs --config FILE or --lapps-home DIR/],
+    [['check', 'extra', '-c', 'x'], /unexpected argument "extra"/],
+    [['check', '-c', 'x', '--port', '1'], /--port is an option of start only/],
+    [['config'], /missing subcommand: lapps config convert DIR/],
+    [['config', 'print'], /unknown subcommand "config print"/],
+    [['config', 'convert'], /config convert needs the LAppS home/],
+    [['config', 'convert', 'a', 'b'], /unexpected argument "b"/],
+    [['config', 'convert', '-c', 'x'], /config convert takes a LAppS home, not --config/],
   ];
   for (const [args, message] of cases) {
     const r = lapps(...args);
@@ -104,4 +137,143 @@ t.test('bad config: every issue on stderr, exit 1, no stack trace', async (t) =>
   const missing = lapps('start', '--config', path.join(dir, 'none.json'));
   t.equal(missing.code, 1);
   t.match(missing.stderr, /none\.json: cannot read config: no such file\n$/);
+});
+
+t.test('help texts name the new commands and options', async (t) => {
+  const r = lapps('--help');
+  t.match(r.stdout, /check/);
+  t.match(r.stdout, /config convert/);
+  t.match(lapps('start', '--help').stdout, /--lapps-home DIR/);
+  t.match(
+    lapps('help', 'check').stdout,
+    /^Usage: lapps check \[--config FILE \| --lapps-home DIR\]/,
+  );
+  t.match(lapps('check', '--help').stdout, /^Usage: lapps check/);
+  t.match(lapps('help', 'config').stdout, /^Usage: lapps config convert \[DIR\]/);
+  t.match(lapps('config', 'convert', '--help').stdout, /^Usage: lapps config convert/);
+});
+
+t.test('config convert: the equivalent lapps config on stdout, warnings on stderr', async (t) => {
+  const r = lapps('config', 'convert', fixtureHome);
+  t.equal(r.code, 0, r.stderr);
+  const raw = JSON.parse(r.stdout) as { services: { name: string; source: string }[] };
+  t.same(
+    raw.services.map((s) => s.name),
+    ['echo', 'echo_lapps', 'time_broadcast'],
+  );
+  t.equal(raw.services[0]!.source, path.join(fixtureHome, 'apps', 'echo', 'echo.lua'));
+  t.match(r.stderr, /^warning: .*ws\.json: \/listeners: ignored: lapps has no use for it/);
+  t.equal(r.stderr.split('\n').filter((l) => l.includes('/tls:')).length, 1, 'one warning each');
+
+  // The output is itself a valid config, usable from any directory.
+  const dir = t.testdir({});
+  const file = path.join(dir, 'lapps.json');
+  writeFileSync(file, r.stdout);
+  const c = lapps('check', '--config', file);
+  t.equal(c.code, 0, c.stderr);
+  t.equal(c.stdout, 'ok: 3 services\n');
+  t.equal(c.stderr, '');
+
+  const env = lappsEnv(cleanEnv({ LAPPS_HOME: fixtureHome }), 'config', 'convert');
+  t.equal(env.code, 0, 'DIR defaults to $LAPPS_HOME');
+  t.equal(env.stdout, r.stdout);
+});
+
+t.test('config convert and check report errors with exit 1', async (t) => {
+  const dir = t.testdir({
+    etc: {
+      conf: {
+        'ws.json': '{}',
+        'lapps.json': JSON.stringify({ services: { gone: { request_target: '/gone' } } }),
+      },
+    },
+  });
+  const lappsJson = path.join(dir, 'etc', 'conf', 'lapps.json');
+  for (const args of [
+    ['config', 'convert', dir],
+    ['check', '--lapps-home', dir],
+  ]) {
+    const r = lapps(...args);
+    t.equal(r.code, 1, args.join(' '));
+    t.equal(r.stdout, '');
+    t.equal(
+      r.stderr,
+      `${lappsJson}: /services/gone: file not found: ${path.join(dir, 'apps', 'gone', 'gone.lua')}\n`,
+    );
+  }
+  const none = lapps('config', 'convert', path.join(dir, 'nope'));
+  t.equal(none.code, 1);
+  t.match(none.stderr, /ws\.json: cannot read config: no such file\n$/);
+});
+
+t.test('check: ok with the count, warnings on stderr; LAPPS_HOME and its variables', async (t) => {
+  const r = lapps('check', '--lapps-home', fixtureHome);
+  t.equal(r.code, 0);
+  t.equal(r.stdout, 'ok: 3 services\n');
+  t.match(r.stderr, /warning: .*\/tls_certificates: tls_certificates is not supported yet/);
+
+  const dir = t.testdir({
+    cfg: {
+      'w.json': JSON.stringify({ port: 6000 }),
+      'l.json': JSON.stringify({ services: { one: { request_target: '/one' } } }),
+    },
+    apps: { one: { 'one.lua': 'one = {}\nreturn one\n' } },
+  });
+  const env = cleanEnv({
+    LAPPS_HOME: dir,
+    LAPPS_CONF_DIR: path.join(dir, 'cfg'),
+    WS_CONFIG: 'w.json',
+    LAPPS_CONFIG: 'l.json',
+  });
+  const e = lappsEnv(env, 'check');
+  t.equal(e.code, 0, e.stderr);
+  t.equal(e.stdout, 'ok: 1 service\n');
+  t.equal(e.stderr, '');
+});
+
+t.test('start --lapps-home and $LAPPS_HOME: config errors exit 1', async (t) => {
+  const dir = t.testdir({
+    etc: { conf: { 'ws.json': '{"port": 5083', 'lapps.json': '{}' } },
+  });
+  const ws = path.join(dir, 'etc', 'conf', 'ws.json');
+  const expected = `${ws}:1:14: invalid JSON: expected "," or "}", found end of file\n`;
+  const r = lapps('start', '--lapps-home', dir);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, expected);
+  const e = lappsEnv(cleanEnv({ LAPPS_HOME: dir }), 'start');
+  t.equal(e.code, 1, 'LAPPS_HOME is used when neither option is given');
+  t.equal(e.stderr, expected);
+  // --config wins over LAPPS_HOME.
+  const c = lappsEnv(cleanEnv({ LAPPS_HOME: dir }), 'start', '--config', path.join(dir, 'x.json'));
+  t.match(c.stderr, /x\.json: cannot read config: no such file/);
+});
+
+// The warnings are logged before the server starts, so this holds whether or not the
+// native addon loads here; a server that did start is stopped with SIGTERM.
+t.test('start --lapps-home: each warning is one WARN log line', async (t) => {
+  const child = spawn(
+    process.execPath,
+    [bin, 'start', '--lapps-home', fixtureHome, '--port', '0', '--workers', '1'],
+    { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 20_000);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    child.stderr.on('data', (chunk: string) => {
+      stderr += chunk;
+      if (/ started: | cannot start: /.test(stderr)) done();
+    });
+    void exited.then(done);
+  });
+  child.kill('SIGTERM');
+  await exited;
+  t.match(stderr, /WARN {2}\S*ws\.json: \/workers\/max_connections: ignored: lapps has no use/);
+  t.equal(stderr.match(/WARN .*(ignored:|not supported yet)/g)?.length, 15, 'one line per warning');
+  t.equal(stderr.match(/\/tls_certificates:/g)?.length, 1, 'each warning once');
 });

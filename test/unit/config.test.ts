@@ -11,10 +11,11 @@ import {
   defaultConfig,
   loadConfigFile,
   normalizeConfig,
+  startOrder,
   type ConfigIssue,
 } from '../../lib/config/load.js';
 import { buildConfigSchema, DEFAULT_LIMITS } from '../../lib/config/schema.js';
-import type { LappsConfig } from '../../lib/config/types.js';
+import type { LappsConfig, ServiceConfig } from '../../lib/config/types.js';
 
 /** What the helpers need of a test (the root `t` and subtests both have it). */
 type Ctx = Pick<typeof t, 'testdir' | 'fail'>;
@@ -46,6 +47,24 @@ function issuesOf(t: Ctx, raw: unknown, baseDir: string): ConfigIssue[] {
 
 const svc = { name: 'svc', request_target: '/svc' };
 
+/** The defaults of every per-service key beyond name, request_target and source. */
+const serviceDefaults = {
+  protocol: 'raw',
+  instances: 1,
+  max_inbound_message_size: 16777216,
+  kind: 'lua',
+  standalone: false,
+  auto_start: true,
+  depends: [],
+  preload: [],
+  extra_headers: {},
+  subprotocols: [],
+  memory_limit: 268435456,
+  handler_timeout_ms: 5000,
+  sandbox: false,
+  max_failures: 100,
+} as const;
+
 t.test('defaults are filled for every key', async (t) => {
   const dir = serviceDir(t);
   const config = normalizeConfig({ services: [svc] }, { file: 'lapps.json', baseDir: dir });
@@ -66,16 +85,19 @@ t.test('defaults are filled for every key', async (t) => {
     log: { level: 'info', json: false },
     services: [
       {
+        ...serviceDefaults,
+        depends: [],
+        preload: [],
+        extra_headers: {},
+        subprotocols: [],
         name: 'svc',
         request_target: '/svc',
-        protocol: 'raw',
-        instances: 1,
-        max_inbound_message_size: 16777216,
         source: path.join(dir, 'services', 'svc', 'svc.lua'),
       },
     ],
   };
   t.same(config, expected);
+  t.notOk('proto_alias' in config.services[0]!, 'proto_alias is absent unless given');
   t.same(config.limits, DEFAULT_LIMITS);
 });
 
@@ -166,7 +188,7 @@ t.test('every unknown key is rejected with its path', async (t) => {
     [{ listeners: [{ host: '127.0.0.1', port: 1, tls: true }] }, '/listeners/0/tls', 'tls'],
     [{ limits: { max_frame: 1 } }, '/limits/max_frame', 'max_frame'],
     [{ log: { file: 'x' } }, '/log/file', 'file'],
-    [{ services: [{ ...svc, standalone: true }] }, '/services/0/standalone', 'standalone'],
+    [{ services: [{ ...svc, internal: true }] }, '/services/0/internal', 'internal'],
     [{ 'a/b~c': 1 }, '/a~1b~0c', 'a/b~c'],
   ];
   for (const [raw, pointer, key] of cases) {
@@ -211,7 +233,10 @@ t.test('type and range errors name the file and the key path', async (t) => {
     [{ services: [{ ...svc, name: 'a-b' }] }, '/services/0/name: must be a Lua identifier'],
     [{ services: [{ ...svc, request_target: 'svc' }] }, '/services/0/request_target: must start'],
     [{ services: [{ ...svc, request_target: '/a b' }] }, '/services/0/request_target: must start'],
-    [{ services: [{ ...svc, protocol: 'LAppS' }] }, '/services/0/protocol: must be one of "raw"'],
+    [
+      { services: [{ ...svc, protocol: 'LAppS' }] },
+      '/services/0/protocol: must be one of "raw", "lapps"',
+    ],
     [{ services: [{ ...svc, instances: 0 }] }, '/services/0/instances: must be >= 1'],
     [{ services: [{ ...svc, instances: 1025 }] }, '/services/0/instances: must be <= 1024'],
     [{ services: [{ ...svc, source: '' }] }, '/services/0/source: must NOT have fewer than 1'],
@@ -493,9 +518,9 @@ t.test('defaultConfig: the bundled echo service on 127.0.0.1:5083', async (t) =>
   t.equal(c.workers, os.availableParallelism());
   t.same(c.services, [
     {
+      ...serviceDefaults,
       name: 'echo',
       request_target: '/echo',
-      protocol: 'raw',
       instances: c.workers,
       max_inbound_message_size: DEFAULT_LIMITS.max_message_size,
       source: echo,
@@ -528,4 +553,240 @@ t.test('docs/config.md documents every key and the error code', async (t) => {
     t.ok(docs.includes(`\`${leaf}\``), `docs mention \`${leaf}\` (${key})`);
   }
   t.ok(docs.includes('LAPPS_CONFIG_INVALID'), 'docs name the error code');
+});
+
+t.test('service keys: explicit values are kept', async (t) => {
+  const dir = t.testdir({ services: { a: { 'liba.so': '' }, b: { 'b.lua': '' } } });
+  const c = normalizeConfig(
+    {
+      services: [
+        {
+          name: 'a',
+          request_target: '/a',
+          kind: 'c',
+          protocol: 'lapps',
+          auto_start: false,
+          depends: ['b'],
+          preload: ['mqr', 'my.helpers'],
+          extra_headers: { 'X-Served-By': 'lapps; v=1', Server_Id: '' },
+          proto_alias: 'lapps',
+          subprotocols: ['chat.v2', 'chat'],
+          memory_limit: 1048576,
+          handler_timeout_ms: 0,
+          sandbox: true,
+          max_failures: 1,
+        },
+        { name: 'b', standalone: true, instances: 2 },
+      ],
+    },
+    { file: 'x', baseDir: dir },
+  );
+  const expected: ServiceConfig[] = [
+    {
+      ...serviceDefaults,
+      name: 'a',
+      request_target: '/a',
+      source: path.join(dir, 'services', 'a', 'liba.so'),
+      kind: 'c',
+      protocol: 'lapps',
+      auto_start: false,
+      depends: ['b'],
+      preload: ['mqr', 'my.helpers'],
+      extra_headers: { 'X-Served-By': 'lapps; v=1', Server_Id: '' },
+      proto_alias: 'lapps',
+      subprotocols: ['chat.v2', 'chat'],
+      memory_limit: 1048576,
+      handler_timeout_ms: 0,
+      sandbox: true,
+      max_failures: 1,
+    },
+    {
+      ...serviceDefaults,
+      depends: [],
+      preload: [],
+      extra_headers: {},
+      subprotocols: [],
+      name: 'b',
+      request_target: '',
+      source: path.join(dir, 'services', 'b', 'b.lua'),
+      standalone: true,
+      instances: 2,
+    },
+  ];
+  t.same(c.services, expected);
+});
+
+t.test('kind "c" defaults source to services/<name>/lib<name>.so', async (t) => {
+  const dir = t.testdir({ services: { a: { 'a.lua': '' } } });
+  t.same(issuesOf(t, { services: [{ name: 'a', request_target: '/a', kind: 'c' }] }, dir), [
+    {
+      path: '/services/0/source',
+      message: `file not found: ${path.join(dir, 'services', 'a', 'liba.so')} (the default for a service without "source")`,
+    },
+  ]);
+});
+
+t.test('standalone services and request_target', async (t) => {
+  const dir = serviceDir(t, ['a', 'b']);
+  t.same(issuesOf(t, { services: [{ name: 'a', standalone: true, request_target: '/a' }] }, dir), [
+    {
+      path: '/services/0/request_target',
+      message: 'must not be set for a standalone service (it answers no request path)',
+    },
+  ]);
+  t.same(issuesOf(t, { services: [{ name: 'a', standalone: false }] }, dir), [
+    { path: '/services/0/request_target', message: 'is required' },
+  ]);
+  // Two standalone services have no request target to collide on.
+  const c = normalizeConfig(
+    {
+      services: [
+        { name: 'a', standalone: true },
+        { name: 'b', standalone: true },
+      ],
+    },
+    { file: 'x', baseDir: dir },
+  );
+  t.same(
+    c.services.map((s) => [s.standalone, s.request_target]),
+    [
+      [true, ''],
+      [true, ''],
+    ],
+  );
+});
+
+t.test('bad values of the service keys name the key path', async (t) => {
+  const dir = serviceDir(t, ['svc', 'b']);
+  const cases: [Record<string, unknown>, string][] = [
+    [{ standalone: 'yes' }, '/services/0/standalone: must be boolean'],
+    [{ auto_start: 1 }, '/services/0/auto_start: must be boolean'],
+    [{ sandbox: null }, '/services/0/sandbox: must be boolean'],
+    [{ kind: 'rust' }, '/services/0/kind: must be one of "lua", "c"'],
+    [{ depends: 'b' }, '/services/0/depends: must be array'],
+    [{ depends: ['b', 'b'] }, '/services/0/depends: must NOT have duplicate items'],
+    [{ depends: ['a-b'] }, '/services/0/depends/0: must be a service name'],
+    [{ preload: [1] }, '/services/0/preload/0: must be string'],
+    [{ preload: ['a..b'] }, '/services/0/preload/0: must be a Lua module name'],
+    [{ extra_headers: [] }, '/services/0/extra_headers: must be object'],
+    [{ extra_headers: { 'X-A': 1 } }, '/services/0/extra_headers/X-A: must be string'],
+    [{ extra_headers: { 'X-A': 'a\r\nSet-Cookie: x' } }, '/services/0/extra_headers/X-A: must not'],
+    [{ extra_headers: { 'X-A': 'a\nb' } }, '/services/0/extra_headers/X-A: must not contain CR'],
+    [{ extra_headers: { 'X A': 'b' } }, '/services/0/extra_headers/X A: header name must be'],
+    [{ extra_headers: { 'a/b': 'b' } }, '/services/0/extra_headers/a~1b: header name must be'],
+    [{ extra_headers: { '': 'b' } }, '/services/0/extra_headers/: header name must be'],
+    [{ extra_headers: { Upgrade: 'h2c' } }, '/services/0/extra_headers/Upgrade: is set by'],
+    [
+      { extra_headers: { 'sec-websocket-protocol': 'x' } },
+      '/services/0/extra_headers/sec-websocket-protocol: is set by the handshake itself',
+    ],
+    [{ proto_alias: 'a b' }, '/services/0/proto_alias: must be an HTTP token'],
+    [{ proto_alias: '' }, '/services/0/proto_alias: must be an HTTP token'],
+    [{ subprotocols: 'chat' }, '/services/0/subprotocols: must be array'],
+    [{ subprotocols: ['a,b'] }, '/services/0/subprotocols/0: must be an HTTP token'],
+    [{ subprotocols: ['a', 'a'] }, '/services/0/subprotocols: must NOT have duplicate items'],
+    [{ memory_limit: 1048575 }, '/services/0/memory_limit: must be >= 1048576'],
+    [{ memory_limit: 2 ** 41 }, '/services/0/memory_limit: must be <= 1099511627776'],
+    [{ memory_limit: '1G' }, '/services/0/memory_limit: must be integer'],
+    [{ handler_timeout_ms: -1 }, '/services/0/handler_timeout_ms: must be >= 0'],
+    [{ handler_timeout_ms: 2 ** 31 }, '/services/0/handler_timeout_ms: must be <= 2147483647'],
+    [{ max_failures: 0 }, '/services/0/max_failures: must be >= 1'],
+    [{ max_failures: 1.5 }, '/services/0/max_failures: must be integer'],
+  ];
+  for (const [extra, expected] of cases) {
+    const raw = {
+      services: [
+        { ...svc, ...extra },
+        { name: 'b', request_target: '/b' },
+      ],
+    };
+    const err = configError(t, () => normalizeConfig(raw, { file: 'lapps.json', baseDir: dir }));
+    t.ok(err.message.includes(`lapps.json: ${expected}`), JSON.stringify(extra), {
+      got: err.message,
+    });
+    t.equal(err.issues.length, 1, `one issue for ${JSON.stringify(extra)}`, { got: err.issues });
+  }
+});
+
+t.test('depends: missing services and cycles are config errors', async (t) => {
+  const dir = serviceDir(t, ['a', 'b', 'c']);
+  const services = (deps: Record<string, string[]>) =>
+    Object.entries(deps).map(([name, depends]) => ({ name, request_target: `/${name}`, depends }));
+  t.same(issuesOf(t, { services: services({ a: ['b', 'zz'], b: [] }) }, dir), [
+    { path: '/services/0/depends/1', message: 'no service named "zz"' },
+  ]);
+  t.same(issuesOf(t, { services: services({ a: ['a'] }) }, dir), [
+    { path: '/services/0/depends', message: 'cycle: a -> a' },
+  ]);
+  t.same(issuesOf(t, { services: services({ c: [], a: ['b'], b: ['a'] }) }, dir), [
+    { path: '/services/2/depends', message: 'cycle: a -> b -> a' },
+  ]);
+  t.same(issuesOf(t, { services: services({ a: ['b'], b: ['c'], c: ['a'] }) }, dir), [
+    { path: '/services/2/depends', message: 'cycle: a -> b -> c -> a' },
+  ]);
+  const err = configError(t, () =>
+    normalizeConfig(
+      { services: services({ a: ['b'], b: ['a'] }) },
+      { file: 'f.json', baseDir: dir },
+    ),
+  );
+  t.equal(err.message, 'f.json: /services/1/depends: cycle: a -> b -> a');
+});
+
+t.test('startOrder: dependencies first, otherwise config order', async (t) => {
+  const names = ['a', 'b', 'c', 'd', 'e'];
+  const dir = serviceDir(t, names);
+  const order = (deps: Record<string, string[]>): string[] => {
+    const c = normalizeConfig(
+      {
+        services: Object.entries(deps).map(([name, depends]) => ({
+          name,
+          standalone: true,
+          depends,
+        })),
+      },
+      { file: 'x', baseDir: dir },
+    );
+    return startOrder(c).map((s) => s.name);
+  };
+  t.same(order({ a: [], b: [], c: [] }), ['a', 'b', 'c'], 'no depends: config order');
+  t.same(order({ a: ['c'], b: [], c: [] }), ['b', 'c', 'a']);
+  t.same(order({ a: ['b'], b: ['c'], c: [] }), ['c', 'b', 'a']);
+  t.same(order({ a: ['d'], b: [], c: ['a'], d: [], e: ['b'] }), ['b', 'd', 'a', 'c', 'e']);
+  t.same(order({ e: [], d: ['e'], c: ['d', 'e'], b: [], a: ['b', 'c'] }), [
+    'e',
+    'd',
+    'c',
+    'b',
+    'a',
+  ]);
+  t.same(startOrder({ ...defaultConfig(), services: [] }), []);
+
+  const broken = normalizeConfig(
+    {
+      services: [
+        { name: 'a', standalone: true },
+        { name: 'b', standalone: true },
+      ],
+    },
+    { file: 'x', baseDir: dir },
+  );
+  broken.services[0]!.depends = ['b'];
+  broken.services[1]!.depends = ['a'];
+  t.throws(() => startOrder(broken), /dependency cycle among a, b/);
+  broken.services[1]!.depends = ['zz'];
+  t.throws(() => startOrder(broken), /no service named "zz"/);
+});
+
+t.test('applyOverrides copies the service lists', async (t) => {
+  const dir = serviceDir(t);
+  const base = normalizeConfig(
+    { services: [{ ...svc, preload: ['nap'], extra_headers: { 'X-A': 'b' } }] },
+    { file: 'x', baseDir: dir },
+  );
+  const c = applyOverrides(base, {});
+  c.services[0]!.preload.push('time');
+  c.services[0]!.extra_headers['X-B'] = 'c';
+  t.same(base.services[0]!.preload, ['nap']);
+  t.same(base.services[0]!.extra_headers, { 'X-A': 'b' });
 });

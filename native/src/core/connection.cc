@@ -419,6 +419,7 @@ void Worker::teardown(Connection& c) {
     c.opened = false;
     c.instance->onDisconnect(handleOf(c));
   }
+  if (!c.channels.empty()) dropSubscriptions(c);
   c.out.clear(&pool_);
   slots_[c.slot] = nullptr;
   freeSlots_.push_back(c.slot);

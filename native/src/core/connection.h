@@ -60,6 +60,7 @@ struct Connection {
   FrameParserState parser{};
   std::string message;  // reassembly of a fragmented message
   OutQueue out;
+  std::vector<uint64_t> channels;  // broadcast channels subscribed to (usually none)
 
   uint64_t lastActivityMs = 0;
   uint64_t deadlineMs = 0;  // the timer entry that is current for this connection

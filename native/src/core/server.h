@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/broadcast.h"
 #include "core/event-channel.h"
 #include "core/settings.h"
 #include "core/stats.h"
@@ -47,6 +48,7 @@ class Server {
   uint32_t workerCount() const { return uint32_t(workers_.size()); }
   const ServiceRuntime* route(std::string_view target) const;
   WorkerStats* stats(uint32_t worker) { return &stats_[worker]; }
+  BroadcastRegistry& channels() { return channels_; }
   uint64_t* statsBlock() { return reinterpret_cast<uint64_t*>(stats_.get()); }
   size_t statsWords() const { return size_t(settings_.workers) * kCounterCount; }
 
@@ -60,6 +62,7 @@ class Server {
   std::unordered_map<std::string, ServiceRuntime*> byTarget_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<WorkerStats[]> stats_;
+  BroadcastRegistry channels_;
   bool started_ = false;
   bool stopRequested_ = false;
   std::thread stopper_;  // joins the workers after a stop request

@@ -223,6 +223,16 @@ void Worker::onInbox() {
       case InboxMessage::Kind::Close:
         close(m.handle, m.code, m.bytes);
         break;
+      case InboxMessage::Kind::Broadcast:
+        broadcastLocal(m.channel, m.frame);
+        m.frame->release(&pool_);
+        break;
+      case InboxMessage::Kind::Subscribe:
+        subscribe(m.channel, m.handle);
+        break;
+      case InboxMessage::Kind::Unsubscribe:
+        unsubscribe(m.channel, m.handle);
+        break;
     }
   }
 }
@@ -349,6 +359,99 @@ SendStatus Worker::close(uint64_t handle, uint16_t code, std::string_view reason
   if (c->state != ConnState::Open) return SendStatus::Closing;
   beginClose(*c, code, reason);
   return SendStatus::Ok;
+}
+
+SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
+  if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Subscribe;
+    m.channel = channel;
+    m.handle = handle;
+    server_.worker(h.worker).inbox().push(std::move(m));
+    return SendStatus::Ok;
+  }
+  Connection* c = lookup(handle);
+  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  for (uint64_t ch : c->channels) {
+    if (ch == channel) return SendStatus::Ok;  // already subscribed
+  }
+  c->channels.push_back(channel);
+  subscribers_[channel].push_back(handle);
+  return SendStatus::Ok;
+}
+
+SendStatus Worker::unsubscribe(uint64_t channel, uint64_t handle) {
+  if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Unsubscribe;
+    m.channel = channel;
+    m.handle = handle;
+    server_.worker(h.worker).inbox().push(std::move(m));
+    return SendStatus::Ok;
+  }
+  Connection* c = lookup(handle);
+  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  std::erase(c->channels, channel);
+  auto it = subscribers_.find(channel);
+  if (it != subscribers_.end()) {
+    std::erase(it->second, handle);
+    if (it->second.empty()) subscribers_.erase(it);
+  }
+  return SendStatus::Ok;
+}
+
+SendStatus Worker::broadcast(uint64_t channel, SharedBuffer* frame) {
+  if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
+  // The same buffer goes to every worker: each appends it to its subscribers' queues.
+  for (uint32_t w = 0; w < server_.workerCount(); ++w) {
+    if (w == index_) {
+      broadcastLocal(channel, frame);
+      continue;
+    }
+    frame->retain();
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Broadcast;
+    m.channel = channel;
+    m.frame = frame;
+    server_.worker(w).inbox().push(std::move(m));
+  }
+  return SendStatus::Ok;
+}
+
+void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
+  auto it = subscribers_.find(channel);
+  if (it == subscribers_.end()) return;
+  const uint64_t hwm = server_.settings().outboundHighWaterMark;
+  for (uint64_t handle : it->second) {
+    Connection* c = lookup(handle);
+    // Subscriptions are removed at teardown; a closing connection just gets nothing.
+    if (!c || c->state != ConnState::Open) continue;
+    if (c->out.bytes() > hwm) {
+      stats_->add(Counter::SlowConsumers);
+      kill(*c, "slow consumer: outbound queue over the high-water mark");
+      continue;
+    }
+    c->out.appendShared(frame);
+    stats_->add(Counter::MessagesOut);
+    markDirty(*c);
+  }
+}
+
+void Worker::dropSubscriptions(Connection& c) {
+  const uint64_t handle = handleOf(c);
+  for (uint64_t channel : c.channels) {
+    auto it = subscribers_.find(channel);
+    if (it == subscribers_.end()) continue;
+    std::erase(it->second, handle);
+    if (it->second.empty()) subscribers_.erase(it);
+  }
+  c.channels.clear();
 }
 
 }  // namespace lapps

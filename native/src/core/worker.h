@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/connection.h"
@@ -28,18 +29,20 @@ class ServiceInstance;
 
 // What other threads may ask of a worker.
 struct InboxMessage {
-  enum class Kind : uint8_t { Adopt, Send, Close, Stop };
+  enum class Kind : uint8_t { Adopt, Send, Close, Stop, Broadcast, Subscribe, Unsubscribe };
   Kind kind = Kind::Stop;
   int fd = -1;            // Adopt: the socket handed over
   int32_t instance = -1;  // Adopt: instance index chosen for it
   PeerAddress peer{};     // Adopt
   uint64_t handle = 0;    // Send / Close
   Opcode opcode = Opcode::Text;
-  uint16_t code = 0;  // Close
-  std::string bytes;  // Adopt: bytes read so far; Send: payload; Close: reason
+  uint16_t code = 0;              // Close
+  std::string bytes;              // Adopt: bytes read so far; Send: payload; Close: reason
+  uint64_t channel = 0;           // Broadcast / Subscribe / Unsubscribe
+  SharedBuffer* frame = nullptr;  // Broadcast: one reference, owned by the message
 };
 
-enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer };
+enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
 
 class Worker {
  public:
@@ -49,6 +52,7 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   uint32_t index() const { return index_; }
+  Server& server() { return server_; }
   void addListener(int fd) { listeners_.push_back(fd); }
   void attach(ServiceInstance* instance) { instances_.push_back(instance); }
 
@@ -61,6 +65,11 @@ class Worker {
   // another worker is forwarded through that worker's inbox.
   SendStatus send(uint64_t handle, Opcode op, const uint8_t* data, size_t len);
   SendStatus close(uint64_t handle, uint16_t code, std::string_view reason);
+  // Broadcast channels. `frame` is a complete encoded frame; the caller keeps its own
+  // reference. A subscription ends with its connection.
+  SendStatus subscribe(uint64_t channel, uint64_t handle);
+  SendStatus unsubscribe(uint64_t channel, uint64_t handle);
+  SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
 
   // For the Lua dispatcher: is the connection whose messages are being delivered open?
   bool currentOpen() const { return current_ && current_->state == ConnState::Open; }
@@ -110,6 +119,8 @@ class Worker {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   void setEpoll(Connection& c, bool wantWrite);
+  void broadcastLocal(uint64_t channel, SharedBuffer* frame);
+  void dropSubscriptions(Connection& c);
 
   Server& server_;
   uint32_t index_;
@@ -141,7 +152,9 @@ class Worker {
   bool listenersPaused_ = false;
   uint64_t resumeListenersAt_ = 0;
   std::vector<uint8_t> readBuf_;
-  BufferPool pool_;                    // outbound chunks, recycled
+  BufferPool pool_;  // outbound chunks, recycled
+  // Broadcast channel -> handles of this worker's subscribed connections.
+  std::unordered_map<uint64_t, std::vector<uint64_t>> subscribers_;
   std::vector<InboundMessage> batch_;  // complete messages of the connection being read
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;

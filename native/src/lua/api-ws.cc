@@ -41,6 +41,8 @@ int fromStatus(SendStatus s) {
       return kClosing;
     case SendStatus::SlowConsumer:
       return kSlowConsumer;
+    case SendStatus::NoChannel:  // broadcast only
+      return kNoConnection;
   }
   return kNoConnection;
 }

@@ -5,6 +5,10 @@
 #include <string>
 
 #include "core/worker.h"
+#include "lua/api-bcast.h"
+#include "lua/api-cbor.h"
+#include "lua/api-json.h"
+#include "lua/api-nljson.h"
 #include "lua/api-ws.h"
 
 namespace lapps {
@@ -115,8 +119,38 @@ std::string LuaInstance::load() {
   lua_pushcclosure(L_, luaPrint, 1);
   lua_setglobal(L_, "print");
   // Module set-up runs protected: even an allocation failure there is a clean error.
+  // Every area of the API hangs off the `lapps` root table; the LAppS names (ws, bcast)
+  // are globals too, as LAppS services expect.
   lua_CFunction setup = [](lua_State* L) -> int {
-    registerWsApi(L, static_cast<LuaInstance*>(lua_touserdata(L, 1)));
+    auto* self = static_cast<LuaInstance*>(lua_touserdata(L, 1));
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "lapps");
+    registerWsApi(L, self);
+    lua_getglobal(L, "ws");
+    lua_setfield(L, -2, "ws");
+    pushBcastApi(L, self);
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "bcast");
+    lua_setfield(L, -2, "bcast");
+    // Value codecs: lapps.cbor / lapps.json / lapps.nljson, require("cbor") etc., and the
+    // LAppS global `nljson`.
+    const struct {
+      const char* name;
+      lua_CFunction open;
+    } codecs[] = {{"cbor", openCbor}, {"json", openJson}, {"nljson", openNljson}};
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    for (const auto& codec : codecs) {
+      lua_pushcfunction(L, codec.open);
+      lua_call(L, 0, 1);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, codec.name);  // package.loaded
+      lua_setfield(L, -4, codec.name);  // lapps root
+    }
+    lua_pop(L, 2);
+    lua_getfield(L, -1, "nljson");
+    lua_setglobal(L, "nljson");
     return 0;
   };
   if (lua_cpcall(L_, setup, this) != 0) {

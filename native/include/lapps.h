@@ -1,0 +1,174 @@
+/*
+ * lapps.h: the C ABI of lapps service modules (docs/c-api.md).
+ *
+ * A C service is a shared object that exports ONE symbol, lapps_service_v1: a function
+ * returning the module's descriptor (struct lapps_module_v1). For each instance of the
+ * service the server calls create(), then on_start(), on_message() for every message of
+ * every connection routed to that instance, on_disconnect() once per connection,
+ * on_shutdown(), and finally destroy(). The module reaches back into the server through
+ * the API table (struct lapps_api_v1) handed to create().
+ *
+ * Threading. Every callback of one instance runs on that instance's worker thread, never
+ * two at a time: an instance needs no locks for its own state. create() and destroy() run
+ * on the server's main thread while the worker is not running the instance. Instances of
+ * one service may live on different workers and run in parallel; they share the module's
+ * global variables (the shared object is loaded once per process), so globals must be
+ * constant or thread-safe. The API functions must be called on the instance's worker
+ * thread, from within a callback or with a handle obtained in one; from any other thread
+ * they do nothing and return LAPPS_WRONG_THREAD.
+ *
+ * Errors. No callback may let a C++ exception or a longjmp escape into the server. A
+ * failing on_message() costs only its own connection (closed with 1011).
+ *
+ * Plain C11 (also valid C++): fixed-width integers, no server types.
+ */
+#ifndef LAPPS_H
+#define LAPPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI this header describes. A module stores it in lapps_module_v1.abi_version. */
+#define LAPPS_ABI_VERSION 1
+
+/* Marks the module's entry point as exported (needed with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define LAPPS_EXPORT __attribute__((visibility("default")))
+#else
+#define LAPPS_EXPORT
+#endif
+
+/* Message opcodes (RFC 6455). on_message() only ever sees these two. */
+#define LAPPS_OPCODE_TEXT 1
+#define LAPPS_OPCODE_BINARY 2
+
+/* Results of the API functions. Values never change meaning; new ones may be added. */
+#define LAPPS_OK 0
+#define LAPPS_NO_CONNECTION 1 /* handle is stale, invalid, or its connection is gone */
+#define LAPPS_CLOSING 2       /* the connection is closing: nothing more can be sent */
+#define LAPPS_SLOW_CONSUMER 3 /* over its outbound limit: the connection was closed */
+#define LAPPS_NOT_UTF8 4      /* text message or close reason is not valid UTF-8 */
+#define LAPPS_INVALID 5       /* bad argument: opcode, close code, reason length, NULL */
+#define LAPPS_WRONG_THREAD 6  /* called outside the instance's worker thread */
+
+/* Log levels for lapps_api_v1.log (the server's levels, most severe first). */
+#define LAPPS_LOG_ERROR 0
+#define LAPPS_LOG_WARN 1
+#define LAPPS_LOG_INFO 2
+#define LAPPS_LOG_DEBUG 3
+
+/* A connection: opaque, never 0. A handle outlives its connection only as a number: the
+ * server detects a stale one and answers LAPPS_NO_CONNECTION, even after the slot has
+ * been reused by another connection. Handles of connections on other workers are valid:
+ * sends to them are forwarded (and answer LAPPS_OK once queued). */
+typedef uint64_t lapps_handle;
+
+/*
+ * What the server offers a module. The table and `host` stay valid until destroy() has
+ * returned. New functions are only ever appended: before using a function a module was
+ * not built with in mind, check LAPPS_API_HAS(api, name).
+ */
+struct lapps_api_v1 {
+  uint32_t abi_version; /* LAPPS_ABI_VERSION of the server */
+  uint32_t size;        /* sizeof(struct lapps_api_v1) as the server knows it */
+
+  /* Queues a message to a connection. opcode is LAPPS_OPCODE_TEXT (data must be valid
+   * UTF-8) or LAPPS_OPCODE_BINARY; data may be NULL only if len is 0. The bytes are
+   * copied or written before the call returns: the caller keeps ownership. Returns
+   * LAPPS_OK, LAPPS_NO_CONNECTION, LAPPS_CLOSING, LAPPS_SLOW_CONSUMER, LAPPS_NOT_UTF8,
+   * LAPPS_INVALID or LAPPS_WRONG_THREAD. */
+  int (*send)(void* host, lapps_handle handle, int opcode, const void* data, size_t len);
+
+  /* Starts the closing handshake with `code` (1000-1003, 1007-1014, 3000-4999) and an
+   * optional reason (UTF-8, at most 123 bytes; NULL when len is 0). on_disconnect() follows
+   * later, when the connection is gone. Returns LAPPS_OK, LAPPS_NO_CONNECTION,
+   * LAPPS_CLOSING, LAPPS_NOT_UTF8, LAPPS_INVALID or LAPPS_WRONG_THREAD. */
+  int (*close)(void* host, lapps_handle handle, int code, const char* reason, size_t len);
+
+  /* Writes a line to the server log, tagged "service <name>#<instance>". message is a
+   * NUL-terminated string, copied before the call returns. An unknown level is logged as
+   * LAPPS_LOG_INFO. Unlike send/close, log may also be called from create() and
+   * destroy() (it is thread-safe), but not after destroy() has returned. */
+  void (*log)(void* host, int level, const char* message);
+};
+
+/* True if the server's API table has the function `field` (for functions appended later). */
+#define LAPPS_API_HAS(api, field)                                                \
+  ((api)->size >= offsetof(struct lapps_api_v1, field) + sizeof((api)->field) && \
+   (api)->field != NULL)
+
+/*
+ * What a module provides. Returned by lapps_service_v1(); must stay valid and unchanged
+ * while the module is loaded (a static const object is the natural choice). Required:
+ * create and on_message. The other callbacks may be NULL (nothing to do).
+ */
+struct lapps_module_v1 {
+  uint32_t abi_version; /* LAPPS_ABI_VERSION the module was built with */
+  uint32_t size;        /* sizeof(struct lapps_module_v1) */
+  const char* name;     /* informative (logged when loaded); may be NULL */
+
+  /* Creates one instance. `api` and `host` stay valid until destroy(); keep them in the
+   * instance. instance_name is "<service>#<index>", valid only during the call. Returns
+   * the instance pointer handed to every other callback, or NULL on failure (the server
+   * then refuses to start, naming the module). Runs on the main thread. */
+  void* (*create)(const struct lapps_api_v1* api, void* host, const char* instance_name);
+
+  /* Frees the instance; called once, after on_shutdown() (or instead of any other call,
+   * if the server stops before starting the instance). Runs on the main thread. */
+  void (*destroy)(void* self);
+
+  /* The instance's worker is about to serve connections. */
+  void (*on_start)(void* self);
+
+  /* One complete message. data points into the server's buffers and is valid only during
+   * the call (copy what you keep); text messages are valid UTF-8. Returns 0 on success;
+   * any other value is a failure: it is logged and the connection is closed with 1011
+   * (further messages already received from it are dropped). */
+  int (*on_message)(void* self, lapps_handle handle, int opcode, const void* data, size_t len);
+
+  /* The connection is gone (whatever ended it): called exactly once for every connection
+   * routed to this instance that completed its handshake. The handle is stale from now on
+   * (sends to it answer LAPPS_NO_CONNECTION). */
+  void (*on_disconnect)(void* self, lapps_handle handle);
+
+  /* The server is stopping; connections have been closed (on_disconnect already ran). */
+  void (*on_shutdown)(void* self);
+};
+
+/* The one symbol a module exports:
+ *   LAPPS_EXPORT const struct lapps_module_v1* lapps_service_v1(void) { return &module; }
+ * Called once per instance on the main thread; must return the same descriptor. */
+typedef const struct lapps_module_v1* (*lapps_service_v1_fn)(void);
+#define LAPPS_SERVICE_SYMBOL_V1 "lapps_service_v1"
+
+/* Short English description of a result code, for log lines. */
+static inline const char* lapps_result_string(int result) {
+  switch (result) {
+    case LAPPS_OK:
+      return "ok";
+    case LAPPS_NO_CONNECTION:
+      return "no such connection";
+    case LAPPS_CLOSING:
+      return "connection is closing";
+    case LAPPS_SLOW_CONSUMER:
+      return "connection closed: slow consumer";
+    case LAPPS_NOT_UTF8:
+      return "text is not valid UTF-8";
+    case LAPPS_INVALID:
+      return "invalid argument";
+    case LAPPS_WRONG_THREAD:
+      return "called outside the instance's worker thread";
+    default:
+      return "unknown result";
+  }
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAPPS_H */

@@ -1,0 +1,197 @@
+// A service instance backed by a C module (native/include/lapps.h). The module's callbacks
+// run on the worker thread; the API table maps its calls onto the Worker's service API.
+#include "cmod/c-instance.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "core/worker.h"
+#include "lapps.h"
+#include "protocol/close-code.h"
+#include "protocol/frame-encoder.h"
+#include "protocol/utf8-validator.h"
+
+namespace lapps {
+
+namespace {
+
+// The descriptor of the first ABI 1 release ends with on_shutdown. A descriptor may be
+// larger (a newer header appended fields) but never smaller; fields appended later must
+// be checked against module_->size before use.
+constexpr uint32_t kMinModuleSize =
+    offsetof(lapps_module_v1, on_shutdown) + sizeof(lapps_module_v1::on_shutdown);
+
+int fromStatus(SendStatus s) {
+  switch (s) {
+    case SendStatus::Ok:
+      return LAPPS_OK;
+    case SendStatus::NoConnection:
+      return LAPPS_NO_CONNECTION;
+    case SendStatus::Closing:
+      return LAPPS_CLOSING;
+    case SendStatus::SlowConsumer:
+      return LAPPS_SLOW_CONSUMER;
+    case SendStatus::NoChannel:  // broadcast only; not reachable from send/close
+      return LAPPS_NO_CONNECTION;
+  }
+  return LAPPS_NO_CONNECTION;
+}
+
+LogLevel toLogLevel(int level) {
+  switch (level) {
+    case LAPPS_LOG_ERROR:
+      return LogLevel::Error;
+    case LAPPS_LOG_WARN:
+      return LogLevel::Warn;
+    case LAPPS_LOG_DEBUG:
+      return LogLevel::Debug;
+    default:
+      return LogLevel::Info;
+  }
+}
+
+class CInstance final : public ServiceInstance {
+ public:
+  CInstance(const ServiceSettings& service, uint32_t index, EventChannel& events)
+      : ServiceInstance(service.name + "#" + std::to_string(index)),
+        source_(service.source),
+        events_(events) {}
+
+  ~CInstance() override {
+    if (self_ && module_->destroy) module_->destroy(self_);
+    if (dl_) dlclose(dl_);
+  }
+  CInstance(const CInstance&) = delete;
+  CInstance& operator=(const CInstance&) = delete;
+
+  std::string load() override {
+    // A bare file name would make dlopen search the system's library path.
+    std::string path = source_.find('/') == std::string::npos ? "./" + source_ : source_;
+    dlerror();
+    dl_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!dl_) {
+      const char* err = dlerror();
+      return source_ + ": cannot load the C module: " + (err ? err : "dlopen failed");
+    }
+    dlerror();
+    void* sym = dlsym(dl_, LAPPS_SERVICE_SYMBOL_V1);
+    if (!sym) {
+      return source_ + ": not a lapps C module: symbol " LAPPS_SERVICE_SYMBOL_V1 " not found";
+    }
+    auto entry = reinterpret_cast<lapps_service_v1_fn>(sym);
+    module_ = entry();
+    if (!module_) return source_ + ": " LAPPS_SERVICE_SYMBOL_V1 "() returned NULL";
+    if (module_->abi_version != LAPPS_ABI_VERSION) {
+      return source_ + ": ABI version " + std::to_string(module_->abi_version) +
+             ", this server speaks " + std::to_string(LAPPS_ABI_VERSION);
+    }
+    if (module_->size < kMinModuleSize) {
+      return source_ + ": module descriptor is " + std::to_string(module_->size) +
+             " bytes, ABI version 1 needs at least " + std::to_string(kMinModuleSize) +
+             " (rebuild it against lapps.h)";
+    }
+    if (!module_->create) return source_ + ": required callback 'create' is missing";
+    if (!module_->on_message) return source_ + ": required callback 'on_message' is missing";
+
+    api_.abi_version = LAPPS_ABI_VERSION;
+    api_.size = sizeof(lapps_api_v1);
+    api_.send = &apiSend;
+    api_.close = &apiClose;
+    api_.log = &apiLog;
+    self_ = module_->create(&api_, this, name().c_str());
+    if (!self_) return source_ + ": create() failed for instance " + name();
+    if (module_->name) {
+      log(LogLevel::Debug, std::string("C module '") + module_->name + "' loaded from " + source_);
+    }
+    return {};
+  }
+
+  void onStart() override {
+    thread_ = pthread_self();
+    started_.store(true, std::memory_order_release);
+    if (module_->on_start) module_->on_start(self_);
+  }
+
+  void onMessages(MessageBatch& batch) override {
+    Worker* w = worker();
+    while (batch.next < batch.count && w->currentOpen()) {
+      const InboundMessage& m = batch.items[batch.next++];
+      int rc = module_->on_message(self_, batch.handle, m.opcode, m.data, m.len);
+      if (rc != 0) {
+        log(LogLevel::Warn, "on_message failed (returned " + std::to_string(rc) + ")");
+        w->failCurrent();
+        return;
+      }
+    }
+  }
+
+  void onDisconnect(uint64_t handle) override {
+    if (module_->on_disconnect) module_->on_disconnect(self_, handle);
+  }
+
+  void onShutdown() override {
+    if (module_->on_shutdown) module_->on_shutdown(self_);
+  }
+
+ private:
+  void log(LogLevel level, std::string message) {
+    events_.log(level, "service " + name(), std::move(message));
+  }
+
+  // The API functions run only on the worker thread, after onStart.
+  bool onWorkerThread() const {
+    return started_.load(std::memory_order_acquire) && pthread_equal(thread_, pthread_self());
+  }
+
+  static int apiSend(void* host, uint64_t handle, int opcode, const void* data, size_t len) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    if ((opcode != LAPPS_OPCODE_TEXT && opcode != LAPPS_OPCODE_BINARY) || (!data && len)) {
+      return LAPPS_INVALID;
+    }
+    static const uint8_t kEmpty = 0;
+    const auto* bytes = data ? static_cast<const uint8_t*>(data) : &kEmpty;
+    if (opcode == LAPPS_OPCODE_TEXT && !isValidUtf8(bytes, len)) return LAPPS_NOT_UTF8;
+    return fromStatus(self->worker()->send(
+        handle, opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes, len));
+  }
+
+  static int apiClose(void* host, uint64_t handle, int code, const char* reason, size_t len) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    if (code < 1000 || code > 4999 || !isValidCloseCode(uint16_t(code))) return LAPPS_INVALID;
+    if ((!reason && len) || len > kMaxCloseReason) return LAPPS_INVALID;
+    if (!reason) reason = "";
+    if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return LAPPS_NOT_UTF8;
+    return fromStatus(self->worker()->close(handle, uint16_t(code), std::string_view(reason, len)));
+  }
+
+  static void apiLog(void* host, int level, const char* message) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self) return;
+    self->log(toLogLevel(level), message ? message : "(null)");
+  }
+
+  std::string source_;
+  EventChannel& events_;
+  void* dl_ = nullptr;
+  const lapps_module_v1* module_ = nullptr;
+  lapps_api_v1 api_{};
+  void* self_ = nullptr;
+  pthread_t thread_{};
+  std::atomic<bool> started_{false};  // thread_ is set; read by any thread calling the API
+};
+
+}  // namespace
+
+std::unique_ptr<ServiceInstance> makeCInstance(const ServiceSettings& service, uint32_t index,
+                                               EventChannel& events) {
+  return std::make_unique<CInstance>(service, index, events);
+}
+
+}  // namespace lapps

@@ -1,0 +1,104 @@
+/**
+ * bcast: channels created by a service, subscriptions per connection across workers, one
+ * encoded frame shared by every subscriber, subscriptions ending with their connection.
+ */
+import t from 'tap';
+import path from 'node:path';
+import type WebSocket from 'ws';
+
+import { repoRoot, startTestServer } from '../helpers/server.js';
+import { ask, nextMessage, openWs } from '../helpers/ws.js';
+
+const room = {
+  name: 'room',
+  request_target: '/room',
+  source: path.join(repoRoot, 'test', 'lua', 'services', 'room', 'room.lua'),
+};
+
+t.test('broadcast reaches every subscriber on every worker, once each', async (t) => {
+  // Two instances on two workers: subscribers live on both.
+  const server = await startTestServer({ workers: 2, services: [{ ...room, instances: 2 }] });
+  t.teardown(() => server.stop());
+  const clients: WebSocket[] = [];
+  const workers = new Set<number>();
+  for (let i = 0; i < 20; i++) {
+    const ws = await openWs(server.url('/room'));
+    clients.push(ws);
+    workers.add(Number((BigInt(await ask(ws, 'handle')) >> 20n) & 0xffn));
+    t.equal(await ask(ws, 'join 1'), 'true nil');
+  }
+  t.same([...workers].sort(), [0, 1], 'subscribers on both workers');
+  const outsider = await openWs(server.url('/room'));
+  const got: string[] = [];
+  outsider.on('message', (d) => got.push(String(d)));
+
+  const received = clients.map((ws) => nextMessage(ws));
+  clients[3]!.send('say 1 hello everyone');
+  t.same(await Promise.all(received), Array(20).fill('hello everyone'), 'every subscriber got it');
+
+  // Binary by default; wait until every subscriber has it before going on.
+  const bins = clients.map(
+    (ws) =>
+      new Promise<boolean>((resolve) => ws.once('message', (_d, isBinary) => resolve(isBinary))),
+  );
+  clients[5]!.send('saybin 1 raw bytes');
+  t.same(await Promise.all(bins), Array(20).fill(true), 'binary frame to every subscriber');
+
+  // Leave: no more messages for that client.
+  t.equal(await ask(clients[0]!, 'leave 1'), 'true nil');
+  let leftGot = 0;
+  clients[0]!.on('message', () => leftGot++);
+  const after = nextMessage(clients[1]!);
+  clients[2]!.send('say 1 after leave');
+  t.equal(await after, 'after leave');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(leftGot, 0, 'nothing reaches a client after it left');
+  t.same(got, [], 'a client that never joined gets nothing');
+  for (const ws of clients) ws.close();
+  outsider.close();
+  t.same(server.errors(), [], 'no error in the log');
+});
+
+t.test('a subscription ends with its connection; misuse is refused with a message', async (t) => {
+  const server = await startTestServer({ workers: 1, services: [{ ...room, instances: 1 }] });
+  t.teardown(() => server.stop());
+  const a = await openWs(server.url('/room'));
+  const b = await openWs(server.url('/room'));
+  const ha = await ask(a, 'handle');
+  t.equal(await ask(a, 'join 1'), 'true nil');
+  t.equal(await ask(b, 'join 1'), 'true nil');
+  a.terminate();
+  await new Promise((r) => setTimeout(r, 100));
+  // Broadcasting after the drop reaches b only and touches nothing freed.
+  const got = nextMessage(b);
+  b.send('say 1 still here');
+  t.equal(await got, 'still here');
+  t.equal(
+    await ask(b, `joinother 1 ${ha}`),
+    'false bcast:subscribe: no such connection',
+    'stale handle refused',
+  );
+  t.equal(await ask(b, 'create 7'), 'true nil', 'create a second channel');
+  t.equal(
+    await ask(b, 'misuse'),
+    [
+      'false bcast:send: no such channel (create it with bcast:create first)',
+      'false bcast:subscribe: channel id must be a non-negative integer',
+      'false bcast:subscribe: handler must be a number',
+      'false bcast:send: message must be a string or a table',
+      'false bcast:send: text message is not valid UTF-8 (send it as binary, opcode 2)',
+      'false bcast:create: channel id must be a non-negative integer',
+    ].join('|'),
+  );
+  // A table is CBOR-encoded once: {cid = 1, message = {"hi"}} with sorted keys.
+  const obj = new Promise<Buffer>((resolve) => b.once('message', (d) => resolve(d as Buffer)));
+  b.send('sayobj 1');
+  t.equal(
+    (await obj).toString('hex'),
+    'a2' + '63636964' + '01' + '676d657373616765' + '81' + '626869',
+    'OON object as CBOR',
+  );
+  t.match(await ask(b, 'nljson'), /^\{"a":\["x",2\],"n":7\} true$/, 'nljson global works');
+  b.close();
+  t.same(server.errors(), [], 'no error in the log');
+});
