@@ -312,17 +312,20 @@ void Worker::onTimers() {
   }
 }
 
+SendStatus Worker::forward(Handle h, InboxMessage m) {
+  // Fire and forget: the owning worker applies it (or finds the handle stale) later.
+  if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+  server_.worker(h.worker).inbox().push(std::move(m));
+  return SendStatus::Ok;
+}
+
 SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t len) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
-    InboxMessage m;
-    m.kind = InboxMessage::Kind::Send;
-    m.handle = handle;
-    m.opcode = op;
-    m.bytes.assign(reinterpret_cast<const char*>(data), len);
-    server_.worker(h.worker).inbox().push(std::move(m));
-    return SendStatus::Ok;
+    return forward(h, {.kind = InboxMessage::Kind::Send,
+                       .handle = handle,
+                       .opcode = op,
+                       .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
   Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
@@ -345,14 +348,10 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
 SendStatus Worker::close(uint64_t handle, uint16_t code, std::string_view reason) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
-    InboxMessage m;
-    m.kind = InboxMessage::Kind::Close;
-    m.handle = handle;
-    m.code = code;
-    m.bytes.assign(reason);
-    server_.worker(h.worker).inbox().push(std::move(m));
-    return SendStatus::Ok;
+    return forward(h, {.kind = InboxMessage::Kind::Close,
+                       .handle = handle,
+                       .code = code,
+                       .bytes = std::string(reason)});
   }
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
@@ -365,13 +364,8 @@ SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
-    InboxMessage m;
-    m.kind = InboxMessage::Kind::Subscribe;
-    m.channel = channel;
-    m.handle = handle;
-    server_.worker(h.worker).inbox().push(std::move(m));
-    return SendStatus::Ok;
+    return forward(h,
+                   {.kind = InboxMessage::Kind::Subscribe, .handle = handle, .channel = channel});
   }
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
@@ -387,13 +381,8 @@ SendStatus Worker::unsubscribe(uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
-    InboxMessage m;
-    m.kind = InboxMessage::Kind::Unsubscribe;
-    m.channel = channel;
-    m.handle = handle;
-    server_.worker(h.worker).inbox().push(std::move(m));
-    return SendStatus::Ok;
+    return forward(h,
+                   {.kind = InboxMessage::Kind::Unsubscribe, .handle = handle, .channel = channel});
   }
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;

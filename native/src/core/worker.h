@@ -37,7 +37,7 @@ struct InboxMessage {
   uint64_t handle = 0;    // Send / Close
   Opcode opcode = Opcode::Text;
   uint16_t code = 0;              // Close
-  std::string bytes;              // Adopt: bytes read so far; Send: payload; Close: reason
+  std::string bytes{};            // Adopt: bytes read so far; Send: payload; Close: reason
   uint64_t channel = 0;           // Broadcast / Subscribe / Unsubscribe
   SharedBuffer* frame = nullptr;  // Broadcast: one reference, owned by the message
 };
@@ -119,6 +119,8 @@ class Worker {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   void setEpoll(Connection& c, bool wantWrite);
+  // A request about a connection of another worker goes to that worker's inbox.
+  SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
   void dropSubscriptions(Connection& c);
 
