@@ -37,11 +37,9 @@ export function addonFile(kind) {
  * Path of the native unit test runner a build produces: next to the addon, or under
  * <out>/Release where CMakeLists.txt pins it whatever the configuration.
  */
-export function nativeTestsFile(kind) {
+export function nativeTestsFile(kind, target = 'lapps_native_tests') {
   const b = builds[kind];
-  const candidates = [b.config, 'Release', '.'].map((d) =>
-    path.join(root, b.out, d, 'lapps_native_tests'),
-  );
+  const candidates = [b.config, 'Release', '.'].map((d) => path.join(root, b.out, d, target));
   return candidates.find((f) => existsSync(f)) ?? candidates[0];
 }
 

@@ -103,6 +103,7 @@ async function sanitize() {
     ...process.env,
     LAPPS_ADDON: addonFile('sanitize'),
     LAPPS_NATIVE_TESTS_BIN: nativeTestsFile('sanitize'),
+    LAPPS_LUA_TESTS_BIN: nativeTestsFile('sanitize', 'lapps_lua_tests'),
     // libubsan needs no preload: the addon links it and it does not interpose malloc.
     LD_PRELOAD: libasan,
     // Node and V8 keep memory until exit by design: leak reports would be noise.

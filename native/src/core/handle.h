@@ -30,6 +30,12 @@ struct Handle {
   }
   // Smallest value of a live handle (generation 1, worker 0, slot 0).
   static constexpr uint64_t kMinLive = uint64_t(1) << (kSlotBits + kWorkerBits);
+  // A Lua number names a connection only if it is an integer in the handle range.
+  static bool fromNumber(double n, uint64_t& out) {
+    if (!(n >= 1 && n <= double(kMax))) return false;
+    out = uint64_t(n);
+    return double(out) == n;  // integral (no call to floor on baseline x86-64)
+  }
   // Largest packed value.
   static constexpr uint64_t kMax = (uint64_t(1) << (kSlotBits + kWorkerBits + kGenerationBits)) - 1;
   static_assert(kMax < 100000000000000ull, "tostring(handle) must be exact");

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/handle.h"
 #include "core/server.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
@@ -31,12 +32,6 @@ bool toChannel(double v, uint64_t& out) {
   if (!(v >= 0 && v < 9007199254740992.0)) return false;
   out = uint64_t(v);
   return double(out) == v;
-}
-
-bool toHandle(double n, uint64_t& out) {
-  if (!(n >= 1 && n <= double(Handle::kMax))) return false;
-  out = uint64_t(n);
-  return double(out) == n;
 }
 
 int fromStatus(SendStatus s) {
@@ -129,7 +124,7 @@ __attribute__((visibility("default"))) int lapps_bcast_subscribe(void* instance,
                                                                  double handle) {
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
-  if (!toHandle(handle, h)) return kNoConnection;
+  if (!Handle::fromNumber(handle, h)) return kNoConnection;
   return fromStatus(workerOf(instance).subscribe(ch, h));
 }
 
@@ -137,7 +132,7 @@ __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instanc
                                                                    double handle) {
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
-  if (!toHandle(handle, h)) return kNoConnection;
+  if (!Handle::fromNumber(handle, h)) return kNoConnection;
   return fromStatus(workerOf(instance).unsubscribe(ch, h));
 }
 

@@ -47,13 +47,6 @@ int fromStatus(SendStatus s) {
   return kNoConnection;
 }
 
-// A Lua number names a connection only if it is an integer in the handle range.
-bool toHandle(double n, uint64_t& out) {
-  if (!(n >= 1 && n <= double(Handle::kMax))) return false;
-  out = uint64_t(n);
-  return double(out) == n;  // integral (no call to floor on baseline x86-64)
-}
-
 // The Lua side of the module. Upvalues come in as `...`: the two entry points and the
 // instance, all as light userdata. Argument checks stay in Lua, where the JIT removes
 // them for well-typed calls; the C side checks what Lua cannot (handles, UTF-8).
@@ -111,7 +104,7 @@ extern "C" {
 __attribute__((visibility("default"))) int lapps_ws_send(void* instance, double handle, int opcode,
                                                          const char* data, size_t len) {
   uint64_t h;
-  if (!toHandle(handle, h)) return kNoConnection;
+  if (!Handle::fromNumber(handle, h)) return kNoConnection;
   const auto* bytes = reinterpret_cast<const uint8_t*>(data);
   if (opcode == 1 && !isValidUtf8(bytes, len)) return kTextNotUtf8;
   Worker* w = static_cast<LuaInstance*>(instance)->worker();
@@ -122,7 +115,7 @@ __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double
                                                           double code, const char* reason,
                                                           size_t len) {
   uint64_t h;
-  if (!toHandle(handle, h)) return kNoConnection;
+  if (!Handle::fromNumber(handle, h)) return kNoConnection;
   if (!(code >= 1000 && code <= 4999) || std::floor(code) != code ||
       !isValidCloseCode(uint16_t(code))) {
     return kBadCloseCode;
