@@ -1,7 +1,8 @@
-// Runs the Lua tests of the value modules (cbor, json, nljson): every *.lua file in the
-// test directory gets a fresh LuaJIT state with the standard libraries, the three modules
-// as globals and a tiny harness (test, eq, errors, fails, hex, unhex). Prints TAP; exits
-// 1 when a case fails or a file does not load.
+// Runs the Lua tests of the C++ Lua modules (cbor, json, nljson, time, murmur, pam_auth):
+// every *.lua file in the test directory gets a fresh LuaJIT state with the standard
+// libraries, the modules as globals (plus pam_auth_missing, pam_auth bound to a library
+// that does not exist) and a tiny harness (test, eq, errors, fails, hex, unhex). Prints
+// TAP; exits 1 when a case fails or a file does not load.
 //
 // Usage: lapps_lua_tests [test-directory]   (default: the source tree's test/lua-modules)
 #include <lua.hpp>
@@ -15,6 +16,9 @@
 #include "lua/api-cbor.h"
 #include "lua/api-json.h"
 #include "lua/api-nljson.h"
+#include "lua/mod-murmur.h"
+#include "lua/mod-pam.h"
+#include "lua/mod-time.h"
 
 #ifndef LAPPS_LUA_TEST_DIR
 #define LAPPS_LUA_TEST_DIR "test/lua-modules"
@@ -108,6 +112,11 @@ int registerAll(lua_State* L) {
   openModule(L, lapps::openNljson, "nljson");
   openModule(L, lapps::openCbor, "cbor");
   openModule(L, lapps::openJson, "json");
+  openModule(L, lapps::openTime, "time");
+  openModule(L, lapps::openMurmur, "murmur");
+  openModule(L, lapps::openPamAuth, "pam_auth");
+  lapps::openPamAuthWithLibrary(L, "liblapps-test-no-such-pam.so.0");
+  lua_setglobal(L, "pam_auth_missing");
   return 0;
 }
 
