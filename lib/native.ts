@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 import type { LappsConfig } from './config/types.js';
+import { startOrder } from './config/load.js';
 
 /** Service settings as the native side takes them. */
 export interface NativeService {
@@ -25,6 +26,15 @@ export interface NativeService {
   instances: number;
   maxMessageSize: number;
   source: string;
+  /** Own threads running init() / run() instead of a request path. */
+  standalone: boolean;
+  /** Started with the server (auto_start, or needed by a started service). */
+  started: boolean;
+  preload: string[];
+  memoryLimit: number;
+  handlerTimeoutMs: number;
+  sandbox: boolean;
+  maxFailures: number;
 }
 
 /** Flat server settings; see LimitsConfig for the meaning of each limit. */
@@ -106,6 +116,7 @@ export function loadNative(): NativeAddon {
 /** Maps the normalised config onto the flat native settings. */
 export function toNativeSettings(config: LappsConfig): NativeSettings {
   const l = config.limits;
+  const started = startedServices(config);
   return {
     workers: config.workers,
     listeners: config.listeners.map((x) => ({ host: x.host, port: x.port })),
@@ -118,7 +129,8 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
     closeTimeoutMs: l.close_timeout_ms,
     outboundHighWaterMark: l.outbound_high_water_mark,
     autoFragmentSize: l.auto_fragment_size,
-    services: config.services.map((s) => ({
+    // In start order: a service's dependencies are started (standalone init() done) first.
+    services: startOrder(config).map((s) => ({
       name: s.name,
       requestTarget: s.request_target,
       protocol: 0,
@@ -131,6 +143,29 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
       instances: s.instances,
       maxMessageSize: s.max_inbound_message_size,
       source: s.source,
+      standalone: s.standalone,
+      started: started.has(s.name),
+      preload: s.preload,
+      memoryLimit: s.memory_limit,
+      handlerTimeoutMs: s.handler_timeout_ms,
+      sandbox: s.sandbox,
+      maxFailures: s.max_failures,
     })),
   };
+}
+
+/**
+ * Names of the services started with the server: those with auto_start, and everything
+ * they depend on (directly or not), whatever its own auto_start says.
+ */
+export function startedServices(config: LappsConfig): Set<string> {
+  const byName = new Map(config.services.map((s) => [s.name, s]));
+  const started = new Set<string>();
+  const visit = (name: string): void => {
+    if (started.has(name)) return;
+    started.add(name);
+    for (const d of byName.get(name)?.depends ?? []) visit(d);
+  };
+  for (const s of config.services) if (s.auto_start) visit(s.name);
+  return started;
 }

@@ -34,16 +34,11 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log);
-  // Accepted by the config (LAppS files carry them) but not served yet: say so plainly
+  // Accepted by the config (LAppS files carry it) but not served yet: say so plainly
   // instead of starting something that would behave differently.
   for (const s of config.services) {
-    const missing = s.standalone
-      ? 'standalone services are not supported yet'
-      : s.protocol === 'lapps'
-        ? 'the LAppS protocol is not supported yet'
-        : undefined;
-    if (missing) {
-      throw Object.assign(new Error(`service ${s.name}: ${missing}`), {
+    if (s.protocol === 'lapps') {
+      throw Object.assign(new Error(`service ${s.name}: the LAppS protocol is not supported yet`), {
         code: 'LAPPS_START_FAILED',
       });
     }
@@ -61,6 +56,7 @@ export async function startServer(
   const urls = new Map<string, string>();
   if (first) {
     for (const s of config.services) {
+      if (s.standalone) continue;
       urls.set(s.name, `ws://${urlHost(first.host)}:${ports[0]}${s.request_target}`);
     }
   }

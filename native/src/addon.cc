@@ -66,6 +66,18 @@ Settings readSettings(const Napi::Object& o) {
     svc.instances = u32(v, "instances");
     svc.maxMessageSize = u64(v, "maxMessageSize");
     svc.source = str(v, "source");
+    svc.standalone = v.Has("standalone") && v.Get("standalone").ToBoolean().Value();
+    svc.started = !v.Has("started") || v.Get("started").ToBoolean().Value();
+    if (v.Has("preload")) {
+      Napi::Array mods = v.Get("preload").As<Napi::Array>();
+      for (uint32_t k = 0; k < mods.Length(); ++k) {
+        svc.preload.push_back(mods.Get(k).As<Napi::String>().Utf8Value());
+      }
+    }
+    if (v.Has("memoryLimit")) svc.memoryLimit = u64(v, "memoryLimit");
+    if (v.Has("handlerTimeoutMs")) svc.handlerTimeoutMs = u32(v, "handlerTimeoutMs");
+    svc.sandbox = v.Has("sandbox") && v.Get("sandbox").ToBoolean().Value();
+    if (v.Has("maxFailures")) svc.maxFailures = u32(v, "maxFailures");
     s.services.push_back(std::move(svc));
   }
   return s;

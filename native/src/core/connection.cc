@@ -114,6 +114,11 @@ void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
     flush(*c);
     if (c->state == ConnState::Dead) return;
   }
+  if (c->paused) {
+    // Not reading while a handler is suspended; a hang-up or error still ends it.
+    if (events & (EPOLLHUP | EPOLLERR)) kill(*c, nullptr);
+    return;
+  }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable(*c);
 }
 
@@ -258,13 +263,24 @@ void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
 void Worker::dispatchBatch(Connection& c) {
   if (batch_.empty()) return;
   stats_->add(Counter::MessagesIn, batch_.size());
-  // Most sends go to the connection whose messages are being handled: skip their lookup.
-  current_ = &c;
-  currentHandle_ = handleOf(c);
-  MessageBatch batch{currentHandle_, batch_.data(), batch_.size()};
-  c.instance->onMessages(batch);
-  current_ = nullptr;
-  currentHandle_ = 0;
+  size_t next = 0;
+  if (!c.held) {
+    // Most sends go to the connection whose messages are being handled: skip their lookup.
+    current_ = &c;
+    currentHandle_ = handleOf(c);
+    MessageBatch batch{currentHandle_, batch_.data(), batch_.size()};
+    c.instance->onMessages(batch);
+    current_ = nullptr;
+    currentHandle_ = 0;
+    next = batch.next;
+  }
+  if (c.held && c.state == ConnState::Open) {
+    // A handler suspended: what it has not seen yet waits, in order, for its return.
+    for (size_t i = next; i < batch_.size(); ++i) {
+      const InboundMessage& m = batch_[i];
+      c.pending.push_back({std::string(reinterpret_cast<const char*>(m.data), m.len), m.opcode});
+    }
+  }
   batch_.clear();
 }
 
@@ -276,6 +292,11 @@ void Worker::failCurrent() {
 
 void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
   if (c.state != ConnState::Open) return;
+  if (c.paused) {
+    // Reading again: the peer's close frame must be seen.
+    c.paused = false;
+    setEpoll(c, c.epollOut);
+  }
   uint8_t payload[125];
   size_t n = encodeClosePayload(payload, code, reason);
   queueFrame(c, Opcode::Close, payload, n);
@@ -347,7 +368,9 @@ void Worker::markDirty(Connection& c) {
 
 void Worker::setEpoll(Connection& c, bool wantWrite) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP | (wantWrite ? uint32_t(EPOLLOUT) : 0u);
+  // While paused nothing is read, so EPOLLRDHUP (level-triggered) would only spin.
+  ev.events =
+      (c.paused ? 0u : uint32_t(EPOLLIN | EPOLLRDHUP)) | (wantWrite ? uint32_t(EPOLLOUT) : 0u);
   ev.data.u64 = handleOf(c);
   ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
   c.epollOut = wantWrite;

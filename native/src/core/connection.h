@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -52,6 +53,14 @@ struct Connection {
   bool dirty = false;          // in the worker's flush list
   bool finAfterFlush = false;  // shutdown(SHUT_WR) once the queue is empty
   bool pingOutstanding = false;
+  bool held = false;    // a handler of this connection is suspended; messages wait in pending
+  bool paused = false;  // reading stopped (EPOLLIN off) while held
+
+  struct PendingMessage {
+    std::string data;
+    int opcode;
+  };
+  std::deque<PendingMessage> pending;  // messages parsed while held, in order
 
   const ServiceRuntime* service = nullptr;
   ServiceInstance* instance = nullptr;

@@ -15,6 +15,7 @@
 #include "cmod/c-instance.h"
 #include "core/worker.h"
 #include "lua/lua-instance.h"
+#include "runtime/standalone.h"
 
 namespace lapps {
 
@@ -32,8 +33,11 @@ Server::~Server() {
   } else if (started_) {
     // Destroyed while running (process teardown): stop the workers and wait for them.
     for (auto& w : workers_) w->inbox().push(InboxMessage{});
+    for (auto& r : standalone_) r->stop();
     for (auto& w : workers_) w->join();
+    for (auto& r : standalone_) r->join();
   }
+  watchdog_.reset();
 }
 
 const ServiceRuntime* Server::route(std::string_view target) const {
@@ -46,33 +50,92 @@ const ServiceRuntime* Server::route(std::string_view target) const {
 
 bool Server::loadServices(std::string& error) {
   const uint32_t w = settings_.workers;
+  watchdog_ = std::make_unique<Watchdog>();
+  // Services arrive in start order (dependencies first).
   for (const ServiceSettings& s : settings_.services) {
+    if (!s.started) continue;  // auto_start false and nobody depends on it
     auto rt = std::make_unique<ServiceRuntime>();
     rt->settings = s;
     rt->localInstances.resize(w);
     for (uint32_t i = 0; i < s.instances; ++i) {
+      if (s.standalone) {
+        auto inst =
+            std::make_unique<LuaInstance>(rt->settings, i, events_, LuaInstance::Role::Standalone);
+        inst->setServer(this);
+        auto runner = std::make_unique<StandaloneRunner>(std::move(inst));
+        LuaInstance& li = runner->instance();
+        std::string err = li.load();
+        if (!err.empty()) {
+          error = "service " + s.name + ": " + err;
+          return false;
+        }
+        watchdog_->add(li.deadline());
+        standalone_.push_back(std::move(runner));
+        continue;
+      }
       uint32_t wi = i % w;
       std::unique_ptr<ServiceInstance> inst;
       if (s.kind == ServiceKind::C) {
         inst = makeCInstance(rt->settings, i, events_);
       } else {
-        inst = std::make_unique<LuaInstance>(rt->settings, i, events_);
+        auto li =
+            std::make_unique<LuaInstance>(rt->settings, i, events_, LuaInstance::Role::Reactive);
+        li->setHost(workers_[wi].get());
+        watchdog_->add(li->deadline());
+        inst = std::move(li);
       }
+      inst->setServer(this);
+      inst->attach(workers_[wi].get());
       std::string err = inst->load();
       if (!err.empty()) {
         error = "service " + s.name + ": " + err;
         return false;
       }
-      inst->attach(workers_[wi].get());
       workers_[wi]->attach(inst.get());
       rt->instanceWorker.push_back(wi);
       rt->localInstances[wi].push_back(int32_t(i));
       rt->instances.push_back(std::move(inst));
     }
-    byTarget_[s.requestTarget] = rt.get();
+    if (!s.standalone) byTarget_[s.requestTarget] = rt.get();
     services_.push_back(std::move(rt));
   }
   return true;
+}
+
+bool Server::startStandalone(std::string& error) {
+  // One at a time, in start order: a service's dependencies have finished init() first.
+  for (auto& r : standalone_) {
+    if (!r->start()) {
+      error = "service " + r->instance().settings().name + ": init() failed (see the log)";
+      return false;
+    }
+  }
+  return true;
+}
+
+SendStatus Server::subscribeFromOutside(uint64_t channel, uint64_t handle, bool subscribe) {
+  if (!channels_.exists(channel)) return SendStatus::NoChannel;
+  Handle h = Handle::unpack(handle);
+  if (h.worker >= workers_.size() || h.generation == 0) return SendStatus::NoConnection;
+  InboxMessage m;
+  m.kind = subscribe ? InboxMessage::Kind::Subscribe : InboxMessage::Kind::Unsubscribe;
+  m.handle = handle;
+  m.channel = channel;
+  workers_[h.worker]->inbox().push(std::move(m));
+  return SendStatus::Ok;
+}
+
+SendStatus Server::broadcastFromOutside(uint64_t channel, SharedBuffer* frame) {
+  if (!channels_.exists(channel)) return SendStatus::NoChannel;
+  for (auto& w : workers_) {
+    frame->retain();
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Broadcast;
+    m.channel = channel;
+    m.frame = frame;
+    w->inbox().push(std::move(m));
+  }
+  return SendStatus::Ok;
 }
 
 namespace {
@@ -177,6 +240,11 @@ std::vector<uint16_t> Server::start(std::string& error) {
     }
   }
   if (!loadServices(error) || !bindListeners(ports, error)) return {};
+  if (!startStandalone(error)) {
+    for (auto& r : standalone_) r->stop();
+    for (auto& r : standalone_) r->join();
+    return {};
+  }
   started_ = true;
   for (auto& w : workers_) w->start();
   return ports;
@@ -190,8 +258,10 @@ void Server::stop(std::function<void()> done) {
   }
   stopRequested_ = true;
   for (auto& w : workers_) w->inbox().push(InboxMessage{});  // Kind::Stop
+  for (auto& r : standalone_) r->stop();
   stopper_ = std::thread([this, done = std::move(done)] {
     for (auto& w : workers_) w->join();
+    for (auto& r : standalone_) r->join();
     done();
   });
 }

@@ -16,11 +16,16 @@
 #include "core/event-channel.h"
 #include "core/settings.h"
 #include "core/stats.h"
+#include "runtime/lua-guard.h"
+#include "runtime/message-queue.h"
 
 namespace lapps {
 
 class Worker;
 class ServiceInstance;
+class StandaloneRunner;
+class SharedBuffer;
+enum class SendStatus : uint8_t;
 
 // A service at run time: its settings, its instances and where they live.
 struct ServiceRuntime {
@@ -49,11 +54,17 @@ class Server {
   const ServiceRuntime* route(std::string_view target) const;
   WorkerStats* stats(uint32_t worker) { return &stats_[worker]; }
   BroadcastRegistry& channels() { return channels_; }
+  MessageQueues& queues() { return queues_; }
+  // bcast from a thread that is not a worker (standalone services): the request goes to
+  // the worker(s) concerned through their inboxes.
+  SendStatus subscribeFromOutside(uint64_t channel, uint64_t handle, bool subscribe);
+  SendStatus broadcastFromOutside(uint64_t channel, SharedBuffer* frame);
   uint64_t* statsBlock() { return reinterpret_cast<uint64_t*>(stats_.get()); }
   size_t statsWords() const { return size_t(settings_.workers) * kCounterCount; }
 
  private:
   bool loadServices(std::string& error);
+  bool startStandalone(std::string& error);
   bool bindListeners(std::vector<uint16_t>& ports, std::string& error);
 
   Settings settings_;
@@ -65,7 +76,11 @@ class Server {
   BroadcastRegistry channels_;
   bool started_ = false;
   bool stopRequested_ = false;
+  MessageQueues queues_;
+  std::vector<std::unique_ptr<StandaloneRunner>> standalone_;
   std::thread stopper_;  // joins the workers after a stop request
+  // Last: destroyed first, so it never signals a thread that is gone.
+  std::unique_ptr<Watchdog> watchdog_;
 };
 
 }  // namespace lapps

@@ -8,6 +8,7 @@
 
 namespace lapps {
 
+class Server;
 class Worker;
 
 // A complete inbound message, pointing into the worker's read buffer (or the connection's
@@ -34,7 +35,10 @@ class ServiceInstance {
   // file, or "" on success. Called once, on the main thread, before the worker starts.
   virtual std::string load() = 0;
   void attach(Worker* worker) { worker_ = worker; }
+  // The IO worker a reactive instance runs on; null for a standalone instance.
   Worker* worker() const { return worker_; }
+  void setServer(Server* server) { server_ = server; }
+  Server* server() const { return server_; }
   const std::string& name() const { return name_; }
 
   virtual void onStart() = 0;
@@ -52,6 +56,7 @@ class ServiceInstance {
  private:
   std::string name_;
   Worker* worker_ = nullptr;
+  Server* server_ = nullptr;
 };
 
 }  // namespace lapps

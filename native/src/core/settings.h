@@ -22,6 +22,16 @@ struct ServiceSettings {
   std::vector<std::string> subprotocols;
   // Extra headers for the 101 response, as complete "Name: value\r\n" lines.
   std::string extraHeaderLines;
+  // Runs on its own threads (init, run, must_stop) instead of serving a request path.
+  bool standalone = false;
+  // Started with the server (auto_start, or a dependency of a started service).
+  bool started = true;
+  // Modules loaded into every instance, as globals, before the service file.
+  std::vector<std::string> preload;
+  uint64_t memoryLimit = 256ull << 20;
+  uint32_t handlerTimeoutMs = 5000;  // 0 = never stop a handler
+  bool sandbox = false;
+  uint32_t maxFailures = 100;  // errors within a minute before the instance is recycled
 };
 
 struct ListenerSettings {

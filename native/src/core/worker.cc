@@ -22,6 +22,9 @@ namespace {
 // larger because their generation is never 0.
 constexpr uint64_t kInboxTag = 1;
 constexpr uint64_t kListenerTagBase = 16;
+// Sockets of outbound clients (lapps.websocket, lapps.tcp, cws): above every handle.
+constexpr uint64_t kIoTagBase = uint64_t(1) << 62;
+static_assert(Handle::kMax < kIoTagBase);
 
 constexpr size_t kReadBufferSize = 256 * 1024;
 constexpr int kMaxEvents = 256;
@@ -88,10 +91,9 @@ void Worker::run() {
   epoll_event events[kMaxEvents];
   for (;;) {
     int timeout = -1;
-    if (!timers_.empty()) {
-      uint64_t d = timers_.top().deadline;
-      timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
-    }
+    uint64_t d = hostTimers_.next();
+    if (!timers_.empty()) d = std::min(d, timers_.top().deadline);
+    if (d != UINT64_MAX) timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
     if (listenersPaused_) {
       uint64_t d = resumeListenersAt_ > nowMs_ ? resumeListenersAt_ - nowMs_ : 0;
       if (timeout < 0 || uint64_t(timeout) > d) timeout = int(d);
@@ -100,7 +102,10 @@ void Worker::run() {
     nowMs_ = monotonicMs();
     for (int i = 0; i < n; ++i) {
       uint64_t tag = events[i].data.u64;
-      if (tag >= Handle::kMinLive) {
+      if (tag >= kIoTagBase) {
+        auto it = io_.find(int(tag - kIoTagBase));
+        if (it != io_.end()) it->second->onIo(it->first, events[i].events);
+      } else if (tag >= Handle::kMinLive) {
         onConnectionEvent(tag, events[i].events);
       } else if (tag == kInboxTag) {
         onInbox();
@@ -117,6 +122,7 @@ void Worker::run() {
       }
     }
     onTimers();
+    hostTimers_.runDue(nowMs_);
     // Handlers run during flushes and teardowns may dirty or kill other connections.
     while (!dirtyList_.empty() || !deadList_.empty()) {
       flushDirty();
@@ -232,6 +238,9 @@ void Worker::onInbox() {
         break;
       case InboxMessage::Kind::Unsubscribe:
         unsubscribe(m.channel, m.handle);
+        break;
+      case InboxMessage::Kind::Task:
+        m.task();
         break;
     }
   }
@@ -441,6 +450,78 @@ void Worker::dropSubscriptions(Connection& c) {
     if (it->second.empty()) subscribers_.erase(it);
   }
   c.channels.clear();
+}
+
+uint64_t Worker::addTimer(uint64_t delayMs, std::function<void()> fn) {
+  return hostTimers_.add(nowMs_ + delayMs, std::move(fn));
+}
+
+void Worker::post(std::function<void()> fn) {
+  InboxMessage m;
+  m.kind = InboxMessage::Kind::Task;
+  m.task = std::move(fn);
+  inbox_.push(std::move(m));
+}
+
+void Worker::watch(int fd, uint32_t events, IoHandler* handler) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = kIoTagBase + uint64_t(fd);
+  bool known = io_.contains(fd);
+  io_[fd] = handler;
+  ::epoll_ctl(epfd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Worker::unwatch(int fd) {
+  if (io_.erase(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void Worker::holdCurrent() {
+  if (!current_ || current_->held) return;
+  current_->held = true;
+  if (current_->state == ConnState::Open && !current_->paused) {
+    current_->paused = true;
+    setEpoll(*current_, current_->epollOut);
+  }
+}
+
+void Worker::release(uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || !c->held) return;
+  c->held = false;
+  deliverPending(*c);
+}
+
+void Worker::deliverPending(Connection& c) {
+  const uint64_t handle = handleOf(c);
+  while (!c.pending.empty() && !c.held && c.state == ConnState::Open) {
+    Connection::PendingMessage m = std::move(c.pending.front());
+    c.pending.pop_front();
+    InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
+    asCurrent(handle, [&] {
+      MessageBatch batch{handle, &item, 1};
+      c.instance->onMessages(batch);
+    });
+  }
+  if (c.state != ConnState::Open) {
+    c.pending.clear();
+    return;
+  }
+  if (!c.held && c.paused) {
+    c.paused = false;
+    setEpoll(c, c.epollOut);
+  }
+}
+
+void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
+                                std::string_view reason) {
+  for (Connection* c : slots_) {
+    if (c && c->instance == instance && c->state == ConnState::Open) {
+      c->held = false;
+      c->pending.clear();
+      beginClose(*c, code, reason);
+    }
+  }
 }
 
 }  // namespace lapps

@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <queue>
 #include <string>
@@ -21,6 +22,8 @@
 #include "core/shared-buffer.h"
 #include "core/stats.h"
 #include "protocol/opcode.h"
+#include "runtime/host.h"
+#include "runtime/timer-queue.h"
 
 namespace lapps {
 
@@ -29,7 +32,7 @@ class ServiceInstance;
 
 // What other threads may ask of a worker.
 struct InboxMessage {
-  enum class Kind : uint8_t { Adopt, Send, Close, Stop, Broadcast, Subscribe, Unsubscribe };
+  enum class Kind : uint8_t { Adopt, Send, Close, Stop, Broadcast, Subscribe, Unsubscribe, Task };
   Kind kind = Kind::Stop;
   int fd = -1;            // Adopt: the socket handed over
   int32_t instance = -1;  // Adopt: instance index chosen for it
@@ -40,11 +43,12 @@ struct InboxMessage {
   std::string bytes{};            // Adopt: bytes read so far; Send: payload; Close: reason
   uint64_t channel = 0;           // Broadcast / Subscribe / Unsubscribe
   SharedBuffer* frame = nullptr;  // Broadcast: one reference, owned by the message
+  std::function<void()> task{};   // Task: run on the worker's thread
 };
 
 enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
 
-class Worker {
+class Worker final : public Host {
  public:
   Worker(Server& server, uint32_t index);
   ~Worker();
@@ -71,10 +75,41 @@ class Worker {
   SendStatus unsubscribe(uint64_t channel, uint64_t handle);
   SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
 
-  // For the Lua dispatcher: is the connection whose messages are being delivered open?
-  bool currentOpen() const { return current_ && current_->state == ConnState::Open; }
+  // For the Lua dispatcher: is the connection whose messages are being delivered open
+  // (and not waiting for a suspended handler)?
+  bool currentOpen() const {
+    return current_ && current_->state == ConnState::Open && !current_->held;
+  }
+  uint64_t currentHandle() const { return currentHandle_; }
   // Closes that connection with 1011: its handler failed.
   void failCurrent();
+  // The handler of the current connection suspended (a coroutine waits for a timer, a
+  // queue or a socket): the connection's later messages wait, in order, and reading from
+  // it pauses until release(handle).
+  void holdCurrent();
+  // The suspended handler of `handle` finished: deliver what waited, resume reading.
+  void release(uint64_t handle);
+  // Runs fn with `handle` as the current connection (a resumed handler), as a batch does.
+  template <class F>
+  void asCurrent(uint64_t handle, F&& fn) {
+    Connection* prev = current_;
+    uint64_t prevHandle = currentHandle_;
+    current_ = lookup(handle);
+    currentHandle_ = current_ ? handle : 0;
+    fn();
+    current_ = prev;
+    currentHandle_ = prevHandle;
+  }
+  // Closes every open connection of `instance` with `code` (its Lua state was replaced).
+  void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
+
+  // Host: timers, watched sockets and tasks for the instances on this worker.
+  uint64_t nowMs() const override { return nowMs_; }
+  uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;
+  bool cancelTimer(uint64_t id) override { return hostTimers_.cancel(id); }
+  void post(std::function<void()> fn) override;
+  void watch(int fd, uint32_t events, IoHandler* handler) override;
+  void unwatch(int fd) override;
 
   EventChannel& events();
   void log(LogLevel level, std::string message);
@@ -119,6 +154,7 @@ class Worker {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   void setEpoll(Connection& c, bool wantWrite);
+  void deliverPending(Connection& c);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -161,6 +197,8 @@ class Worker {
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
+  TimerQueue hostTimers_;
+  std::unordered_map<int, IoHandler*> io_;  // watched client sockets, by fd
 };
 
 }  // namespace lapps

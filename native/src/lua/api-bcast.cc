@@ -45,8 +45,12 @@ int fromStatus(SendStatus s) {
   }
 }
 
-Worker& workerOf(void* instance) {
-  return *static_cast<ServiceInstance*>(instance)->worker();
+// The instance's worker, or null for a standalone instance (which goes through the server).
+Worker* workerOf(void* instance) {
+  return static_cast<ServiceInstance*>(instance)->worker();
+}
+Server& serverOf(void* instance) {
+  return *static_cast<ServiceInstance*>(instance)->server();
 }
 
 constexpr const char* kBcastModule = R"lua(
@@ -116,7 +120,7 @@ extern "C" {
 __attribute__((visibility("default"))) int lapps_bcast_create(void* instance, double id) {
   uint64_t ch;
   if (!toChannel(id, ch)) return kBadChannel;
-  workerOf(instance).server().channels().create(ch);
+  serverOf(instance).channels().create(ch);
   return kOk;
 }
 
@@ -125,7 +129,8 @@ __attribute__((visibility("default"))) int lapps_bcast_subscribe(void* instance,
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
-  return fromStatus(workerOf(instance).subscribe(ch, h));
+  Worker* w = workerOf(instance);
+  return fromStatus(w ? w->subscribe(ch, h) : serverOf(instance).subscribeFromOutside(ch, h, true));
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instance, double id,
@@ -133,7 +138,9 @@ __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instanc
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
-  return fromStatus(workerOf(instance).unsubscribe(ch, h));
+  Worker* w = workerOf(instance);
+  return fromStatus(w ? w->unsubscribe(ch, h)
+                      : serverOf(instance).subscribeFromOutside(ch, h, false));
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, double id, int opcode,
@@ -149,7 +156,9 @@ __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, doub
   uint8_t* dst = frame->grow(h + len);
   std::memcpy(dst, header, h);
   if (len) std::memcpy(dst + h, bytes, len);
-  int rc = fromStatus(workerOf(instance).broadcast(ch, frame));
+  Worker* w = workerOf(instance);
+  int rc =
+      fromStatus(w ? w->broadcast(ch, frame) : serverOf(instance).broadcastFromOutside(ch, frame));
   frame->release();
   return rc;
 }

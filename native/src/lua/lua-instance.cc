@@ -4,18 +4,29 @@
 
 #include <string>
 
+#include "core/server.h"
 #include "core/worker.h"
 #include "lua/api-bcast.h"
 #include "lua/api-cbor.h"
 #include "lua/api-json.h"
+#include "lua/api-lapps.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
+#include "lua/sandbox.h"
 
 namespace lapps {
 
 namespace {
 
-const char* const kEntryNames[] = {"onStart", "onMessage", "onDisconnect", "onShutdown"};
+const char* const kEntryNames[] = {"onStart",    "onMessage", "onDisconnect",
+                                   "onShutdown", "init",      "run"};
+
+// What the dispatcher coroutine yields when its batch is done (as opposed to a handler
+// suspending inside it).
+char kBatchDone;
+
+constexpr uint64_t kFailureWindowMs = 60000;
+constexpr uint64_t kRebuildRetryMs = 1000;
 
 // Message handler for lua_pcall: appends the traceback to the error.
 int traceback(lua_State* L) {
@@ -50,11 +61,22 @@ int luaPrint(lua_State* L) {
   return 0;
 }
 
-// The message loop, compiled by the JIT together with the service's onMessage: one
-// protected call per batch instead of one per message. Upvalues arrive as `...`.
+// must_stop() in standalone services.
+int luaMustStop(lua_State* L) {
+  auto* self = static_cast<LuaInstance*>(lua_touserdata(L, lua_upvalueindex(1)));
+  lua_pushboolean(L, self->stopRequested());
+  return 1;
+}
+
+// os.exit would take the whole server down with one service.
+int luaNoExit(lua_State* L) {
+  return luaL_error(L, "os.exit is not available in lapps services (it would stop the server)");
+}
+
+// The message loop, compiled by the JIT together with the service's onMessage, runs as a
+// coroutine that serves one batch per resume. Upvalues arrive as `...`.
 constexpr const char* kDispatcher = R"lua(
-local onMessage, next_ptr, false_ptr, instance_ptr = ...
-local ffi = require("ffi")
+local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi = ...
 local next_message = ffi.cast("int (*)(void *, double *, const char **, size_t *)", next_ptr)
 local returned_false = ffi.cast("void (*)(void *)", false_ptr)
 local instance = ffi.cast("void *", instance_ptr)
@@ -62,11 +84,13 @@ local handle = ffi.new("double[1]")
 local data = ffi.new("const char *[1]")
 local size = ffi.new("size_t[1]")
 local tostr = ffi.string
+local yield = coroutine.yield
 return function()
   while true do
     local opcode = next_message(instance, handle, data, size)
-    if opcode == 0 then return end
-    if onMessage(handle[0], opcode, tostr(data[0], size[0])) == false then
+    if opcode == 0 then
+      yield(done)
+    elseif onMessage(handle[0], opcode, tostr(data[0], size[0])) == false then
       returned_false(instance)
     end
   end
@@ -85,15 +109,19 @@ __attribute__((visibility("default"))) void lapps_message_returned_false(void* i
 }
 }
 
-LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events)
+LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events,
+                         Role role)
     : ServiceInstance(service.name + "#" + std::to_string(index)),
       service_(service),
-      events_(events) {
+      events_(events),
+      role_(role),
+      index_(index),
+      memory_(service.memoryLimit) {
   for (int& r : entryRefs_) r = LUA_NOREF;
 }
 
 LuaInstance::~LuaInstance() {
-  if (L_) lua_close(L_);
+  destroyState(false);
 }
 
 void LuaInstance::log(LogLevel level, std::string message) {
@@ -101,40 +129,87 @@ void LuaInstance::log(LogLevel level, std::string message) {
 }
 
 std::string LuaInstance::load() {
-  L_ = luaL_newstate();
+  std::string err = build();
+  if (!err.empty()) destroyState(false);
+  return err;
+}
+
+void LuaInstance::destroyState(bool poisoned) {
+  if (L_) {
+    if (poisoned) {
+      // Stopped mid-flight: closing would run into the inconsistent state. Every byte it
+      // owned is in the arena.
+      memory_.freeAll();
+    } else {
+      lua_close(L_);
+    }
+  }
+  L_ = nullptr;
+  ++generation_;
+  waits_.clear();
+  auto hooks = std::move(stopHooks_);
+  stopHooks_.clear();
+  for (auto& [id, fn] : hooks) fn();
+  dispatcherCo_ = nullptr;
+  dispatcherRef_ = -1;
+  runningCo_ = nullptr;
+  for (int& r : entryRefs_) r = LUA_NOREF;
+  runRef_ = -1;
+  runCo_ = nullptr;
+}
+
+std::string LuaInstance::build() {
+  ++generation_;
+  L_ = lua_newstate(LuaMemory::alloc, &memory_);
   if (!L_) return "cannot create a Lua state (out of memory)";
-  luaL_openlibs(L_);
+  const bool reactive = role_ == Role::Reactive;
 
-  // The service's directory is on the module path, so helper modules load with require.
-  std::string dir = service_.source.substr(0, service_.source.find_last_of('/') + 1);
-  lua_getglobal(L_, "package");
-  lua_getfield(L_, -1, "path");
-  std::string path = dir + "?.lua;" + dir + "?/init.lua;" + lua_tostring(L_, -1);
-  lua_pop(L_, 1);
-  lua_pushlstring(L_, path.data(), path.size());
-  lua_setfield(L_, -2, "path");
-  lua_pop(L_, 1);
-
-  lua_pushlightuserdata(L_, this);
-  lua_pushcclosure(L_, luaPrint, 1);
-  lua_setglobal(L_, "print");
-  // Module set-up runs protected: even an allocation failure there is a clean error.
-  // Every area of the API hangs off the `lapps` root table; the LAppS names (ws, bcast)
-  // are globals too, as LAppS services expect.
+  // Everything that may allocate runs protected: even running out of memory here is a
+  // clean error.
   lua_CFunction setup = [](lua_State* L) -> int {
     auto* self = static_cast<LuaInstance*>(lua_touserdata(L, 1));
+    luaL_openlibs(L);
+    // The service's directory is on the module path, so helper modules load with require.
+    const std::string& source = self->settings().source;
+    std::string dir = source.substr(0, source.find_last_of('/') + 1);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    std::string path = dir + "?.lua;" + dir + "?/init.lua;" + lua_tostring(L, -1);
+    lua_pop(L, 1);
+    lua_pushlstring(L, path.data(), path.size());
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+
+    lua_pushlightuserdata(L, self);
+    lua_pushcclosure(L, luaPrint, 1);
+    lua_setglobal(L, "print");
+    lua_getglobal(L, "os");
+    lua_pushcfunction(L, luaNoExit);
+    lua_setfield(L, -2, "exit");
+    lua_pop(L, 1);
+
+    // Every area of the API hangs off the `lapps` root table; the LAppS names (ws, bcast,
+    // nljson) are globals too, as LAppS services expect.
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "lapps");
-    registerWsApi(L, self);
-    lua_getglobal(L, "ws");
-    lua_setfield(L, -2, "ws");
+    if (self->role() == Role::Reactive) {
+      registerWsApi(L, self);
+      lua_getglobal(L, "ws");
+      lua_setfield(L, -2, "ws");
+    } else {
+      lua_pushlightuserdata(L, self);
+      lua_pushcclosure(L, luaMustStop, 1);
+      lua_setglobal(L, "must_stop");
+      std::string id = self->name();
+      lua_pushlstring(L, id.data(), id.size());
+      lua_setglobal(L, "instance_id");
+    }
     pushBcastApi(L, self);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "bcast");
     lua_setfield(L, -2, "bcast");
-    // Value codecs: lapps.cbor / lapps.json / lapps.nljson, require("cbor") etc., and the
-    // LAppS global `nljson`.
+    // Value codecs: lapps.cbor / lapps.json / lapps.nljson, require("cbor") etc.
     const struct {
       const char* name;
       lua_CFunction open;
@@ -151,107 +226,330 @@ std::string LuaInstance::load() {
     lua_pop(L, 2);
     lua_getfield(L, -1, "nljson");
     lua_setglobal(L, "nljson");
+    // The coroutine runtime (lapps.sleep, timers, sockets) and the preloadable modules
+    // (mqr, nap, time, murmur, cws, pam_auth) in package.preload.
+    registerLappsApi(L, self);
+    lua_pop(L, 1);  // lapps root
+
+    // Modules listed in `preload` become globals before the service runs (LAppS).
+    for (const std::string& mod : self->settings().preload) {
+      lua_getglobal(L, "require");
+      lua_pushlstring(L, mod.data(), mod.size());
+      lua_call(L, 1, 1);
+      lua_setglobal(L, mod.c_str());
+    }
+    // The dispatcher takes ffi from here: the sandbox removes it from the service's reach.
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "ffi");
+    lua_call(L, 1, 1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "lapps.ffi");
+    if (self->settings().sandbox) applySandbox(L);
     return 0;
   };
   if (lua_cpcall(L_, setup, this) != 0) {
-    std::string err = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
+    std::string err = errorText(L_, -1);
     return "cannot set up the Lua modules: " + err;
   }
 
   lua_pushcfunction(L_, traceback);
   tracebackIndex_ = lua_gettop(L_);  // stays at the bottom of the stack for every call
 
-  if (luaL_loadfile(L_, service_.source.c_str()) != 0) {
-    std::string err = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
-    return err;
-  }
+  if (luaL_loadfile(L_, service_.source.c_str()) != 0) return errorText(L_, -1);
   // Like LAppS: the module's returned table becomes the global named after the service.
-  if (lua_pcall(L_, 0, 1, tracebackIndex_) != 0) {
-    std::string err = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
-    return err;
-  }
+  if (lua_pcall(L_, 0, 1, tracebackIndex_) != 0) return errorText(L_, -1);
   if (lua_isnil(L_, -1)) {
     lua_pop(L_, 1);
     lua_getglobal(L_, service_.name.c_str());
   }
   if (!lua_istable(L_, -1)) {
-    lua_pop(L_, 1);
     return service_.source + ": the service must return a table (or set the global '" +
            service_.name + "')";
   }
   lua_pushvalue(L_, -1);
   lua_setglobal(L_, service_.name.c_str());
   for (int e = 0; e < kEntryCount; ++e) {
+    const bool required = reactive ? e <= kOnShutdown : (e == kInit || e == kRun);
+    const bool optional = !reactive && e == kOnShutdown;
+    if (!required && !optional) continue;
     lua_getfield(L_, -1, kEntryNames[e]);
     if (!lua_isfunction(L_, -1)) {
-      lua_pop(L_, 2);
+      if (optional && lua_isnil(L_, -1)) {
+        lua_pop(L_, 1);
+        continue;
+      }
       return service_.source + ": the service table has no function '" + kEntryNames[e] + "'";
     }
     entryRefs_[e] = luaL_ref(L_, LUA_REGISTRYINDEX);
   }
   lua_pop(L_, 1);
-  // The dispatcher stays on the stack above the traceback handler, ready for each batch.
-  if (luaL_loadbuffer(L_, kDispatcher, std::char_traits<char>::length(kDispatcher),
-                      "=[lapps dispatch]") != 0) {
-    std::string err = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
-    return "cannot load the message dispatcher: " + err;
+  if (reactive) {
+    if (luaL_loadbuffer(L_, kDispatcher, std::char_traits<char>::length(kDispatcher),
+                        "=[lapps dispatch]") != 0) {
+      return "cannot load the message dispatcher: " + errorText(L_, -1);
+    }
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnMessage]);
+    lua_pushlightuserdata(L_, reinterpret_cast<void*>(&lapps_next_message));
+    lua_pushlightuserdata(L_, reinterpret_cast<void*>(&lapps_message_returned_false));
+    lua_pushlightuserdata(L_, this);
+    lua_pushlightuserdata(L_, &kBatchDone);
+    lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.ffi");
+    if (lua_pcall(L_, 6, 1, tracebackIndex_) != 0) {
+      return "cannot set up the message dispatcher: " + errorText(L_, -1);
+    }
+    dispatcherFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
   }
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnMessage]);
-  lua_pushlightuserdata(L_, reinterpret_cast<void*>(&lapps_next_message));
-  lua_pushlightuserdata(L_, reinterpret_cast<void*>(&lapps_message_returned_false));
-  lua_pushlightuserdata(L_, this);
-  if (lua_pcall(L_, 4, 1, tracebackIndex_) != 0) {
-    std::string err = lua_tostring(L_, -1);
-    lua_pop(L_, 1);
-    return "cannot set up the message dispatcher: " + err;
-  }
-  dispatcherIndex_ = lua_gettop(L_);
-  baseTop_ = dispatcherIndex_;
+  baseTop_ = lua_gettop(L_);
   return {};
 }
 
-bool LuaInstance::call(Entry entry, int nargs) {
-  // Stack: traceback, fn, args...
-  if (lua_pcall(L_, nargs, 1, tracebackIndex_) != 0) {
-    size_t len;
-    const char* err = lua_tolstring(L_, -1, &len);
-    log(LogLevel::Error, std::string(kEntryNames[entry]) + ": " +
-                             (err ? std::string(err, len) : std::string("(no message)")));
+std::string LuaInstance::errorText(lua_State* L, int idx) {
+  std::string out;
+  size_t len;
+  const char* s = lua_tolstring(L, idx, &len);
+  out = s ? std::string(s, len) : std::string("(error object is not a string)");
+  if (memory_.hitLimit) {
+    memory_.hitLimit = false;
+    out = "memory limit reached (" + std::to_string(memory_.limit()) +
+          " bytes, memory_limit): " + out;
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+// --- entering Lua ----------------------------------------------------------------------
+
+void LuaInstance::armDeadline() {
+  if (depth_++ != 0) return;
+  deadline_.thread = pthread_self();
+  uint32_t t = service_.handlerTimeoutMs;
+  // A standalone run() may compute for as long as it likes until it is asked to stop.
+  if (t && (role_ == Role::Reactive || stopRequested())) {
+    deadline_.deadlineMs.store(Watchdog::nowMs() + t, std::memory_order_relaxed);
+  } else {
+    deadline_.deadlineMs.store(kInLuaNoDeadline, std::memory_order_relaxed);
+  }
+}
+
+void LuaInstance::disarmDeadline() {
+  if (--depth_ == 0) deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+}
+
+int LuaInstance::guardedPcall(int nargs, bool& stopped) {
+  LuaGuardThread& g = luaGuardThread();
+  const bool outer = g.depth++ == 0;
+  if (outer) {
+    if (sigsetjmp(g.jmp, 0) != 0) {
+      stopped = true;
+      return -1;
+    }
+    g.armed = 1;
+  }
+  int rc = lua_pcall(L_, nargs, 1, tracebackIndex_);
+  if (--g.depth == 0) g.armed = 0;
+  return rc;
+}
+
+int LuaInstance::guardedResume(lua_State* co, int nargs, bool& stopped) {
+  LuaGuardThread& g = luaGuardThread();
+  const bool outer = g.depth++ == 0;
+  if (outer) {
+    if (sigsetjmp(g.jmp, 0) != 0) {
+      stopped = true;
+      return -1;
+    }
+    g.armed = 1;
+  }
+  int rc = lua_resume(co, nargs);
+  if (--g.depth == 0) g.armed = 0;
+  return rc;
+}
+
+bool LuaInstance::call(const char* what, int nargs) {
+  // Stack: traceback, ..., fn, args...
+  bool stopped = false;
+  armDeadline();
+  int rc = guardedPcall(nargs, stopped);
+  if (stopped) {
+    depth_ = 0;
+    deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+    stoppedByWatchdog(what);
+    return false;
+  }
+  disarmDeadline();
+  if (rc != 0) {
+    std::string err = errorText(L_, -1);
     lua_settop(L_, baseTop_);
+    failed(what, err);
     return false;
   }
   // Only an explicit `false` counts as failure; nil (no return value) is success.
   bool ok = lua_toboolean(L_, -1) || lua_type(L_, -1) != LUA_TBOOLEAN;
-  lua_pop(L_, 1);
-  if (!ok) log(LogLevel::Warn, std::string(kEntryNames[entry]) + " returned false");
+  lua_settop(L_, baseTop_);
+  if (!ok) failed(what, "returned false");
   return ok;
 }
 
+LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn,
+                                         std::string& err) {
+  lua_State* prevCo = runningCo_;
+  uint64_t prevConn = runningConn_;
+  bool prevSuspended = suspended_;
+  runningCo_ = co;
+  runningConn_ = conn;
+  suspended_ = false;
+  bool stopped = false;
+  armDeadline();
+  int rc = guardedResume(co, nargs, stopped);
+  if (stopped) {
+    depth_ = 0;
+    deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+    runningCo_ = nullptr;
+    runningConn_ = 0;
+    suspended_ = false;
+    return Outcome::Stopped;
+  }
+  disarmDeadline();
+  bool suspended = suspended_;
+  runningCo_ = prevCo;
+  runningConn_ = prevConn;
+  suspended_ = prevSuspended;
+  if (rc == LUA_YIELD) {
+    if (suspended) return Outcome::Suspended;
+    bool done = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &kBatchDone;
+    lua_settop(co, 0);
+    if (done) return Outcome::Done;
+    err =
+        "coroutine.yield() in a handler's own coroutine (suspend with lapps.sleep, mqr, "
+        "sockets; use coroutine.wrap for generators)";
+    return Outcome::Failed;
+  }
+  if (rc == 0) {
+    lua_settop(co, 0);
+    return Outcome::Finished;
+  }
+  std::string msg = errorText(co, -1);
+  luaL_traceback(L_, co, msg.c_str(), 0);
+  err = lua_tostring(L_, -1);
+  lua_pop(L_, 1);
+  return Outcome::Failed;
+}
+
+// --- failures and recycling ------------------------------------------------------------
+
+void LuaInstance::failed(const std::string& where, const std::string& message) {
+  log(LogLevel::Error, where + ": " + message);
+  uint64_t now = Watchdog::nowMs();
+  failures_.push_back(now);
+  while (!failures_.empty() && now - failures_.front() > kFailureWindowMs) failures_.pop_front();
+  if (service_.maxFailures && failures_.size() >= service_.maxFailures) {
+    scheduleRecycle(std::to_string(failures_.size()) + " errors within a minute (max_failures " +
+                    std::to_string(service_.maxFailures) + ")");
+  }
+}
+
+void LuaInstance::scheduleRecycle(const std::string& why) {
+  if (recycleScheduled_ || !host_) return;
+  recycleScheduled_ = true;
+  uint64_t gen = generation_;
+  host_->addTimer(0, [this, gen, why] {
+    recycleScheduled_ = false;
+    if (gen == generation_) recycle(why, false);
+  });
+}
+
+void LuaInstance::stoppedByWatchdog(const char* where) {
+  log(LogLevel::Error, std::string(where) + ": stopped after running for more than " +
+                           std::to_string(service_.handlerTimeoutMs) + " ms (handler_timeout_ms)");
+  if (Worker* w = worker()) w->failCurrent();
+  if (role_ == Role::Standalone) {
+    // A standalone service that had to be stopped is over: it ignored must_stop(), or
+    // (with handler_timeout_ms) looped after being asked to stop.
+    destroyState(true);
+    runDone_ = true;
+    return;
+  }
+  recycle("a handler was stopped by the watchdog", true);
+}
+
+void LuaInstance::recycle(const std::string& why, bool poisoned) {
+  log(LogLevel::Error, "restarting the instance with a fresh Lua state: " + why);
+  failures_.clear();
+  if (Worker* w = worker()) {
+    // The state that knew these connections is gone: their clients should reconnect.
+    w->closeConnectionsOf(this, 1011, "service restarted");
+  }
+  destroyState(poisoned);
+  std::string err = build();
+  if (!err.empty()) {
+    destroyState(false);
+    broken_ = true;
+    log(LogLevel::Error, "cannot rebuild the instance (retrying in 1 s): " + err);
+    uint64_t gen = generation_;
+    host_->addTimer(kRebuildRetryMs, [this, gen] {
+      if (gen == generation_ && broken_) recycle("retrying after a failed rebuild", false);
+    });
+    return;
+  }
+  broken_ = false;
+  if (role_ == Role::Reactive) onStart();
+}
+
+// --- reactive entry points -------------------------------------------------------------
+
 void LuaInstance::onStart() {
+  if (!L_) return;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnStart]);
-  call(kOnStart, 0);
+  call("onStart", 0);
+}
+
+lua_State* LuaInstance::dispatcher() {
+  if (!dispatcherCo_) {
+    dispatcherCo_ = lua_newthread(L_);
+    dispatcherRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_rawgeti(dispatcherCo_, LUA_REGISTRYINDEX, dispatcherFnRef_);
+  }
+  return dispatcherCo_;
 }
 
 void LuaInstance::onMessages(MessageBatch& batch) {
-  batch_ = &batch;
-  lua_pushvalue(L_, dispatcherIndex_);
-  if (lua_pcall(L_, 0, 0, tracebackIndex_) != 0) {
-    size_t len;
-    const char* err = lua_tolstring(L_, -1, &len);
-    log(LogLevel::Error,
-        "onMessage: " + (err ? std::string(err, len) : std::string("(no message)")));
-    lua_settop(L_, baseTop_);
-    // The failed message was the last one taken; its connection pays, nobody else.
+  if (!L_) {
+    // Between a failed rebuild and its retry: nobody can serve this connection.
     worker()->failCurrent();
+    return;
   }
+  batch_ = &batch;
+  lua_State* co = dispatcher();
+  std::string err;
+  Outcome o = resume(co, 0, batch.handle, err);
   batch_ = nullptr;
+  switch (o) {
+    case Outcome::Done:
+      return;
+    case Outcome::Suspended:
+      // onMessage waits inside this coroutine; the next batch gets a new dispatcher. The
+      // wait holds its own reference to the coroutine.
+      luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
+      dispatcherCo_ = nullptr;
+      dispatcherRef_ = -1;
+      worker()->holdCurrent();
+      return;
+    case Outcome::Failed:
+    case Outcome::Finished:
+      // The failed message was the last one taken; its connection pays, nobody else.
+      luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
+      dispatcherCo_ = nullptr;
+      dispatcherRef_ = -1;
+      worker()->failCurrent();
+      failed("onMessage", err);
+      return;
+    case Outcome::Stopped:
+      stoppedByWatchdog("onMessage");
+      return;
+  }
 }
 
 int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
+  if (!batch_) return 0;  // a resumed handler finished: its dispatcher has no batch
   MessageBatch& b = *batch_;
   if (b.next == b.count || !worker()->currentOpen()) return 0;
   const InboundMessage& m = b.items[b.next++];
@@ -267,14 +565,189 @@ void LuaInstance::messageReturnedFalse() {
 }
 
 void LuaInstance::onDisconnect(uint64_t handle) {
+  if (!L_) return;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnDisconnect]);
   lua_pushnumber(L_, lua_Number(handle));
-  call(kOnDisconnect, 1);
+  call("onDisconnect", 1);
 }
 
 void LuaInstance::onShutdown() {
+  requestStop();
+  if (!L_ || entryRefs_[kOnShutdown] == LUA_NOREF) return;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnShutdown]);
-  call(kOnShutdown, 0);
+  call("onShutdown", 0);
+}
+
+// --- standalone entry points -----------------------------------------------------------
+
+bool LuaInstance::runInit() {
+  if (!L_) return false;
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kInit]);
+  return call("init", 0) && L_;
+}
+
+void LuaInstance::startRun() {
+  if (!L_) {
+    runDone_ = true;
+    return;
+  }
+  lua_State* co = lua_newthread(L_);
+  runCo_ = co;
+  runRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kRun]);
+  std::string err;
+  Outcome o = resume(co, 0, 0, err);
+  afterResume(o, co, runRef_, 0, err);
+}
+
+void LuaInstance::markStop() {
+  stopRequested_ = true;
+  uint64_t cur = kInLuaNoDeadline;
+  if (service_.handlerTimeoutMs) {
+    deadline_.deadlineMs.compare_exchange_strong(cur,
+                                                 Watchdog::nowMs() + service_.handlerTimeoutMs);
+  }
+}
+
+void LuaInstance::requestStop() {
+  stopRequested_ = true;
+  if (stopHooksRan_) return;
+  stopHooksRan_ = true;
+  // Suspended waits return early (sleeps end, queue receives give nil): run() sees
+  // must_stop() and returns.
+  auto hooks = std::move(stopHooks_);
+  stopHooks_.clear();
+  for (auto& [id, fn] : hooks) fn();
+}
+
+// --- coroutines ------------------------------------------------------------------------
+
+uint64_t LuaInstance::beginWait(lua_State* L) {
+  uint64_t id = ++nextWaitId_;
+  lua_pushthread(L);
+  lua_xmove(L, L_, 1);
+  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  waits_.emplace(id, Wait{ref, runningConn_});
+  suspended_ = true;
+  return id;
+}
+
+void LuaInstance::cancelWait(uint64_t id) {
+  auto it = waits_.find(id);
+  if (it == waits_.end()) return;
+  if (L_) luaL_unref(L_, LUA_REGISTRYINDEX, it->second.coRef);
+  waits_.erase(it);
+  // Cancelled before the coroutine yielded (the thing it waited for was there already).
+  if (id == nextWaitId_) suspended_ = false;
+}
+
+uint64_t LuaInstance::addStopHook(std::function<void()> fn) {
+  uint64_t id = ++nextHookId_;
+  stopHooks_.emplace(id, std::move(fn));
+  return id;
+}
+
+void LuaInstance::removeStopHook(uint64_t id) {
+  stopHooks_.erase(id);
+}
+
+void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
+  if (depth_ > 0 || batch_) {
+    // Lua is running on this instance (the wake comes from a call it made): resume on the
+    // next loop turn, never inside another coroutine.
+    uint64_t gen = generation_;
+    host_->addTimer(0, [this, gen, id, push = std::move(push)]() mutable {
+      if (gen == generation_) wake(id, std::move(push));
+    });
+    return;
+  }
+  auto it = waits_.find(id);
+  if (it == waits_.end() || !L_) return;
+  Wait w = it->second;
+  waits_.erase(it);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, w.coRef);
+  lua_State* co = lua_tothread(L_, -1);
+  lua_pop(L_, 1);
+  int n = push ? push(co) : 0;
+  std::string err;
+  Outcome o;
+  Worker* wk = worker();
+  if (wk && w.conn) {
+    wk->asCurrent(w.conn, [&] { o = resume(co, n, w.conn, err); });
+  } else {
+    o = resume(co, n, w.conn, err);
+  }
+  if (o == Outcome::Stopped) {
+    stoppedByWatchdog("a resumed coroutine");
+    return;
+  }
+  if (wk && w.conn && o == Outcome::Failed) {
+    wk->asCurrent(w.conn, [&] { wk->failCurrent(); });
+  }
+  afterResume(o, co, w.coRef, w.conn, err);
+}
+
+void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn,
+                              const std::string& err) {
+  switch (o) {
+    case Outcome::Suspended:
+      // Waits again: the new wait holds its own reference.
+      luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      return;
+    case Outcome::Done:
+      // A handler that had suspended returned and its dispatcher went back for more: the
+      // coroutine can serve the next batches (unless there is one already).
+      if (!dispatcherCo_) {
+        dispatcherCo_ = co;
+        dispatcherRef_ = coRef;
+      } else {
+        luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      }
+      if (conn && worker()) worker()->release(conn);
+      return;
+    case Outcome::Finished:
+      luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      if (co == runCo_) runDone_ = true;
+      if (conn && worker()) worker()->release(conn);
+      return;
+    case Outcome::Failed:
+      luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      if (co == runCo_) runDone_ = true;
+      failed(co == runCo_ ? "run" : "coroutine", err);
+      if (conn && worker()) worker()->release(conn);
+      return;
+    case Outcome::Stopped:
+      stoppedByWatchdog(co == runCo_ ? "run" : "coroutine");
+      return;
+  }
+}
+
+void LuaInstance::spawnRef(int ref) {
+  if (!L_) return;
+  lua_State* co = lua_newthread(L_);
+  int coRef = luaL_ref(L_, LUA_REGISTRYINDEX);
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, ref);
+  luaL_unref(L_, LUA_REGISTRYINDEX, ref);
+  lua_xmove(L_, co, 1);
+  std::string err;
+  Outcome o = resume(co, 0, 0, err);
+  afterResume(o, co, coRef, 0, err);
+}
+
+void LuaInstance::spawn(lua_State* L, int nargs) {
+  // Stack of L: fn, args... -> moved into a new coroutine, started on the next loop turn.
+  lua_State* co = lua_newthread(L);
+  lua_insert(L, -(nargs + 2));
+  lua_xmove(L, co, nargs + 1);
+  lua_xmove(L, L_, 1);  // the thread
+  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  uint64_t gen = generation_;
+  host_->addTimer(0, [this, gen, ref, co, nargs] {
+    if (gen != generation_ || !L_) return;
+    std::string err;
+    Outcome o = resume(co, nargs, 0, err);
+    afterResume(o, co, ref, 0, err);
+  });
 }
 
 }  // namespace lapps

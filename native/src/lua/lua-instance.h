@@ -1,15 +1,30 @@
-// One instance of a Lua service: its own lua_State, bound to one worker, called only on
-// that worker's thread. Every call into Lua is protected; errors are logged with their
-// traceback and reported to the caller, never thrown through C++.
+// One instance of a Lua service: its own lua_State (with its own allocator and memory
+// limit), bound to one host: an IO worker for a reactive service, its own thread for a
+// standalone one. Called only on that host's thread. Every call into Lua is protected and
+// guarded against running too long; errors are logged with their traceback, counted, and
+// never thrown through C++. An instance that keeps failing, or whose code had to be stopped
+// mid-flight, gets a fresh Lua state.
+//
+// Handlers run in coroutines so they can suspend (lapps.sleep, mqr recv, sockets) without
+// blocking the loop: onMessage runs on a dispatcher coroutine that serves batch after batch;
+// when a handler suspends, that coroutine is parked with it, the connection's later
+// messages wait (Worker::holdCurrent), and a new dispatcher takes over the other connections.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <string>
+#include <unordered_map>
 
 #include "core/event-channel.h"
 #include "core/service-instance.h"
 #include "core/settings.h"
+#include "runtime/host.h"
+#include "runtime/lua-guard.h"
+#include "runtime/lua-memory.h"
 
 struct lua_State;
 
@@ -19,41 +34,143 @@ class Worker;
 
 class LuaInstance final : public ServiceInstance {
  public:
-  LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events);
+  enum class Role : uint8_t { Reactive, Standalone };
+
+  LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events, Role role);
   ~LuaInstance();
   LuaInstance(const LuaInstance&) = delete;
   LuaInstance& operator=(const LuaInstance&) = delete;
 
-  // Creates the state, registers the modules and runs the service file.
+  // Creates the state, registers the modules, runs the service file and checks its entry
+  // points. Returns "" or an error naming the file.
   std::string load() override;
 
+  // Reactive entry points (ServiceInstance).
   void onStart() override;
-  // Runs onMessage(handler, opcode, message) for each message of the batch, in order,
-  // inside one protected call (a Lua loop fed through the FFI). A handler that raises an
-  // error or returns false gets its connection closed with 1011 (Worker::failCurrent);
-  // messages after it, or after the connection stopped being open, are not delivered.
   void onMessages(MessageBatch& batch) override;
+  void onDisconnect(uint64_t handle) override;
+  void onShutdown() override;
+
+  // Standalone entry points, on the service's own thread: init() (false if it failed), then
+  // run() as a coroutine; runFinished() once it has returned (or failed, or was stopped).
+  bool runInit();
+  void startRun();
+  bool runFinished() const { return runDone_; }
+  // must_stop() becomes true; every suspended coroutine is woken (its wait returns early).
+  void requestStop();
+  // Any thread: must_stop() becomes true now, even for a run() that never waits; code
+  // running at this moment gets handler_timeout_ms to finish.
+  void markStop();
+  bool stopRequested() const { return stopRequested_.load(std::memory_order_relaxed); }
+
+  // The loop this instance lives on; set before load().
+  void setHost(Host* host) { host_ = host; }
+  Host* host() const { return host_; }
+  Role role() const { return role_; }
+  const ServiceSettings& settings() const { return service_; }
+  uint32_t index() const { return index_; }
+  LuaDeadline* deadline() { return &deadline_; }
+
+  // --- for the modules (lapps, mqr, nap, sockets) ------------------------------------
+  // True if L is the coroutine this instance is running and may suspend (yield to us).
+  bool canSuspend(lua_State* L) const { return L == runningCo_ && L != nullptr; }
+  // Registers L (see canSuspend) as waiting; the caller then returns lua_yield(L, 0).
+  // Returns the id to wake it with.
+  uint64_t beginWait(lua_State* L);
+  // Resumes the coroutine waiting under `id` with the values `push` leaves on its stack
+  // (push returns their count). Deferred to the next loop turn when called while Lua runs
+  // on this instance. Stale ids (the wait was cancelled, the state replaced) are ignored.
+  void wake(uint64_t id, std::function<int(lua_State*)> push);
+  // Drops a wait without resuming it (its coroutine is collected).
+  void cancelWait(uint64_t id);
+  // Called by a suspended wait when the instance stops: `onStop` for each live wait.
+  uint64_t generation() const { return generation_; }
+  // Runs fn(args...) in a new coroutine on the next loop turn; fn is at `fnIndex` of L's
+  // stack followed by nargs arguments (all popped).
+  void spawn(lua_State* L, int nargs);
+  // Runs the function held by registry reference `ref` (released) in a new coroutine now.
+  void spawnRef(int ref);
+  // Registers a callback to run (once) when the instance stops or is recycled; returns an
+  // id for removeStopHook. Used by waits that hold external resources.
+  uint64_t addStopHook(std::function<void()> fn);
+  void removeStopHook(uint64_t id);
+
   // FFI side of the dispatcher: the next message to deliver, or 0 when there is none.
   int nextMessage(double* handle, const char** data, size_t* len);
   // FFI side of the dispatcher: onMessage returned false.
   void messageReturnedFalse();
-  void onDisconnect(uint64_t handle) override;
-  void onShutdown() override;
 
   void log(LogLevel level, std::string message);
+  // An error in an entry point or a coroutine: logged, counted; too many within a minute
+  // and the instance is recycled.
+  void failed(const std::string& where, const std::string& message);
 
  private:
-  enum Entry { kOnStart, kOnMessage, kOnDisconnect, kOnShutdown, kEntryCount };
-  bool call(Entry entry, int nargs);
+  enum Entry { kOnStart, kOnMessage, kOnDisconnect, kOnShutdown, kInit, kRun, kEntryCount };
+  enum class Outcome : uint8_t { Finished, Suspended, Done, Failed, Stopped };
+
+  std::string build();
+  void destroyState(bool poisoned);
+  // Protected call of the function below nargs arguments on the main stack.
+  bool call(const char* what, int nargs);
+  // Resumes co with nargs values on its stack. On Failed, err holds the message with its
+  // traceback.
+  Outcome resume(lua_State* co, int nargs, uint64_t conn, std::string& err);
+  // The guarded part: jumps back here when the watchdog stops the code.
+  int guardedResume(lua_State* co, int nargs, bool& stopped);
+  int guardedPcall(int nargs, bool& stopped);
+  void armDeadline();
+  void disarmDeadline();
+  // After Outcome::Stopped: the state is unusable; report and replace it.
+  void stoppedByWatchdog(const char* where);
+  void recycle(const std::string& why, bool poisoned);
+  void scheduleRecycle(const std::string& why);
+  // A parked or finished coroutine resumed by wake(): settle its outcome.
+  void afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn, const std::string& err);
+  std::string errorText(lua_State* L, int idx);
+  lua_State* dispatcher();
 
   const ServiceSettings& service_;
   EventChannel& events_;
+  Role role_;
+  uint32_t index_;
+  Host* host_ = nullptr;
+  LuaMemory memory_;
+  LuaDeadline deadline_;
   lua_State* L_ = nullptr;
+  uint64_t generation_ = 0;  // bumped by every new state: stale callbacks check it
   int entryRefs_[kEntryCount];
   int tracebackIndex_ = 0;
-  int dispatcherIndex_ = 0;
+  int dispatcherFnRef_ = -1;  // the dispatcher function (registry)
+  int dispatcherRef_ = -1;    // the current dispatcher coroutine (registry), -1 = none
+  lua_State* dispatcherCo_ = nullptr;
+  int baseTop_ = 0;
   MessageBatch* batch_ = nullptr;
-  int baseTop_ = 0;  // stack height between calls
+  lua_State* runningCo_ = nullptr;  // the coroutine being resumed by us
+  uint64_t runningConn_ = 0;        // its connection (0: none)
+  bool suspended_ = false;          // beginWait was called during the current resume
+  int depth_ = 0;                   // nesting of calls into Lua
+
+  struct Wait {
+    int coRef;
+    uint64_t conn;
+  };
+  std::unordered_map<uint64_t, Wait> waits_;
+  uint64_t nextWaitId_ = 0;
+  std::unordered_map<uint64_t, std::function<void()>> stopHooks_;
+  uint64_t nextHookId_ = 0;
+
+  // Failure accounting: timestamps (ms) of recent failures.
+  std::deque<uint64_t> failures_;
+  bool recycleScheduled_ = false;
+  bool broken_ = false;  // the last rebuild failed: retried on a timer
+
+  // Standalone.
+  std::atomic<bool> stopRequested_{false};
+  bool runDone_ = false;
+  bool stopHooksRan_ = false;
+  int runRef_ = -1;
+  lua_State* runCo_ = nullptr;
 };
 
 }  // namespace lapps

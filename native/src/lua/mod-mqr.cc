@@ -1,0 +1,205 @@
+// mqr (LAppS): q = mqr.create(name[, capacity]); q:post(obj); q:recv(); q:try_recv().
+// Objects travel as CBOR, so any value the cbor module encodes (plain tables, nljson
+// objects, strings, numbers) arrives as the same value in the other instance.
+//
+// post on a full queue and recv on an empty one suspend the calling coroutine (the worker
+// goes on serving everyone else); where nothing may suspend (onStart, init) post returns
+// false, "queue full" and recv raises an error. When the instance is asked to stop, a
+// suspended recv returns nil and a suspended post returns false.
+#include <lua.hpp>
+
+#include <memory>
+#include <string>
+
+#include "core/server.h"
+#include "lua/api-lapps.h"
+#include "lua/lua-instance.h"
+#include "lua/lua-value.h"
+#include "runtime/message-queue.h"
+
+namespace lapps {
+
+namespace {
+
+constexpr const char* kQueueMeta = "lapps.mqr.queue";
+
+LuaInstance* self(lua_State* L) {
+  return static_cast<LuaInstance*>(lua_touserdata(L, lua_upvalueindex(1)));
+}
+
+MessageQueue* checkQueue(lua_State* L, int idx) {
+  return *static_cast<MessageQueue**>(luaL_checkudata(L, idx, kQueueMeta));
+}
+
+// Notification from the queue: there may be an item (or room) now; the coroutine tries again.
+std::function<void()> retryNotifier(LuaInstance* inst, uint64_t id,
+                                    const std::shared_ptr<uint64_t>& hook) {
+  uint64_t gen = inst->generation();
+  return [inst, id, gen, hook] {
+    if (gen != inst->generation()) return;
+    inst->removeStopHook(*hook);
+    inst->wake(id, [](lua_State* co) {
+      lua_pushinteger(co, 0);
+      return 1;
+    });
+  };
+}
+
+// Suspends the coroutine registered as wait `id`, whose waiter `key` is in q. Stopping the
+// instance withdraws the waiter and resumes the coroutine with nil.
+int suspendOn(lua_State* L, LuaInstance* inst, MessageQueue* q, uint64_t id, uint64_t key,
+              const std::shared_ptr<uint64_t>& hook) {
+  *hook = inst->addStopHook([inst, q, id, key] {
+    q->cancel(key);
+    inst->wake(id, [](lua_State* co) {
+      lua_pushnil(co);
+      return 1;
+    });
+  });
+  return lua_yield(L, 0);
+}
+
+// __post(q, obj) -> 1 (posted) | 0 (woken: try again) | nil, err
+int rawPost(lua_State* L) {
+  LuaInstance* inst = self(L);
+  MessageQueue* q = checkQueue(L, 1);
+  if (lua_gettop(L) < 2) return luaL_error(L, "mqr: post needs a value");
+  std::string bytes, err;
+  if (!encodeCbor(L, 2, bytes, err)) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "mqr: cannot post this value: %s", err.c_str());
+    return 2;
+  }
+  if (inst->stopRequested() || !inst->canSuspend(L)) {
+    if (q->post(std::move(bytes), nullptr, nullptr, nullptr)) {
+      lua_pushinteger(L, 1);
+      return 1;
+    }
+    lua_pushnil(L);
+    lua_pushfstring(L, "mqr: queue '%s' is full (%d items)", q->name().c_str(), int(q->capacity()));
+    return 2;
+  }
+  uint64_t id = inst->beginWait(L);
+  auto hook = std::make_shared<uint64_t>(0);
+  uint64_t key = 0;
+  if (q->post(std::move(bytes), inst->host(), retryNotifier(inst, id, hook), &key)) {
+    inst->cancelWait(id);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  return suspendOn(L, inst, q, id, key, hook);
+}
+
+// __recv(q, wait) -> 1, value | 0 (woken: try again) | nil (empty and not waiting, or
+// stopping)
+int rawRecv(lua_State* L) {
+  LuaInstance* inst = self(L);
+  MessageQueue* q = checkQueue(L, 1);
+  const bool wait = lua_toboolean(L, 2);
+  std::optional<std::string> item;
+  if (!wait || inst->stopRequested()) {
+    item = q->recv(nullptr, nullptr, nullptr);
+  } else {
+    checkCanSuspend(L, inst, "mqr: recv");
+    uint64_t id = inst->beginWait(L);
+    auto hook = std::make_shared<uint64_t>(0);
+    uint64_t key = 0;
+    item = q->recv(inst->host(), retryNotifier(inst, id, hook), &key);
+    if (!item) return suspendOn(L, inst, q, id, key, hook);
+    inst->cancelWait(id);
+  }
+  if (!item) {
+    lua_pushnil(L);
+    return 1;
+  }
+  std::string err;
+  lua_pushinteger(L, 1);
+  if (!pushCbor(L, reinterpret_cast<const uint8_t*>(item->data()), item->size(), err)) {
+    return luaL_error(L, "mqr: corrupt item: %s", err.c_str());
+  }
+  return 2;
+}
+
+int queueSize(lua_State* L) {
+  lua_pushinteger(L, lua_Integer(checkQueue(L, 1)->size()));
+  return 1;
+}
+
+int queueName(lua_State* L) {
+  const std::string& n = checkQueue(L, 1)->name();
+  lua_pushlstring(L, n.data(), n.size());
+  return 1;
+}
+
+// mqr.create(name[, capacity]) (dot or colon call)
+int mqrCreate(lua_State* L) {
+  LuaInstance* inst = self(L);
+  int base = lua_istable(L, 1) ? 2 : 1;
+  size_t len;
+  const char* name = lua_tolstring(L, base, &len);
+  if (!name || len == 0) return luaL_error(L, "mqr.create: queue name must be a non-empty string");
+  lua_Number cap = luaL_optnumber(L, base + 1, lua_Number(MessageQueues::kDefaultCapacity));
+  if (!(cap >= 1 && cap <= 1e9)) return luaL_error(L, "mqr.create: capacity must be 1..1e9");
+  MessageQueue* q = inst->server()->queues().get(std::string(name, len), size_t(cap));
+  auto** ud = static_cast<MessageQueue**>(lua_newuserdata(L, sizeof(MessageQueue*)));
+  *ud = q;
+  luaL_getmetatable(L, kQueueMeta);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+// The methods: loops around the raw calls, so a woken waiter simply tries again.
+constexpr const char* kQueueMethods = R"lua(
+local methods, raw_post, raw_recv, size, name = ...
+function methods.post(q, obj)
+  while true do
+    local st, err = raw_post(q, obj)
+    if st == 1 then return true end
+    if st == nil then return false, err or "mqr: stopped" end
+  end
+end
+function methods.recv(q)
+  while true do
+    local st, v = raw_recv(q, true)
+    if st == 1 then return v end
+    if st == nil then return nil end
+  end
+end
+function methods.try_recv(q)
+  local st, v = raw_recv(q, false)
+  if st == 1 then return v end
+  return nil
+end
+methods.size = size
+methods.name = name
+)lua";
+
+}  // namespace
+
+int pushMqr(lua_State* L, LuaInstance* instance) {
+  initValueModel(L);
+  if (luaL_newmetatable(L, kQueueMeta)) {
+    lua_newtable(L);  // methods
+    if (luaL_loadbuffer(L, kQueueMethods, std::char_traits<char>::length(kQueueMethods),
+                        "=[lapps mqr]") != 0) {
+      lua_error(L);
+    }
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, instance);
+    lua_pushcclosure(L, rawPost, 1);
+    lua_pushlightuserdata(L, instance);
+    lua_pushcclosure(L, rawRecv, 1);
+    lua_pushcfunction(L, queueSize);
+    lua_pushcfunction(L, queueName);
+    lua_call(L, 5, 0);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_pushlightuserdata(L, instance);
+  lua_pushcclosure(L, mqrCreate, 1);
+  lua_setfield(L, -2, "create");
+  return 1;
+}
+
+}  // namespace lapps

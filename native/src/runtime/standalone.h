@@ -1,0 +1,62 @@
+// A standalone service instance (LAppS "standalone"/"internal"): its own thread and loop
+// (epoll, timers, tasks), running init() and then run() as a coroutine until it returns.
+// run() may compute freely; its waits (nap, mqr, lapps.sleep, sockets) suspend it on this
+// loop. stop() makes must_stop() true and ends its waits early; a run() that ignores both
+// is stopped by the watchdog after handler_timeout_ms.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/inbox.h"
+#include "lua/lua-instance.h"
+#include "runtime/host.h"
+#include "runtime/timer-queue.h"
+
+namespace lapps {
+
+class StandaloneRunner final : public Host {
+ public:
+  explicit StandaloneRunner(std::unique_ptr<LuaInstance> instance);
+  ~StandaloneRunner();
+  StandaloneRunner(const StandaloneRunner&) = delete;
+  StandaloneRunner& operator=(const StandaloneRunner&) = delete;
+
+  LuaInstance& instance() { return *instance_; }
+  // Starts the thread and waits until init() has returned; false if it failed.
+  bool start();
+  // Asks run() to finish (must_stop() becomes true); does not wait.
+  void stop();
+  void join();
+
+  uint64_t nowMs() const override { return nowMs_; }
+  uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;
+  bool cancelTimer(uint64_t id) override { return timers_.cancel(id); }
+  void post(std::function<void()> fn) override;
+  void watch(int fd, uint32_t events, IoHandler* handler) override;
+  void unwatch(int fd) override;
+
+ private:
+  void run();
+  void loopOnce(int timeoutMs);
+
+  std::unique_ptr<LuaInstance> instance_;
+  int epfd_ = -1;
+  Inbox<std::function<void()>> tasks_;
+  TimerQueue timers_;
+  std::unordered_map<int, IoHandler*> io_;
+  uint64_t nowMs_ = 0;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::condition_variable initDone_;
+  int initState_ = 0;  // 0 running, 1 ok, 2 failed
+};
+
+}  // namespace lapps
