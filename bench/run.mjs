@@ -117,6 +117,24 @@ function build() {
 
 // --- peers -------------------------------------------------------------------------------
 
+/** A config serving the C echo module (services/echo-c, built with the addon) at /echo. */
+function cEchoConfig() {
+  const file = path.join(os.tmpdir(), 'lapps-bench-c-echo.json');
+  const config = {
+    listeners: [{ host: '127.0.0.1', port: 5083 }],
+    services: [
+      {
+        name: 'echo',
+        request_target: '/echo',
+        kind: 'c',
+        source: path.join(root, 'build', 'Release', 'libecho_c.so'),
+      },
+    ],
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
 /** Echo servers under test. `ws` paths: the lapps echo and the others answer on /echo. */
 const allPeers = [
   {
@@ -126,6 +144,22 @@ const allPeers = [
       process.execPath,
       path.join(root, 'bin', 'lapps.js'),
       'start',
+      '--port',
+      String(port),
+      '--workers',
+      '1',
+    ],
+    ready: 'started',
+  },
+  {
+    name: 'lapps-c',
+    label: 'lapps (C module echo)',
+    cmd: (port) => [
+      process.execPath,
+      path.join(root, 'bin', 'lapps.js'),
+      'start',
+      '--config',
+      cEchoConfig(),
       '--port',
       String(port),
       '--workers',

@@ -18,7 +18,7 @@ import { convertLappsHome, readLappsHome } from './config/lapps-compat.js';
 import { MAX_WORKERS } from './config/schema.js';
 import type { LappsConfig } from './config/types.js';
 import { createLogger } from './log.js';
-import { packageRoot } from './native.js';
+import { packageRoot, startedServices } from './native.js';
 import { startServer, type RunningServer } from './server.js';
 
 const HELP = `Usage: lapps <command> [options]
@@ -322,8 +322,16 @@ async function start(args: StartArgs): Promise<number> {
   }
 
   // The URLs carry the bound ports, so `--port 0` still tells where to connect.
+  const started = startedServices(config);
   for (const s of config.services) {
-    logger.info(`service ${s.name} (${s.protocol}) at ${server.urls.get(s.name) ?? '?'}`);
+    const instances = `${s.instances} instance${s.instances === 1 ? '' : 's'}`;
+    if (!started.has(s.name)) {
+      logger.info(`service ${s.name} not started (auto_start false, no started service needs it)`);
+    } else if (s.standalone) {
+      logger.info(`service ${s.name} (standalone, ${instances}) running`);
+    } else {
+      logger.info(`service ${s.name} (${s.protocol}) at ${server.urls.get(s.name) ?? '?'}`);
+    }
   }
   config.listeners.slice(1).forEach((l, i) => {
     logger.info(`also listening at ${listenerUrl(l.host, server.ports[i + 1])}`);

@@ -3,7 +3,13 @@
  * plane and turns its events into log lines.
  */
 import type { LappsConfig } from './config/types.js';
-import { loadNative, toNativeSettings, type NativeEvent, type NativeServer } from './native.js';
+import {
+  loadNative,
+  startedServices,
+  toNativeSettings,
+  type NativeEvent,
+  type NativeServer,
+} from './native.js';
 import { createLogger, type Logger } from './log.js';
 
 /** A started server. */
@@ -36,8 +42,9 @@ export async function startServer(
   const logger = options.logger ?? createLogger(config.log);
   // Accepted by the config (LAppS files carry it) but not served yet: say so plainly
   // instead of starting something that would behave differently.
+  const started = startedServices(config);
   for (const s of config.services) {
-    if (s.protocol === 'lapps') {
+    if (s.protocol === 'lapps' && started.has(s.name)) {
       throw Object.assign(new Error(`service ${s.name}: the LAppS protocol is not supported yet`), {
         code: 'LAPPS_START_FAILED',
       });

@@ -254,6 +254,12 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
           });
       }
       const standalone = s.standalone === true;
+      if (standalone && s.kind === 'c') {
+        issues.push({
+          path: `/services/${i}/kind`,
+          message: 'standalone services are written in Lua ("kind": "c" serves a request path)',
+        });
+      }
       if (standalone && s.request_target !== undefined) {
         issues.push({
           path: `/services/${i}/request_target`,
@@ -390,8 +396,8 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
 
 /**
  * The services in the order they must start: every service after the services it
- * `depends` on, and otherwise in config order (a stable topological sort). Stopping runs
- * the reverse. Services with `auto_start: false` are included; the caller decides.
+ * `depends` on, and otherwise in config order (a stable topological sort). Stopping asks
+ * every service at once. Services with `auto_start: false` are included; the caller decides.
  *
  * @param config a normalised config (normalizeConfig has ruled out missing names and
  *   cycles).

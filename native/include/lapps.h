@@ -54,6 +54,7 @@ extern "C" {
 #define LAPPS_NOT_UTF8 4      /* text message or close reason is not valid UTF-8 */
 #define LAPPS_INVALID 5       /* bad argument: opcode, close code, reason length, NULL */
 #define LAPPS_WRONG_THREAD 6  /* called outside the instance's worker thread */
+#define LAPPS_NO_CHANNEL 7    /* broadcast channel not created (bcast_create first) */
 
 /* Log levels for lapps_api_v1.log (the server's levels, most severe first). */
 #define LAPPS_LOG_ERROR 0
@@ -94,6 +95,18 @@ struct lapps_api_v1 {
    * LAPPS_LOG_INFO. Unlike send/close, log may also be called from create() and
    * destroy() (it is thread-safe), but not after destroy() has returned. */
   void (*log)(void* host, int level, const char* message);
+  /* Broadcast channels, shared with Lua services (bcast): channel ids are any 53-bit
+   * integers. bcast_create makes a channel exist (creating it again is fine). A
+   * subscription ends with its connection. bcast_send encodes the message into one frame
+   * that every subscribed connection, on every worker, queues. Same thread rule as send:
+   * they answer LAPPS_WRONG_THREAD outside the worker thread (bcast_create excepted: any
+   * time after create()). Results: LAPPS_OK, LAPPS_NO_CHANNEL, LAPPS_NO_CONNECTION,
+   * LAPPS_NOT_UTF8, LAPPS_INVALID, LAPPS_WRONG_THREAD. Appended in lapps 0.1: check
+   * LAPPS_API_HAS(api, bcast_send). */
+  int (*bcast_create)(void* host, uint64_t channel);
+  int (*bcast_subscribe)(void* host, uint64_t channel, lapps_handle handle);
+  int (*bcast_unsubscribe)(void* host, uint64_t channel, lapps_handle handle);
+  int (*bcast_send)(void* host, uint64_t channel, int opcode, const void* data, size_t len);
 };
 
 /* True if the server's API table has the function `field` (for functions appended later). */
@@ -162,6 +175,8 @@ static inline const char* lapps_result_string(int result) {
       return "invalid argument";
     case LAPPS_WRONG_THREAD:
       return "called outside the instance's worker thread";
+    case LAPPS_NO_CHANNEL:
+      return "no such broadcast channel";
     default:
       return "unknown result";
   }

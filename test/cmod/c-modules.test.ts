@@ -184,6 +184,31 @@ if (!existsSync(so('lapps_cmod_recorder'))) {
     t.same(server.errors(), [], 'no error in the log');
   });
 
+  t.test('bcast from a C module reaches subscribers on every worker', async (t) => {
+    const server = await startTestServer({
+      workers: 2,
+      services: [{ ...recorder, instances: 2 }],
+    });
+    t.teardown(() => server.stop());
+    const a = await openWs(server.url('/rec'));
+    const b = await openWs(server.url('/rec'));
+    t.equal(await ask(a, 'bcast sub 5'), 'rc 7', 'LAPPS_NO_CHANNEL before bcast_create');
+    t.equal(await ask(a, 'bcast create 5'), 'rc 0');
+    t.equal(await ask(a, 'bcast sub 5'), 'rc 0');
+    t.equal(await ask(b, 'bcast sub 5'), 'rc 0');
+    const gotA = nextMessage(a);
+    const gotB: string[] = [];
+    b.on('message', (d) => gotB.push(String(d)));
+    b.send('bcast send 5 hello all');
+    t.equal(await gotA, 'hello all', 'the other connection got it');
+    await until(() => gotB.length === 2, 3000, 'broadcast and reply');
+    t.same([...gotB].sort(), ['hello all', 'rc 0'], 'the sender got it too');
+    t.equal(await ask(a, 'bcast unsub 5'), 'rc 0');
+    t.equal(await ask(a, 'bcast send 9 x'), 'rc 7');
+    a.close();
+    b.close();
+  });
+
   t.test('bad modules are refused at start with a clear error', async (t) => {
     const cases: [string, string, RegExp][] = [
       [

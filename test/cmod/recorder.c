@@ -112,6 +112,24 @@ static int rec_on_message(void* self, lapps_handle h, int opcode, const void* da
     if (*rest == ' ') rest++;
     int rc = r->api->close(r->host, h, code, rest, strlen(rest));
     if (rc != LAPPS_OK) reply_rc(r, h, rc);
+  } else if (starts_with(cmd, len, "bcast ")) {
+    /* bcast create|sub|unsub <channel> | bcast send <channel> <text> */
+    char what[8] = {0};
+    unsigned long long channel = 0;
+    int used = 0;
+    if (!LAPPS_API_HAS(r->api, bcast_send) ||
+        sscanf(cmd + 6, "%7s %llu %n", what, &channel, &used) < 2) {
+      reply(r, h, "bad bcast command");
+    } else if (strcmp(what, "create") == 0) {
+      reply_rc(r, h, r->api->bcast_create(r->host, channel));
+    } else if (strcmp(what, "sub") == 0) {
+      reply_rc(r, h, r->api->bcast_subscribe(r->host, channel, h));
+    } else if (strcmp(what, "unsub") == 0) {
+      reply_rc(r, h, r->api->bcast_unsubscribe(r->host, channel, h));
+    } else {
+      const char* text = cmd + 6 + used;
+      reply_rc(r, h, r->api->bcast_send(r->host, channel, LAPPS_OPCODE_TEXT, text, strlen(text)));
+    }
   } else if (strcmp(cmd, "badopcode") == 0) {
     reply_rc(r, h, r->api->send(r->host, h, 9, "x", 1));
   } else if (strcmp(cmd, "badutf8") == 0) {

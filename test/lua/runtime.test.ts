@@ -54,6 +54,19 @@ t.test('a handler suspended in lapps.sleep does not block the worker', async (t)
   b.close();
 });
 
+t.test('a suspended handler does not make its connection idle', async (t) => {
+  const server = await startTestServer({
+    workers: 1,
+    services: [{ ...waiter, instances: 1 }],
+    limits: { idle_timeout_ms: 300, ping_interval_ms: 0 },
+  });
+  t.teardown(() => server.stop());
+  const ws = await openWs(server.url('/w'));
+  t.equal(await ask(ws, 'sleep 0.8'), 'slept 0.8', 'not closed as idle while the handler waits');
+  t.equal(await ask(ws, 'badyield'), 'false true', 'a wait that could not start never fires');
+  ws.close();
+});
+
 t.test('spawn, timers, every and cancel', async (t) => {
   const server = await startTestServer({ workers: 1, services: [{ ...waiter, instances: 1 }] });
   t.teardown(() => server.stop());

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/broadcast.h"
+#include "core/server.h"
 #include "core/worker.h"
 #include "lapps.h"
 #include "protocol/close-code.h"
@@ -36,8 +38,8 @@ int fromStatus(SendStatus s) {
       return LAPPS_CLOSING;
     case SendStatus::SlowConsumer:
       return LAPPS_SLOW_CONSUMER;
-    case SendStatus::NoChannel:  // broadcast only; not reachable from send/close
-      return LAPPS_NO_CONNECTION;
+    case SendStatus::NoChannel:  // broadcast only
+      return LAPPS_NO_CHANNEL;
   }
   return LAPPS_NO_CONNECTION;
 }
@@ -103,6 +105,10 @@ class CInstance final : public ServiceInstance {
     api_.send = &apiSend;
     api_.close = &apiClose;
     api_.log = &apiLog;
+    api_.bcast_create = &apiBcastCreate;
+    api_.bcast_subscribe = &apiBcastSubscribe;
+    api_.bcast_unsubscribe = &apiBcastUnsubscribe;
+    api_.bcast_send = &apiBcastSend;
     self_ = module_->create(&api_, this, name().c_str());
     if (!self_) return source_ + ": create() failed for instance " + name();
     if (module_->name) {
@@ -175,6 +181,47 @@ class CInstance final : public ServiceInstance {
     auto* self = static_cast<CInstance*>(host);
     if (!self) return;
     self->log(toLogLevel(level), message ? message : "(null)");
+  }
+
+  static constexpr uint64_t kMaxChannel = (uint64_t(1) << 53) - 1;
+
+  static int apiBcastCreate(void* host, uint64_t channel) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->server()) return LAPPS_WRONG_THREAD;
+    if (channel > kMaxChannel) return LAPPS_INVALID;
+    self->server()->channels().create(channel);
+    return LAPPS_OK;
+  }
+
+  static int subscription(void* host, uint64_t channel, uint64_t handle, bool on) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    if (channel > kMaxChannel) return LAPPS_INVALID;
+    Worker* w = self->worker();
+    return fromStatus(on ? w->subscribe(channel, handle) : w->unsubscribe(channel, handle));
+  }
+  static int apiBcastSubscribe(void* host, uint64_t channel, uint64_t handle) {
+    return subscription(host, channel, handle, true);
+  }
+  static int apiBcastUnsubscribe(void* host, uint64_t channel, uint64_t handle) {
+    return subscription(host, channel, handle, false);
+  }
+
+  static int apiBcastSend(void* host, uint64_t channel, int opcode, const void* data, size_t len) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    if ((opcode != LAPPS_OPCODE_TEXT && opcode != LAPPS_OPCODE_BINARY) || (!data && len) ||
+        channel > kMaxChannel) {
+      return LAPPS_INVALID;
+    }
+    static const uint8_t kEmpty = 0;
+    const auto* bytes = data ? static_cast<const uint8_t*>(data) : &kEmpty;
+    if (opcode == LAPPS_OPCODE_TEXT && !isValidUtf8(bytes, len)) return LAPPS_NOT_UTF8;
+    SharedBuffer* frame = encodeBroadcastFrame(
+        opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes, len);
+    int rc = fromStatus(self->worker()->broadcast(channel, frame));
+    frame->release();
+    return rc;
   }
 
   std::string source_;

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <unordered_set>
+
+#include "core/shared-buffer.h"
+#include "protocol/frame-encoder.h"
 
 namespace lapps {
 
@@ -25,5 +29,17 @@ class BroadcastRegistry {
   mutable std::mutex mutex_;
   std::unordered_set<uint64_t> channels_;
 };
+
+// The one frame every subscriber's queue will share: header and payload in one buffer,
+// holding one reference for the caller.
+inline SharedBuffer* encodeBroadcastFrame(Opcode op, const uint8_t* data, size_t len) {
+  uint8_t header[kMaxHeaderSize];
+  size_t h = encodeHeader(header, op, len, true);
+  SharedBuffer* frame = SharedBuffer::create(h + len);
+  uint8_t* dst = frame->grow(h + len);
+  std::memcpy(dst, header, h);
+  if (len) std::memcpy(dst + h, data, len);
+  return frame;
+}
 
 }  // namespace lapps

@@ -297,6 +297,8 @@ void Worker::onTimers() {
         rejectHandshake(*c, 408, "handshake timeout");
         break;
       case ConnState::Open: {
+        // Not read while its handler waits: the client is not idle, we are.
+        if (c->held) c->lastActivityMs = nowMs_;
         uint64_t since = nowMs_ - c->lastActivityMs;
         if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
           stats_->add(Counter::Timeouts);

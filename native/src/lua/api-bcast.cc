@@ -150,12 +150,8 @@ __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, doub
   const auto* bytes = reinterpret_cast<const uint8_t*>(data);
   if (opcode == 1 && !isValidUtf8(bytes, len)) return kTextNotUtf8;
   // Encoded once; every subscriber's queue shares this buffer.
-  uint8_t header[kMaxHeaderSize];
-  size_t h = encodeHeader(header, opcode == 1 ? Opcode::Text : Opcode::Binary, len, true);
-  SharedBuffer* frame = SharedBuffer::create(h + len);
-  uint8_t* dst = frame->grow(h + len);
-  std::memcpy(dst, header, h);
-  if (len) std::memcpy(dst + h, bytes, len);
+  SharedBuffer* frame =
+      encodeBroadcastFrame(opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len);
   Worker* w = workerOf(instance);
   int rc =
       fromStatus(w ? w->broadcast(ch, frame) : serverOf(instance).broadcastFromOutside(ch, frame));

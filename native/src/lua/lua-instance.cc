@@ -10,6 +10,7 @@
 #include "lua/api-cbor.h"
 #include "lua/api-json.h"
 #include "lua/api-lapps.h"
+#include "lua/api-net.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
 #include "lua/sandbox.h"
@@ -135,6 +136,10 @@ std::string LuaInstance::load() {
 }
 
 void LuaInstance::destroyState(bool poisoned) {
+  // Resources first: a client socket must leave its host loop before anything else goes.
+  auto resources = std::move(resources_);
+  resources_.clear();
+  for (InstanceResource* r : resources) delete r;
   if (L_) {
     if (poisoned) {
       // Stopped mid-flight: closing would run into the inconsistent state. Every byte it
@@ -147,6 +152,7 @@ void LuaInstance::destroyState(bool poisoned) {
   L_ = nullptr;
   ++generation_;
   waits_.clear();
+  coWait_.clear();
   auto hooks = std::move(stopHooks_);
   stopHooks_.clear();
   for (auto& [id, fn] : hooks) fn();
@@ -229,21 +235,23 @@ std::string LuaInstance::build() {
     // The coroutine runtime (lapps.sleep, timers, sockets) and the preloadable modules
     // (mqr, nap, time, murmur, cws, pam_auth) in package.preload.
     registerLappsApi(L, self);
+    registerNetApi(L, self);
     lua_pop(L, 1);  // lapps root
 
-    // Modules listed in `preload` become globals before the service runs (LAppS).
-    for (const std::string& mod : self->settings().preload) {
-      lua_getglobal(L, "require");
-      lua_pushlstring(L, mod.data(), mod.size());
-      lua_call(L, 1, 1);
-      lua_setglobal(L, mod.c_str());
-    }
     // The dispatcher takes ffi from here: the sandbox removes it from the service's reach.
     lua_getglobal(L, "require");
     lua_pushliteral(L, "ffi");
     lua_call(L, 1, 1);
     lua_setfield(L, LUA_REGISTRYINDEX, "lapps.ffi");
     if (self->settings().sandbox) applySandbox(L);
+    // Modules listed in `preload` become globals before the service runs (LAppS); the
+    // sandbox applies to them too.
+    for (const std::string& mod : self->settings().preload) {
+      lua_getglobal(L, "require");
+      lua_pushlstring(L, mod.data(), mod.size());
+      lua_call(L, 1, 1);
+      lua_setglobal(L, mod.c_str());
+    }
     return 0;
   };
   if (lua_cpcall(L_, setup, this) != 0) {
@@ -320,6 +328,7 @@ std::string LuaInstance::errorText(lua_State* L, int idx) {
 
 void LuaInstance::armDeadline() {
   if (depth_++ != 0) return;
+  memory_.hitLimit = false;  // an earlier refusal was caught by the service itself
   deadline_.thread = pthread_self();
   uint32_t t = service_.handlerTimeoutMs;
   // A standalone run() may compute for as long as it likes until it is asked to stop.
@@ -414,8 +423,11 @@ LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn
   runningConn_ = prevConn;
   suspended_ = prevSuspended;
   if (rc == LUA_YIELD) {
-    if (suspended) return Outcome::Suspended;
     bool done = lua_gettop(co) > 0 && lua_touserdata(co, -1) == &kBatchDone;
+    if (!done && suspended && coWait_.contains(co)) return Outcome::Suspended;
+    // A wait begun but never entered (its yield failed inside a pcall that caught the
+    // error) must not resume this coroutine later.
+    dropWaitOf(co);
     lua_settop(co, 0);
     if (done) return Outcome::Done;
     err =
@@ -423,6 +435,7 @@ LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn
         "sockets; use coroutine.wrap for generators)";
     return Outcome::Failed;
   }
+  dropWaitOf(co);
   if (rc == 0) {
     lua_settop(co, 0);
     return Outcome::Finished;
@@ -479,6 +492,21 @@ void LuaInstance::recycle(const std::string& why, bool poisoned) {
     w->closeConnectionsOf(this, 1011, "service restarted");
   }
   destroyState(poisoned);
+  // The fresh state failed while starting (onStart or init ran away, or kept failing):
+  // wait a second before building again, so the worker serves everyone else meanwhile.
+  if (starting_) {
+    broken_ = true;
+    log(LogLevel::Error, "the instance failed while starting: rebuilding in 1 s");
+    uint64_t gen = generation_;
+    host_->addTimer(kRebuildRetryMs, [this, gen] {
+      if (gen == generation_ && broken_) rebuild();
+    });
+    return;
+  }
+  rebuild();
+}
+
+void LuaInstance::rebuild() {
   std::string err = build();
   if (!err.empty()) {
     destroyState(false);
@@ -486,12 +514,29 @@ void LuaInstance::recycle(const std::string& why, bool poisoned) {
     log(LogLevel::Error, "cannot rebuild the instance (retrying in 1 s): " + err);
     uint64_t gen = generation_;
     host_->addTimer(kRebuildRetryMs, [this, gen] {
-      if (gen == generation_ && broken_) recycle("retrying after a failed rebuild", false);
+      if (gen == generation_ && broken_) rebuild();
     });
     return;
   }
   broken_ = false;
-  if (role_ == Role::Reactive) onStart();
+  starting_ = true;
+  if (role_ == Role::Reactive) {
+    onStart();
+    starting_ = false;
+  } else if (!stopRequested()) {
+    // A standalone instance starts over: init(), then run().
+    runDone_ = false;
+    bool ok = runInit();
+    starting_ = false;
+    if (ok) {
+      startRun();
+    } else {
+      runDone_ = true;
+    }
+  } else {
+    starting_ = false;
+    runDone_ = true;
+  }
 }
 
 // --- reactive entry points -------------------------------------------------------------
@@ -573,9 +618,15 @@ void LuaInstance::onDisconnect(uint64_t handle) {
 
 void LuaInstance::onShutdown() {
   requestStop();
-  if (!L_ || entryRefs_[kOnShutdown] == LUA_NOREF) return;
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnShutdown]);
-  call("onShutdown", 0);
+  if (L_ && entryRefs_[kOnShutdown] != LUA_NOREF) {
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnShutdown]);
+    call("onShutdown", 0);
+  }
+  // The loop is about to end: outbound sockets go now, so their peers see them close
+  // instead of waiting for a loop that no longer runs.
+  auto resources = std::move(resources_);
+  resources_.clear();
+  for (InstanceResource* r : resources) delete r;
 }
 
 // --- standalone entry points -----------------------------------------------------------
@@ -623,19 +674,27 @@ void LuaInstance::requestStop() {
 // --- coroutines ------------------------------------------------------------------------
 
 uint64_t LuaInstance::beginWait(lua_State* L) {
+  dropWaitOf(L);  // one wait per coroutine: an older one never got to yield
   uint64_t id = ++nextWaitId_;
   lua_pushthread(L);
   lua_xmove(L, L_, 1);
   int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
-  waits_.emplace(id, Wait{ref, runningConn_});
+  waits_.emplace(id, Wait{ref, runningConn_, L});
+  coWait_[L] = id;
   suspended_ = true;
   return id;
+}
+
+void LuaInstance::dropWaitOf(lua_State* co) {
+  auto it = coWait_.find(co);
+  if (it != coWait_.end()) cancelWait(it->second);
 }
 
 void LuaInstance::cancelWait(uint64_t id) {
   auto it = waits_.find(id);
   if (it == waits_.end()) return;
   if (L_) luaL_unref(L_, LUA_REGISTRYINDEX, it->second.coRef);
+  coWait_.erase(it->second.co);
   waits_.erase(it);
   // Cancelled before the coroutine yielded (the thing it waited for was there already).
   if (id == nextWaitId_) suspended_ = false;
@@ -665,6 +724,7 @@ void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
   if (it == waits_.end() || !L_) return;
   Wait w = it->second;
   waits_.erase(it);
+  coWait_.erase(w.co);
   lua_rawgeti(L_, LUA_REGISTRYINDEX, w.coRef);
   lua_State* co = lua_tothread(L_, -1);
   lua_pop(L_, 1);
@@ -720,6 +780,21 @@ void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn
       stoppedByWatchdog(co == runCo_ ? "run" : "coroutine");
       return;
   }
+}
+
+void LuaInstance::callRef(int fnRef, const char* what, std::function<int(lua_State*)> push,
+                          std::shared_ptr<bool> alive) {
+  if (depth_ > 0 || batch_) {
+    uint64_t gen = generation_;
+    host_->addTimer(0, [this, gen, fnRef, what, push = std::move(push), alive] {
+      if (gen == generation_ && (!alive || *alive)) callRef(fnRef, what, push, alive);
+    });
+    return;
+  }
+  if (!L_) return;
+  lua_rawgeti(L_, LUA_REGISTRYINDEX, fnRef);
+  int n = push ? push(L_) : 0;
+  call(what, n);
 }
 
 void LuaInstance::spawnRef(int ref) {

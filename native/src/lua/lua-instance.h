@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/event-channel.h"
 #include "core/service-instance.h"
@@ -31,6 +33,13 @@ struct lua_State;
 namespace lapps {
 
 class Worker;
+
+// Something a Lua state owns outside Lua memory (a client socket): deleted by the
+// instance when the state goes away, even when the state cannot be closed normally.
+class InstanceResource {
+ public:
+  virtual ~InstanceResource() = default;
+};
 
 class LuaInstance final : public ServiceInstance {
  public:
@@ -83,10 +92,10 @@ class LuaInstance final : public ServiceInstance {
   void wake(uint64_t id, std::function<int(lua_State*)> push);
   // Drops a wait without resuming it (its coroutine is collected).
   void cancelWait(uint64_t id);
-  // Called by a suspended wait when the instance stops: `onStop` for each live wait.
+  // Bumped by every new Lua state: callbacks that outlive a state check it.
   uint64_t generation() const { return generation_; }
-  // Runs fn(args...) in a new coroutine on the next loop turn; fn is at `fnIndex` of L's
-  // stack followed by nargs arguments (all popped).
+  // Runs fn(args...) in a new coroutine on the next loop turn; fn and its nargs arguments
+  // are on top of L's stack (all popped).
   void spawn(lua_State* L, int nargs);
   // Runs the function held by registry reference `ref` (released) in a new coroutine now.
   void spawnRef(int ref);
@@ -94,6 +103,19 @@ class LuaInstance final : public ServiceInstance {
   // id for removeStopHook. Used by waits that hold external resources.
   uint64_t addStopHook(std::function<void()> fn);
   void removeStopHook(uint64_t id);
+
+  // Resources: adopt() hands one over; drop() deletes it now (no-op if already gone).
+  void adopt(InstanceResource* r) { resources_.insert(r); }
+  bool owns(InstanceResource* r) const { return resources_.contains(r); }
+  void drop(InstanceResource* r) {
+    if (resources_.erase(r)) delete r;
+  }
+  // Calls the function at registry reference fnRef with the arguments `push` leaves on the
+  // stack, protected and guarded (errors are logged and counted). Deferred to the next loop
+  // turn when Lua is running on this instance; `alive` is checked then.
+  void callRef(int fnRef, const char* what, std::function<int(lua_State*)> push,
+               std::shared_ptr<bool> alive = nullptr);
+  lua_State* state() const { return L_; }
 
   // FFI side of the dispatcher: the next message to deliver, or 0 when there is none.
   int nextMessage(double* handle, const char** data, size_t* len);
@@ -124,6 +146,8 @@ class LuaInstance final : public ServiceInstance {
   // After Outcome::Stopped: the state is unusable; report and replace it.
   void stoppedByWatchdog(const char* where);
   void recycle(const std::string& why, bool poisoned);
+  void rebuild();
+  void dropWaitOf(lua_State* co);
   void scheduleRecycle(const std::string& why);
   // A parked or finished coroutine resumed by wake(): settle its outcome.
   void afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn, const std::string& err);
@@ -154,16 +178,20 @@ class LuaInstance final : public ServiceInstance {
   struct Wait {
     int coRef;
     uint64_t conn;
+    lua_State* co;
   };
   std::unordered_map<uint64_t, Wait> waits_;
+  std::unordered_map<lua_State*, uint64_t> coWait_;  // coroutine -> its wait
   uint64_t nextWaitId_ = 0;
   std::unordered_map<uint64_t, std::function<void()>> stopHooks_;
+  std::unordered_set<InstanceResource*> resources_;
   uint64_t nextHookId_ = 0;
 
   // Failure accounting: timestamps (ms) of recent failures.
   std::deque<uint64_t> failures_;
   bool recycleScheduled_ = false;
-  bool broken_ = false;  // the last rebuild failed: retried on a timer
+  bool broken_ = false;    // the last rebuild failed: retried on a timer
+  bool starting_ = false;  // inside onStart / init of a rebuilt state
 
   // Standalone.
   std::atomic<bool> stopRequested_{false};

@@ -4,8 +4,8 @@
 //
 // post on a full queue and recv on an empty one suspend the calling coroutine (the worker
 // goes on serving everyone else); where nothing may suspend (onStart, init) post returns
-// false, "queue full" and recv raises an error. When the instance is asked to stop, a
-// suspended recv returns nil and a suspended post returns false.
+// false, "mqr: queue '<name>' is full (<capacity> items)" and recv raises an error. When the
+// instance is asked to stop, a suspended recv returns nil and a suspended post returns false.
 #include <lua.hpp>
 
 #include <memory>

@@ -76,6 +76,9 @@ package.loaded.ffi = nil
 package.preload.ffi = nil
 for _, k in ipairs({ "execute", "remove", "rename", "tmpname", "getenv" }) do os[k] = nil end
 string.dump = nil
+if jit then jit.util = nil end
+package.loaded["jit.util"] = nil
+package.preload["jit.util"] = nil
 )lua";
 
 // readfile(path) -> text | nil, err: the sandbox's only way to the file system (for

@@ -42,6 +42,17 @@ commands.every = function(h)
 end
 commands.yield = function() coroutine.yield() end
 commands.ownco = function() coroutine.wrap(function() lapps.sleep(0.01) end)() end
+commands.badyield = function(h)
+  -- A wait that cannot start (yield across a C call) is an error the service may catch; the
+  -- abandoned wait must not wake the coroutine later.
+  local ok = pcall(table.sort, { 3, 2, 1 }, function(a, b)
+    lapps.sleep(0.01)
+    return a < b
+  end)
+  local t0 = lapps.monotonic()
+  lapps.sleep(0.3)
+  send(h, tostring(ok) .. " " .. tostring(lapps.monotonic() - t0 >= 0.29))
+end
 commands.handled = function(h) send(h, tostring(handled)) end
 commands.hog = function()
   local t = {}
