@@ -19,65 +19,14 @@
 
 #include "protocol/close-code.h"
 #include "protocol/opcode.h"
+#include "protocol/parse-error.h"
 #include "protocol/utf8-validator.h"
 
 namespace lapps {
 
-enum class ServerFrameError : uint8_t {
-  None,
-  ReservedBits,            // RSV1-3 set, no extension was negotiated
-  ReservedOpcode,          // opcode 3-7 or 11-15
-  MaskedFrame,             // server frames must not be masked (RFC 6455 §5.1)
-  ControlTooLong,          // control frame payload > 125
-  ControlFragmented,       // control frame without FIN
-  UnexpectedContinuation,  // continuation frame with no message in progress
-  ExpectedContinuation,    // new text/binary frame while a fragmented message is open
-  MessageTooBig,           // message would exceed the client's maxMessageSize
-  InvalidUtf8,             // text message is not valid UTF-8
-  BadCloseLength,          // close payload of exactly one byte
-  InvalidCloseCode,        // close code not allowed on the wire
-  InvalidCloseReason,      // close reason is not valid UTF-8
-  BadLength,               // 64-bit payload length with its most significant bit set
-};
-
-namespace detail {
-
-struct ServerFrameErrorInfo {
-  uint16_t closeCode;
-  const char* reason;  // short ASCII, fits a close frame
-};
-
-// Indexed by ServerFrameError; keep in enum order.
-inline constexpr ServerFrameErrorInfo kServerFrameErrors[] = {
-    {kNormal, "no error"},
-    {kProtocolError, "reserved bits set"},
-    {kProtocolError, "reserved opcode"},
-    {kProtocolError, "server frame is masked"},
-    {kProtocolError, "control frame payload too long"},
-    {kProtocolError, "fragmented control frame"},
-    {kProtocolError, "continuation frame without a message"},
-    {kProtocolError, "expected a continuation frame"},
-    {kTooBig, "message too big"},
-    {kInvalidPayload, "invalid UTF-8 in text message"},
-    {kProtocolError, "close payload of one byte"},
-    {kProtocolError, "invalid close code"},
-    {kInvalidPayload, "invalid UTF-8 in close reason"},
-    {kProtocolError, "invalid payload length"},
-};
-
-static_assert(sizeof(kServerFrameErrors) / sizeof(kServerFrameErrors[0]) ==
-              static_cast<size_t>(ServerFrameError::BadLength) + 1);
-
-}  // namespace detail
-
-// Close code the client sends for `e` (1002 framing, 1007 bad UTF-8, 1009 too big).
-inline constexpr uint16_t closeCodeFor(ServerFrameError e) {
-  return detail::kServerFrameErrors[static_cast<uint8_t>(e)].closeCode;
-}
-
-inline constexpr const char* describe(ServerFrameError e) {
-  return detail::kServerFrameErrors[static_cast<uint8_t>(e)].reason;
-}
+// The same errors, close codes and reasons as the server's parser (MaskedFrame is the one
+// only this side reports).
+using ServerFrameError = ParseError;
 
 class ServerFrameParser {
  public:

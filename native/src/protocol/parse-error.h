@@ -1,5 +1,6 @@
-// Why the frame parser rejected a client's byte stream. Each error indexes a table giving
-// the close code to send and a short reason that fits in a close frame (< 123 bytes).
+// Why a frame parser rejected a byte stream: the server's (client frames) or the outbound
+// client's (server frames, native/src/client/server-frame-parser.h). Each error indexes a table
+// giving the close code to send and a short reason that fits in a close frame (< 123 bytes).
 #pragma once
 
 #include <cstddef>
@@ -24,6 +25,7 @@ enum class ParseError : uint8_t {
   InvalidCloseCode,        // close code not allowed on the wire
   InvalidCloseReason,      // close reason is not valid UTF-8
   BadLength,               // 64-bit payload length with its most significant bit set
+  MaskedFrame,             // server frames must not be masked (RFC 6455 §5.1); client only
 };
 
 namespace detail {
@@ -49,10 +51,11 @@ inline constexpr ParseErrorInfo kParseErrors[] = {
     {kProtocolError, "invalid close code"},
     {kInvalidPayload, "invalid UTF-8 in close reason"},
     {kProtocolError, "invalid payload length"},
+    {kProtocolError, "server frame is masked"},
 };
 
 static_assert(sizeof(kParseErrors) / sizeof(kParseErrors[0]) ==
-              static_cast<size_t>(ParseError::BadLength) + 1);
+              static_cast<size_t>(ParseError::MaskedFrame) + 1);
 
 }  // namespace detail
 
