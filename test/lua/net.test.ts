@@ -126,14 +126,31 @@ t.test('lapps.tcp, plain and TLS', async (t) => {
   ws.close();
 });
 
-t.test('cws callbacks in a reactive service', async (t) => {
+t.test('cws callbacks in a reactive service, ws:// and wss://', async (t) => {
   const plain = await echoWss();
-  t.teardown(() => plain.close());
+  const httpsServer = https.createServer({ key, cert });
+  const secure = await echoWss(httpsServer);
+  t.teardown(() => {
+    plain.close();
+    secure.close();
+    httpsServer.close();
+  });
   const port = (plain.address() as net.AddressInfo).port;
+  const securePort = (httpsServer.address() as net.AddressInfo).port;
   const server = await startTestServer({ workers: 1, services: [netclient] });
   t.teardown(() => server.stop());
   const ws = await openWs(server.url('/net'));
   t.equal(await ask(ws, `cws ws://127.0.0.1:${port}/`), 'cws one:1 two:2');
+  const got: string[] = [];
+  const collect = (d: unknown): number => got.push(String(d));
+  ws.on('message', collect);
+  ws.send(`cws wss://localhost:${securePort}/`);
+  await until(() => got.length === 2, 5000, 'onerror and onclose');
+  ws.off('message', collect);
+  t.match(got[0], /^cws error .*certificate/i, 'onerror names the verification failure');
+  t.equal(got[1], 'cws ', 'then onclose');
+  await ask(ws, `ca ${certFile}`);
+  t.equal(await ask(ws, `cws wss://localhost:${securePort}/`), 'cws one:1 two:2', 'wss');
   t.same(server.errors(), []);
   ws.close();
 });

@@ -129,6 +129,16 @@ t.test('mqr: recv suspends until a post; values and integers survive', async (t)
   t.equal(await ask(sender, 'post hello'), 'posted');
   await until(() => got.length === 1, 3000, 'received');
   t.same(got, ['got hello integer']);
+  // A full queue makes the poster wait until a consumer makes room.
+  const full = await openWs(server.url('/w'));
+  const fullGot = messages(full);
+  full.send('qinfo');
+  await new Promise((r) => setTimeout(r, 100));
+  t.same(fullGot, [], 'post on a full queue waits');
+  t.equal(await ask(sender, 'qdrain'), '1 1', 'a consumer takes one');
+  await until(() => fullGot.length === 1, 3000, 'post completed');
+  t.same(fullGot, ['small 2 true true true nil'], 'name, size, and the third post went in');
+  full.close();
   t.equal(await ask(sender, 'post later'), 'posted');
   t.equal(await ask(sender, 'try'), 'later', 'try_recv takes a waiting item');
   t.same(server.errors(), []);

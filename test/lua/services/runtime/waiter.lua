@@ -72,6 +72,17 @@ commands.post = function(h, arg)
   local ok, err = queue:post({ text = arg, n = 42 })
   send(h, ok and "posted" or ("post failed: " .. tostring(err)))
 end
+commands.qinfo = function(h)
+  local small = mqr.create("small", 2)
+  local a = small:post(1)
+  local b = small:post(2)
+  local c, err = small:post(3) -- full: suspends here until there is room
+  send(h, table.concat({ small:name(), small:size(), tostring(a), tostring(b), tostring(c), tostring(err) }, " "))
+end
+commands.qdrain = function(h)
+  local small = mqr.create("small")
+  send(h, tostring(small:try_recv()) .. " " .. small:size())
+end
 commands.try = function(h)
   local v = queue:try_recv()
   send(h, v and v.text or "none")
