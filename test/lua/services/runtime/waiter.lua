@@ -81,7 +81,7 @@ commands.qinfo = function(h)
 end
 commands.qdrain = function(h)
   local small = mqr.create("small")
-  send(h, tostring(small:try_recv()) .. " " .. small:size())
+  send(h, tostring(small:try_recv()))
 end
 commands.try = function(h)
   local v = queue:try_recv()
