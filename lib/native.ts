@@ -15,7 +15,7 @@ import { startOrder } from './config/load.js';
 export interface NativeService {
   name: string;
   requestTarget: string;
-  /** 0 = raw. */
+  /** 0 = raw, 1 = LAppS (CBOR). */
   protocol: number;
   /** 0 = Lua, 1 = C module. */
   kind: number;
@@ -133,7 +133,7 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
     services: startOrder(config).map((s) => ({
       name: s.name,
       requestTarget: s.request_target,
-      protocol: 0,
+      protocol: s.protocol === 'lapps' ? 1 : 0,
       kind: s.kind === 'c' ? 1 : 0,
       subprotocols:
         s.proto_alias && !s.subprotocols.includes(s.proto_alias)

@@ -5,7 +5,6 @@
 import type { LappsConfig } from './config/types.js';
 import {
   loadNative,
-  startedServices,
   toNativeSettings,
   type NativeEvent,
   type NativeServer,
@@ -40,16 +39,6 @@ export async function startServer(
   options: StartOptions = {},
 ): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log);
-  // Accepted by the config (LAppS files carry it) but not served yet: say so plainly
-  // instead of starting something that would behave differently.
-  const started = startedServices(config);
-  for (const s of config.services) {
-    if (s.protocol === 'lapps' && started.has(s.name)) {
-      throw Object.assign(new Error(`service ${s.name}: the LAppS protocol is not supported yet`), {
-        code: 'LAPPS_START_FAILED',
-      });
-    }
-  }
   const native = loadNative();
   const onEvents = (events: NativeEvent[]): void => {
     for (const e of events) {

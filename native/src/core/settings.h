@@ -7,7 +7,8 @@
 
 namespace lapps {
 
-enum class Protocol : uint8_t { Raw = 0 };
+// Raw: frames go to onMessage as they are; Lapps: the LAppS CBOR protocol.
+enum class Protocol : uint8_t { Raw = 0, Lapps = 1 };
 enum class ServiceKind : uint8_t { Lua = 0, C = 1 };
 
 struct ServiceSettings {

@@ -54,7 +54,7 @@ Server& serverOf(void* instance) {
 }
 
 constexpr const char* kBcastModule = R"lua(
-local create_ptr, sub_ptr, unsub_ptr, send_ptr, instance_ptr = ...
+local create_ptr, sub_ptr, unsub_ptr, send_ptr, instance_ptr, oon_error = ...
 local ffi = require("ffi")
 local create = ffi.cast("int (*)(void *, double)", create_ptr)
 local subscribe = ffi.cast("int (*)(void *, double, double)", sub_ptr)
@@ -100,6 +100,9 @@ function bcast.send(a, b, c, d)
     return false, "bcast:send: opcode must be 1 (text) or 2 (binary)"
   end
   if type(b) == "table" then
+    if a == 0 then return false, "bcast:send: channel 0 carries responses, not broadcasts" end
+    local why = oon_error(b)
+    if why then return false, "bcast:send: " .. why end
     local codec = lapps and lapps.cbor
     if not codec then return false, "bcast:send: tables need the cbor module" end
     local bytes, err = codec.encode(b)
@@ -171,7 +174,8 @@ void pushBcastApi(lua_State* L, ServiceInstance* instance) {
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_unsubscribe));
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_send));
   lua_pushlightuserdata(L, instance);
-  lua_call(L, 5, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "lapps.protocol.oon");
+  lua_call(L, 6, 1);
 }
 
 }  // namespace lapps

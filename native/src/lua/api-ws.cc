@@ -51,7 +51,7 @@ int fromStatus(SendStatus s) {
 // instance, all as light userdata. Argument checks stay in Lua, where the JIT removes
 // them for well-typed calls; the C side checks what Lua cannot (handles, UTF-8).
 constexpr const char* kWsModule = R"lua(
-local send_ptr, close_ptr, instance_ptr = ...
+local send_ptr, close_ptr, instance_ptr, send_object = ...
 local ffi = require("ffi")
 local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
 local close = ffi.cast("int (*)(void *, double, double, const char *, size_t)", close_ptr)
@@ -71,6 +71,8 @@ local ws = {}
 function ws.send(a, b, c, d)
   if a == ws then a, b, c = b, c, d end
   if type(a) ~= "number" then return false, "ws:send: handler must be a number" end
+  -- ws:send(handler, object): a LAppS response or OON, checked and encoded to CBOR.
+  if type(b) == "table" then return send_object(a, b) end
   if b ~= 1 and b ~= 2 then
     if type(b) ~= "number" then return false, "ws:send: opcode must be a number" end
     return false, "ws:send: opcode must be 1 (text) or 2 (binary)"
@@ -136,7 +138,8 @@ void registerWsApi(lua_State* L, LuaInstance* instance) {
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_send));
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_close));
   lua_pushlightuserdata(L, instance);
-  lua_call(L, 3, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, "lapps.protocol.send");
+  lua_call(L, 4, 1);
   lua_setglobal(L, "ws");
 }
 

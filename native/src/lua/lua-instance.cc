@@ -13,6 +13,7 @@
 #include "lua/api-net.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
+#include "lua/lapps-protocol.h"
 #include "lua/sandbox.h"
 
 namespace lapps {
@@ -98,6 +99,34 @@ return function()
 end
 )lua";
 
+// The same loop for LAppS protocol services: binary frames are decoded and classified
+// (classify answers bad ones itself), text frames close the connection with 1003.
+constexpr const char* kLappsDispatcher = R"lua(
+local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi, classify, reject_text = ...
+local next_message = ffi.cast("int (*)(void *, double *, const char **, size_t *)", next_ptr)
+local returned_false = ffi.cast("void (*)(void *)", false_ptr)
+local instance = ffi.cast("void *", instance_ptr)
+local handle = ffi.new("double[1]")
+local data = ffi.new("const char *[1]")
+local size = ffi.new("size_t[1]")
+local tostr = ffi.string
+local yield = coroutine.yield
+return function()
+  while true do
+    local opcode = next_message(instance, handle, data, size)
+    if opcode == 0 then
+      yield(done)
+    elseif opcode == 2 then
+      local h = handle[0]
+      local msg_type, message = classify(h, tostr(data[0], size[0]))
+      if msg_type and onMessage(h, msg_type, message) == false then returned_false(instance) end
+    else
+      reject_text(handle[0])
+    end
+  end
+end
+)lua";
+
 }  // namespace
 
 extern "C" {
@@ -153,6 +182,7 @@ void LuaInstance::destroyState(bool poisoned) {
   ++generation_;
   waits_.clear();
   coWait_.clear();
+  lapps_.clear();
   auto hooks = std::move(stopHooks_);
   stopHooks_.clear();
   for (auto& [id, fn] : hooks) fn();
@@ -196,6 +226,7 @@ std::string LuaInstance::build() {
 
     // Every area of the API hangs off the `lapps` root table; the LAppS names (ws, bcast,
     // nljson) are globals too, as LAppS services expect.
+    registerLappsProtocol(L, self);
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setglobal(L, "lapps");
@@ -291,8 +322,10 @@ std::string LuaInstance::build() {
   }
   lua_pop(L_, 1);
   if (reactive) {
-    if (luaL_loadbuffer(L_, kDispatcher, std::char_traits<char>::length(kDispatcher),
-                        "=[lapps dispatch]") != 0) {
+    const bool lapps = service_.protocol == Protocol::Lapps;
+    const char* chunk = lapps ? kLappsDispatcher : kDispatcher;
+    if (luaL_loadbuffer(L_, chunk, std::char_traits<char>::length(chunk), "=[lapps dispatch]") !=
+        0) {
       return "cannot load the message dispatcher: " + errorText(L_, -1);
     }
     lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnMessage]);
@@ -301,7 +334,13 @@ std::string LuaInstance::build() {
     lua_pushlightuserdata(L_, this);
     lua_pushlightuserdata(L_, &kBatchDone);
     lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.ffi");
-    if (lua_pcall(L_, 6, 1, tracebackIndex_) != 0) {
+    int nargs = 6;
+    if (lapps) {
+      lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.classify");
+      lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.text");
+      nargs = 8;
+    }
+    if (lua_pcall(L_, nargs, 1, tracebackIndex_) != 0) {
       return "cannot set up the message dispatcher: " + errorText(L_, -1);
     }
     dispatcherFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
@@ -610,6 +649,7 @@ void LuaInstance::messageReturnedFalse() {
 }
 
 void LuaInstance::onDisconnect(uint64_t handle) {
+  lapps_.erase(handle);
   if (!L_) return;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnDisconnect]);
   lua_pushnumber(L_, lua_Number(handle));

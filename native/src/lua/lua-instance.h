@@ -24,6 +24,7 @@
 #include "core/event-channel.h"
 #include "core/service-instance.h"
 #include "core/settings.h"
+#include "lua/lapps-protocol.h"
 #include "runtime/host.h"
 #include "runtime/lua-guard.h"
 #include "runtime/lua-memory.h"
@@ -116,6 +117,8 @@ class LuaInstance final : public ServiceInstance {
   void callRef(int fnRef, const char* what, std::function<int(lua_State*)> push,
                std::shared_ptr<bool> alive = nullptr);
   lua_State* state() const { return L_; }
+  // LAppS protocol state of a connection of this instance (created on first use).
+  LappsConnection& lappsConnection(uint64_t handle) { return lapps_[handle]; }
 
   // FFI side of the dispatcher: the next message to deliver, or 0 when there is none.
   int nextMessage(double* handle, const char** data, size_t* len);
@@ -185,6 +188,7 @@ class LuaInstance final : public ServiceInstance {
   uint64_t nextWaitId_ = 0;
   std::unordered_map<uint64_t, std::function<void()>> stopHooks_;
   std::unordered_set<InstanceResource*> resources_;
+  std::unordered_map<uint64_t, LappsConnection> lapps_;  // LAppS protocol, by handle
   uint64_t nextHookId_ = 0;
 
   // Failure accounting: timestamps (ms) of recent failures.
