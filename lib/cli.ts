@@ -333,6 +333,7 @@ async function start(args: StartArgs): Promise<number> {
       logger.info(`service ${s.name} (${s.protocol}) at ${server.urls.get(s.name) ?? '?'}`);
     }
   }
+  if (server.staticUrl) logger.info(`static files (development) at ${server.staticUrl}`);
   config.listeners.slice(1).forEach((l, i) => {
     logger.info(`also listening at ${listenerUrl(l.host, server.ports[i + 1])}`);
   });

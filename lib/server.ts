@@ -3,13 +3,9 @@
  * plane and turns its events into log lines.
  */
 import type { LappsConfig } from './config/types.js';
-import {
-  loadNative,
-  toNativeSettings,
-  type NativeEvent,
-  type NativeServer,
-} from './native.js';
+import { loadNative, toNativeSettings, type NativeEvent, type NativeServer } from './native.js';
 import { createLogger, type Logger } from './log.js';
+import { startStaticServer, type StaticServer } from './static.js';
 
 /** A started server. */
 export interface RunningServer {
@@ -17,6 +13,8 @@ export interface RunningServer {
   ports: number[];
   /** ws:// URL of each service on the first listener. */
   urls: Map<string, string>;
+  /** The development static file server's URL (config key `static`), if any. */
+  staticUrl?: string;
   /** Graceful stop: clients get 1001, handlers finish, workers are joined. */
   stop(): Promise<void>;
 }
@@ -56,13 +54,29 @@ export async function startServer(
       urls.set(s.name, `ws://${urlHost(first.host)}:${ports[0]}${s.request_target}`);
     }
   }
+  let files: StaticServer | undefined;
+  if (config.static) {
+    try {
+      files = await startStaticServer(config.static);
+    } catch (err) {
+      await server.stop();
+      throw Object.assign(
+        new Error(
+          `static: cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`,
+        ),
+        { code: 'LAPPS_START_FAILED' },
+      );
+    }
+  }
   let stopping: Promise<void> | undefined;
-  return {
+  const running: RunningServer = {
     ports,
     urls,
     stop() {
-      stopping ??= server.stop();
+      stopping ??= Promise.all([server.stop(), files?.close()]).then(() => undefined);
       return stopping;
     },
   };
+  if (files) running.staticUrl = files.url;
+  return running;
 }

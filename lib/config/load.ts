@@ -363,7 +363,7 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
       request_target?: string;
     })[];
   };
-  return {
+  const config: LappsConfig = {
     listeners: c.listeners.map((l) => ({ host: l.host, port: l.port })),
     workers: c.workers,
     limits: { ...c.limits },
@@ -392,6 +392,14 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
       return service;
     }),
   };
+  if (c.static) {
+    config.static = {
+      dir: path.resolve(origin.baseDir, c.static.dir),
+      host: c.static.host,
+      port: c.static.port,
+    };
+  }
+  return config;
 }
 
 /**

@@ -184,6 +184,27 @@ export function buildConfigSchema(): Record<string, unknown> {
           ),
         },
       },
+      static: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['dir'],
+        description:
+          'Development only: an HTTP server for a directory of static files (a page using the browser client, served as /lapps-client.js).',
+        properties: {
+          dir: {
+            type: 'string',
+            minLength: 1,
+            description: 'Directory to serve (relative to the config file).',
+          },
+          host: {
+            type: 'string',
+            minLength: 1,
+            default: DEFAULT_HOST,
+            description: 'Address to bind.',
+          },
+          port: integer('TCP port; 0 picks a free one.', 0, 65535, 8080),
+        },
+      },
       log: {
         type: 'object',
         additionalProperties: false,

@@ -89,6 +89,14 @@ export interface LogConfig {
   json: boolean;
 }
 
+/** Development static file server (see docs/config.md). */
+export interface StaticConfig {
+  /** Absolute directory served at "/". */
+  dir: string;
+  host: string;
+  port: number;
+}
+
 export interface LappsConfig {
   listeners: ListenerConfig[];
   /** IO worker threads; defaults to the number of cores. */
@@ -96,4 +104,5 @@ export interface LappsConfig {
   limits: LimitsConfig;
   log: LogConfig;
   services: ServiceConfig[];
+  static?: StaticConfig;
 }

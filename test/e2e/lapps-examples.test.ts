@@ -185,6 +185,7 @@ t.test('config convert prints a lapps config that lapps check accepts', async (t
     config.services.map((s) => [s.name, s.standalone]),
     [
       ['echo', false],
+      ['echo_lapps', false],
       ['time_broadcast', true],
       ['broadcast_blob', true],
       ['console', false],
@@ -205,7 +206,7 @@ t.test('config convert prints a lapps config that lapps check accepts', async (t
   writeFileSync(file, convert.stdout);
   const check = spawnSync(process.execPath, [bin, 'check', '--config', file], { encoding: 'utf8' });
   t.equal(check.status, 0, check.stderr);
-  t.match(check.stdout + check.stderr, /ok: 7 services/);
+  t.match(check.stdout + check.stderr, /ok: 8 services/);
 });
 
 t.test('the example services run unmodified; SIGTERM stops them all', async (t) => {

@@ -31,12 +31,14 @@ export interface TestServerOptions {
   /** Raw limits as in a config file. */
   limits?: Record<string, unknown>;
   workers?: number;
+  /** Port to listen on; default 0 (ephemeral). Lets a test restart a server on one port. */
+  port?: number;
 }
 
 /** Starts a server from a raw config object (validated like a file would be). */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const raw = {
-    listeners: [{ host: '127.0.0.1', port: 0 }],
+    listeners: [{ host: '127.0.0.1', port: options.port ?? 0 }],
     workers: options.workers ?? 2,
     limits: options.limits ?? {},
     log: { level: 'debug' },

@@ -189,6 +189,16 @@ t.test('request ids: out-of-order answers, ids kept without explicit ones', asyn
     { cid: 0, status: 1, result: ['slow'], id: 1 },
   ]);
   got.length = 0;
+  // A response without an id answers the request its handler was given, not an older one
+  // still waiting for an answer with an explicit id.
+  send(ws, { lapps: 1, method: 'later', params: [0.2, 'late'], id: 7 });
+  send(ws, { lapps: 1, method: 'echo', params: ['now'], id: 8 });
+  await until(() => got.length === 2, 3000, 'both answers');
+  t.same(got, [
+    { cid: 0, status: 1, result: ['now'], id: 8 },
+    { cid: 0, status: 1, result: ['late'], id: 7 },
+  ]);
+  got.length = 0;
   // The service sets no id: each response gets the id of the request it answers.
   for (let i = 0; i < 3; i++) send(ws, { lapps: 1, method: 'echo', params: [i], id: 100 + i });
   send(ws, { lapps: 1, method: 'echo', params: ['no id'] });

@@ -163,7 +163,11 @@ int classify(lua_State* L) {
   if (notification && id.kind != LappsConnection::Pending::kNone) {
     return invalid("a notification (with cid) takes no id");
   }
-  if (!notification) inst->lappsConnection(handle).pending.push_back(std::move(id));
+  if (!notification) {
+    LappsConnection& conn = inst->lappsConnection(handle);
+    id.seq = ++conn.lastSeq;
+    conn.pending.push_back(std::move(id));
+  }
   lua_pushinteger(L, notification ? (hasParams ? kNotificationWithParams : kNotification)
                                   : (hasParams ? kRequestWithParams : kRequest));
   lua_pushvalue(L, msg);
@@ -253,8 +257,12 @@ int sendObject(lua_State* L) {
       conn.pending.erase(it);
     } else {
       if (conn.pending.empty()) return fail("no open request to answer (cid 0 is for responses)");
-      attach = std::move(conn.pending.front());
-      conn.pending.pop_front();
+      // The request being handled (the latest one given to onMessage) if it is still open:
+      // another, answered later with an explicit id, must not take its answer.
+      auto it = conn.pending.end() - 1;
+      if (it->seq != conn.lastSeq) it = conn.pending.begin();
+      attach = std::move(*it);
+      conn.pending.erase(it);
       restoreId = attach.kind != LappsConnection::Pending::kNone;
     }
   }

@@ -6,7 +6,8 @@
 //
 // Extension (docs/protocol.md): a request may carry `id` (integer or string); its response
 // carries the same id. A service that sets `id` in a response answers that request (in any
-// order); one that does not answers the oldest request still open, as in LAppS.
+// order); one that does not answers the request its handler was given, if that is still open,
+// else the oldest one still open (LAppS's order).
 #pragma once
 
 #include <cstdint>
@@ -41,8 +42,10 @@ struct LappsConnection {
     enum Kind : uint8_t { kNone, kInt, kText } kind = kNone;
     int64_t number = 0;
     std::string text;
+    uint64_t seq = 0;  // order of arrival on the connection
   };
   std::deque<Pending> pending;
+  uint64_t lastSeq = 0;  // the request handed to onMessage most recently
   uint32_t invalid = 0;
 };
 

@@ -2,6 +2,7 @@
 
 #include <lua.hpp>
 
+#include <cstdio>
 #include <string>
 
 #include "core/server.h"
@@ -198,6 +199,13 @@ std::string LuaInstance::build() {
   ++generation_;
   L_ = lua_newstate(LuaMemory::alloc, &memory_);
   if (!L_) return "cannot create a Lua state (out of memory)";
+  // Every call into Lua is protected; should one ever not be, say why before LuaJIT exits.
+  lua_atpanic(L_, [](lua_State* L) -> int {
+    const char* msg = lua_tostring(L, -1);
+    std::fprintf(stderr, "lapps: unprotected Lua error (a bug in lapps): %s\n",
+                 msg ? msg : "(not a string)");
+    return 0;
+  });
   const bool reactive = role_ == Role::Reactive;
 
   // Everything that may allocate runs protected: even running out of memory here is a
@@ -285,7 +293,10 @@ std::string LuaInstance::build() {
     }
     return 0;
   };
-  if (lua_cpcall(L_, setup, this) != 0) {
+  memory_.enforce = true;
+  int setupRc = lua_cpcall(L_, setup, this);
+  memory_.enforce = false;
+  if (setupRc != 0) {
     std::string err = errorText(L_, -1);
     return "cannot set up the Lua modules: " + err;
   }
@@ -295,7 +306,10 @@ std::string LuaInstance::build() {
 
   if (luaL_loadfile(L_, service_.source.c_str()) != 0) return errorText(L_, -1);
   // Like LAppS: the module's returned table becomes the global named after the service.
-  if (lua_pcall(L_, 0, 1, tracebackIndex_) != 0) return errorText(L_, -1);
+  memory_.enforce = true;
+  int loadRc = lua_pcall(L_, 0, 1, tracebackIndex_);
+  memory_.enforce = false;
+  if (loadRc != 0) return errorText(L_, -1);
   if (lua_isnil(L_, -1)) {
     lua_pop(L_, 1);
     lua_getglobal(L_, service_.name.c_str());
@@ -354,12 +368,14 @@ std::string LuaInstance::errorText(lua_State* L, int idx) {
   size_t len;
   const char* s = lua_tolstring(L, idx, &len);
   out = s ? std::string(s, len) : std::string("(error object is not a string)");
+  lua_pop(L, 1);
   if (memory_.hitLimit) {
     memory_.hitLimit = false;
     out = "memory limit reached (" + std::to_string(memory_.limit()) +
           " bytes, memory_limit): " + out;
+    // What the failed code built is garbage now: give it back before anything else runs.
+    lua_gc(L_, LUA_GCCOLLECT, 0);
   }
-  lua_pop(L, 1);
   return out;
 }
 
@@ -368,6 +384,7 @@ std::string LuaInstance::errorText(lua_State* L, int idx) {
 void LuaInstance::armDeadline() {
   if (depth_++ != 0) return;
   memory_.hitLimit = false;  // an earlier refusal was caught by the service itself
+  memory_.enforce = true;
   deadline_.thread = pthread_self();
   uint32_t t = service_.handlerTimeoutMs;
   // A standalone run() may compute for as long as it likes until it is asked to stop.
@@ -379,7 +396,10 @@ void LuaInstance::armDeadline() {
 }
 
 void LuaInstance::disarmDeadline() {
-  if (--depth_ == 0) deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+  if (--depth_ == 0) {
+    deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+    memory_.enforce = false;
+  }
 }
 
 int LuaInstance::guardedPcall(int nargs, bool& stopped) {
@@ -419,6 +439,7 @@ bool LuaInstance::call(const char* what, int nargs) {
   int rc = guardedPcall(nargs, stopped);
   if (stopped) {
     depth_ = 0;
+    memory_.enforce = false;
     deadline_.deadlineMs.store(0, std::memory_order_relaxed);
     stoppedByWatchdog(what);
     return false;
@@ -450,6 +471,7 @@ LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn
   int rc = guardedResume(co, nargs, stopped);
   if (stopped) {
     depth_ = 0;
+    memory_.enforce = false;
     deadline_.deadlineMs.store(0, std::memory_order_relaxed);
     runningCo_ = nullptr;
     runningConn_ = 0;

@@ -25,6 +25,11 @@ class LuaMemory {
   size_t limit() const { return limit_; }
   // Set by a refused allocation; cleared by the caller that reports it.
   bool hitLimit = false;
+  // The limit applies only while Lua runs inside a protected call (where a failed
+  // allocation becomes a Lua error). lapps's own calls into the Lua API between them (error
+  // messages, references, new coroutines) must not fail: an error there would be
+  // unprotected and end the process.
+  bool enforce = false;
 
   // Frees every block still allocated (the state must never be used again).
   void freeAll() {
@@ -55,7 +60,7 @@ class LuaMemory {
       }
       return nullptr;
     }
-    if (nsize > osize && used_ - osize + nsize > limit_) {
+    if (enforce && nsize > osize && used_ - osize + nsize > limit_) {
       hitLimit = true;
       return nullptr;
     }
