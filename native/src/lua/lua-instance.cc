@@ -77,17 +77,21 @@ int luaNoExit(lua_State* L) {
 }
 
 // The message loop, compiled by the JIT together with the service's onMessage, runs as a
-// coroutine that serves one batch per resume. Upvalues arrive as `...`.
-constexpr const char* kDispatcher = R"lua(
-local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi = ...
-local next_message = ffi.cast("int (*)(void *, double *, const char **, size_t *)", next_ptr)
-local returned_false = ffi.cast("void (*)(void *)", false_ptr)
-local instance = ffi.cast("void *", instance_ptr)
-local handle = ffi.new("double[1]")
-local data = ffi.new("const char *[1]")
-local size = ffi.new("size_t[1]")
-local tostr = ffi.string
-local yield = coroutine.yield
+// coroutine that serves one batch per resume. Upvalues arrive as `...`; the preamble is
+// shared by the raw loop and the LAppS one.
+#define LAPPS_DISPATCH_PREAMBLE                                                                  \
+  "local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi, classify, reject_text = ...\n" \
+  "local next_message = ffi.cast('int (*)(void *, double *, const char **, size_t *)', "         \
+  "next_ptr)\n"                                                                                  \
+  "local returned_false = ffi.cast('void (*)(void *)', false_ptr)\n"                             \
+  "local instance = ffi.cast('void *', instance_ptr)\n"                                          \
+  "local handle = ffi.new('double[1]')\n"                                                        \
+  "local data = ffi.new('const char *[1]')\n"                                                    \
+  "local size = ffi.new('size_t[1]')\n"                                                          \
+  "local tostr = ffi.string\n"                                                                   \
+  "local yield = coroutine.yield\n"
+
+constexpr const char* kDispatcher = LAPPS_DISPATCH_PREAMBLE R"lua(
 return function()
   while true do
     local opcode = next_message(instance, handle, data, size)
@@ -100,18 +104,9 @@ return function()
 end
 )lua";
 
-// The same loop for LAppS protocol services: binary frames are decoded and classified
-// (classify answers bad ones itself), text frames close the connection with 1003.
-constexpr const char* kLappsDispatcher = R"lua(
-local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi, classify, reject_text = ...
-local next_message = ffi.cast("int (*)(void *, double *, const char **, size_t *)", next_ptr)
-local returned_false = ffi.cast("void (*)(void *)", false_ptr)
-local instance = ffi.cast("void *", instance_ptr)
-local handle = ffi.new("double[1]")
-local data = ffi.new("const char *[1]")
-local size = ffi.new("size_t[1]")
-local tostr = ffi.string
-local yield = coroutine.yield
+// LAppS protocol services: binary frames are decoded and classified (classify answers bad
+// ones itself), text frames close the connection with 1003.
+constexpr const char* kLappsDispatcher = LAPPS_DISPATCH_PREAMBLE R"lua(
 return function()
   while true do
     local opcode = next_message(instance, handle, data, size)
@@ -127,6 +122,7 @@ return function()
   end
 end
 )lua";
+#undef LAPPS_DISPATCH_PREAMBLE
 
 }  // namespace
 
@@ -348,13 +344,9 @@ std::string LuaInstance::build() {
     lua_pushlightuserdata(L_, this);
     lua_pushlightuserdata(L_, &kBatchDone);
     lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.ffi");
-    int nargs = 6;
-    if (lapps) {
-      lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.classify");
-      lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.text");
-      nargs = 8;
-    }
-    if (lua_pcall(L_, nargs, 1, tracebackIndex_) != 0) {
+    lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.classify");
+    lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.text");
+    if (lua_pcall(L_, 8, 1, tracebackIndex_) != 0) {
       return "cannot set up the message dispatcher: " + errorText(L_, -1);
     }
     dispatcherFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
