@@ -104,6 +104,9 @@ async function sanitize() {
     LAPPS_ADDON: addonFile('sanitize'),
     LAPPS_NATIVE_TESTS_BIN: nativeTestsFile('sanitize'),
     LAPPS_LUA_TESTS_BIN: nativeTestsFile('sanitize', 'lapps_lua_tests'),
+    LAPPS_FUZZ_REPLAY_DIR: path.dirname(
+      nativeTestsFile('sanitize', 'lapps_fuzz_replay_cbor_decoder'),
+    ),
     // libubsan needs no preload: the addon links it and it does not interpose malloc.
     LD_PRELOAD: libasan,
     // Node and V8 keep memory until exit by design: leak reports would be noise.

@@ -1,0 +1,91 @@
+// libFuzzer target for the server's frame parser. The same bytes are parsed whole and split
+// at points taken from the input; both must produce the same events (payload bytes per
+// message, control frames, the same error), and no message may exceed the limit.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "protocol/frame-parser.h"
+
+namespace {
+
+void check(bool ok) {
+  if (!ok) std::abort();
+}
+
+struct Sink {
+  std::string events;   // a transcript of everything delivered
+  std::string message;  // the message being assembled
+  uint64_t limit = 0;
+  bool closed = false;
+
+  bool onData(uint8_t* data, size_t len, bool first, bool last, bool text) {
+    // Only whole messages go into the transcript: how much of a message that later fails
+    // was delivered first depends on where the bytes were split.
+    if (first) message.clear();
+    message.append(reinterpret_cast<const char*>(data), len);
+    check(message.size() <= limit);
+    if (last) {
+      events += text ? 'T' : 'B';
+      events += std::to_string(message.size());
+      events += ':';
+      events += message;
+      events += ';';
+      message.clear();
+    }
+    return true;
+  }
+  bool onPing(uint8_t* p, size_t len) {
+    events.append("ping").append(reinterpret_cast<const char*>(p), len).append(";");
+    return true;
+  }
+  bool onPong(uint8_t* p, size_t len) {
+    events.append("pong").append(reinterpret_cast<const char*>(p), len).append(";");
+    return true;
+  }
+  bool onClose(uint16_t code, const uint8_t* reason, size_t len) {
+    events.append("close").append(std::to_string(code));
+    events.append(reinterpret_cast<const char*>(reason), len).append(";");
+    closed = true;
+    return false;
+  }
+  void onError(lapps::ParseError e) {
+    events.append("error").append(std::to_string(int(e))).append(";");
+  }
+};
+
+std::string run(std::vector<uint8_t> bytes, const std::vector<size_t>& cuts, uint64_t limit) {
+  lapps::FrameParserState st;
+  lapps::ParserLimits lim{limit};
+  Sink sink;
+  sink.limit = limit;
+  size_t pos = 0;
+  for (size_t cut : cuts) {
+    if (sink.closed || st.failed()) break;
+    size_t end = std::min(cut, bytes.size());
+    if (end <= pos) continue;
+    lapps::parseFrames(st, lim, bytes.data() + pos, end - pos, sink);
+    pos = end;
+  }
+  return sink.events;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 3) return 0;
+  const uint64_t limit = 1 + (uint64_t(data[0]) << 4);
+  const uint8_t stride = data[1];
+  std::vector<uint8_t> bytes(data + 2, data + size);
+  std::vector<size_t> all{bytes.size()};
+  std::vector<size_t> split;
+  for (size_t at = 0; at < bytes.size();) {
+    at += 1 + (bytes[at] ^ stride) % 23;
+    split.push_back(std::min(at, bytes.size()));
+  }
+  // The parser unmasks in place: each run gets its own copy.
+  check(run(bytes, all, limit) == run(bytes, split, limit));
+  return 0;
+}
