@@ -135,36 +135,25 @@ function cEchoConfig() {
   return file;
 }
 
+/** `lapps start` on one worker, on `port`, with extra arguments (a config file). */
+const lappsStart = (port, ...args) => [
+  process.execPath,
+  path.join(root, 'bin', 'lapps.js'),
+  'start',
+  ...args,
+  '--port',
+  String(port),
+  '--workers',
+  '1',
+];
+
 /** Echo servers under test. `ws` paths: the lapps echo and the others answer on /echo. */
 const allPeers = [
-  {
-    name: 'lapps',
-    label: 'lapps (Lua echo)',
-    cmd: (port) => [
-      process.execPath,
-      path.join(root, 'bin', 'lapps.js'),
-      'start',
-      '--port',
-      String(port),
-      '--workers',
-      '1',
-    ],
-    ready: 'started',
-  },
+  { name: 'lapps', label: 'lapps (Lua echo)', cmd: (port) => lappsStart(port), ready: 'started' },
   {
     name: 'lapps-c',
     label: 'lapps (C module echo)',
-    cmd: (port) => [
-      process.execPath,
-      path.join(root, 'bin', 'lapps.js'),
-      'start',
-      '--config',
-      cEchoConfig(),
-      '--port',
-      String(port),
-      '--workers',
-      '1',
-    ],
+    cmd: (port) => lappsStart(port, '--config', cEchoConfig()),
     ready: 'started',
   },
   {
