@@ -1,6 +1,7 @@
 // libFuzzer target for the server's frame parser. The same bytes are parsed whole and split
 // at points taken from the input; both must produce the same events (payload bytes per
-// message, control frames, the same error), and no message may exceed the limit.
+// message, control frames, the same error), and no message may exceed the limit. Each input
+// runs twice: with a message limit only, and with frame-size and fragment limits too.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -56,11 +57,11 @@ struct Sink {
   }
 };
 
-std::string run(std::vector<uint8_t> bytes, const std::vector<size_t>& cuts, uint64_t limit) {
+std::string run(std::vector<uint8_t> bytes, const std::vector<size_t>& cuts,
+                const lapps::ParserLimits& lim) {
   lapps::FrameParserState st;
-  lapps::ParserLimits lim{limit};
   Sink sink;
-  sink.limit = limit;
+  sink.limit = lim.maxMessageSize;
   size_t pos = 0;
   for (size_t cut : cuts) {
     if (sink.closed || st.failed()) break;
@@ -76,8 +77,12 @@ std::string run(std::vector<uint8_t> bytes, const std::vector<size_t>& cuts, uin
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 3) return 0;
-  const uint64_t limit = 1 + (uint64_t(data[0]) << 4);
+  const lapps::ParserLimits lim{1 + (uint64_t(data[0]) << 4)};
   const uint8_t stride = data[1];
+  // The same stream again with small frame-size and fragment-count limits as well.
+  lapps::ParserLimits tight = lim;
+  tight.maxFrameSize = 1 + (stride & 0x3F);
+  tight.maxFragments = 1 + (data[0] & 7);
   std::vector<uint8_t> bytes(data + 2, data + size);
   std::vector<size_t> all{bytes.size()};
   std::vector<size_t> split;
@@ -86,6 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     split.push_back(std::min(at, bytes.size()));
   }
   // The parser unmasks in place: each run gets its own copy.
-  check(run(bytes, all, limit) == run(bytes, split, limit));
+  check(run(bytes, all, lim) == run(bytes, split, lim));
+  check(run(bytes, all, tight) == run(bytes, split, tight));
   return 0;
 }

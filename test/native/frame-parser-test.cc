@@ -265,6 +265,40 @@ TEST("frame parser: every ParseError, same result for every split") {
   }
 }
 
+TEST("frame parser: frame size and fragment count limits, same result for every split") {
+  const ParserLimits lim{1000, 10, 3};
+  const auto every = [&](const Bytes& s, const std::vector<Event>& expect) {
+    const RunResult whole = runSplit(s, {}, lim);
+    CHECK_EQ(whole.events, expect);
+    for (size_t k = 1; k < s.size(); ++k) {
+      if (!CHECK_EQ(runSplit(s, {k}, lim).events, expect)) return;
+    }
+    CHECK_EQ(runSplit(s, everyByte(s.size()), lim).events, expect);
+  };
+  // At the limits: a 10-byte frame, a message of exactly 3 frames.
+  every(concat({frame(kText, "0123456789"), frame(kBin, "a", {.fin = false}),
+                frame(kCont, "b", {.fin = false}), frame(kCont, "c")}),
+        {{"text", 0, "0123456789"}, {"binary", 0, "abc"}});
+  // One byte over the frame limit: 1009, even though the message limit is far away.
+  every(concat({frame(kText, "ok"), frame(kBin, "0123456789a")}),
+        {{"text", 0, "ok"}, errorEvent(ParseError::FrameTooBig)});
+  // A continuation frame over the frame limit.
+  every(concat({frame(kBin, "a", {.fin = false}), frame(kCont, "0123456789a")}),
+        {errorEvent(ParseError::FrameTooBig)});
+  // A fourth frame in one message (empty ones count too): 1008.
+  every(concat({frame(kText, "", {.fin = false}), frame(kCont, "", {.fin = false}),
+                frame(kCont, "", {.fin = false}), frame(kCont, "")}),
+        {errorEvent(ParseError::TooManyFragments)});
+  // Control frames between fragments do not count; the count restarts with each message.
+  every(concat({frame(kText, "a", {.fin = false}), frame(kPing, ""),
+                frame(kCont, "b", {.fin = false}), frame(kPing, ""), frame(kCont, "c"),
+                frame(kBin, "d", {.fin = false}), frame(kCont, "e", {.fin = false}),
+                frame(kCont, "f")}),
+        {{"ping", 0, ""}, {"ping", 0, ""}, {"text", 0, "abc"}, {"binary", 0, "def"}});
+  CHECK_EQ(closeCodeFor(ParseError::FrameTooBig), 1009);
+  CHECK_EQ(closeCodeFor(ParseError::TooManyFragments), 1008);
+}
+
 TEST("frame parser: after an error nothing more is consumed") {
   Bytes s = concat({frame(kText, "x", {.rsv = 0x40}), frame(kText, "ok")});
   FrameParserState st;

@@ -130,9 +130,8 @@ struct RunResult {
 // Feeds `stream` as pieces ending at the ascending offsets in `cuts` (and at the end), each
 // piece copied into its own exactly sized allocation.
 inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
-                          uint64_t maxMessage = uint64_t{1} << 32) {
+                          const ParserLimits& lim) {
   FrameParserState st;
-  ParserLimits lim{maxMessage};
   Recorder rec;
   RunResult r;
   size_t begin = 0;
@@ -151,6 +150,11 @@ inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
   if (rec.errors > 1 || !rec.flagsOk) r.ok = false;
   r.events = std::move(rec.events);
   return r;
+}
+
+inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
+                          uint64_t maxMessage = uint64_t{1} << 32) {
+  return runSplit(stream, cuts, ParserLimits{maxMessage});
 }
 
 inline std::vector<size_t> everyByte(size_t len) {

@@ -30,13 +30,16 @@
 namespace lapps {
 
 struct ParserLimits {
-  uint64_t maxMessageSize;  // payload bytes of one message, summed over its fragments
+  uint64_t maxMessageSize;             // payload bytes of one message, summed over its fragments
+  uint64_t maxFrameSize = UINT64_MAX;  // payload bytes of one data frame
+  uint32_t maxFragments = UINT32_MAX;  // frames of one data message
 };
 
 // Per-connection parser state; zero/default-initialised means "between frames".
 struct FrameParserState {
   uint64_t remaining = 0;     // payload bytes of the current frame not yet seen
   uint64_t messageBytes = 0;  // declared payload of the open data message, current frame incl.
+  uint32_t fragments = 0;     // frames of the open data message, current frame incl.
   Utf8Validator utf8;         // progress through the open text message
   ParseError error = ParseError::None;    // sticky
   Opcode opcode = Opcode::Continuation;   // current frame
@@ -68,7 +71,7 @@ struct FrameHeader {
 // does not depend on how the stream was split. The header is complete (and `h` filled) when
 // this returns None with h.size != 0 && avail >= h.size.
 inline ParseError checkHeader(const uint8_t* p, size_t avail, const FrameParserState& st,
-                              uint64_t maxMessage, FrameHeader& h) {
+                              const ParserLimits& lim, FrameHeader& h) {
   h.size = 0;
   const uint8_t b0 = p[0];
   if (b0 & 0x70) return ParseError::ReservedBits;
@@ -80,6 +83,7 @@ inline ParseError checkHeader(const uint8_t* p, size_t avail, const FrameParserS
     if (!fin) return ParseError::ControlFragmented;
   } else if (op == 0) {
     if (st.message == Opcode::Continuation) return ParseError::UnexpectedContinuation;
+    if (st.fragments >= lim.maxFragments) return ParseError::TooManyFragments;
   } else if (st.message != Opcode::Continuation) {
     return ParseError::ExpectedContinuation;
   }
@@ -103,7 +107,8 @@ inline ParseError checkHeader(const uint8_t* p, size_t avail, const FrameParserS
   if (!control) {
     // Checked before any payload is delivered; overflow-safe since messageBytes <= max.
     const uint64_t before = op == 0 ? st.messageBytes : 0;
-    if (length > maxMessage - before) return ParseError::MessageTooBig;
+    if (length > lim.maxMessageSize - before) return ParseError::MessageTooBig;
+    if (length > lim.maxFrameSize) return ParseError::FrameTooBig;
   }
   h.length = length;
   std::memcpy(h.mask, p + h.size - 4, 4);
@@ -144,10 +149,12 @@ inline void beginFrame(FrameParserState& st, const FrameHeader& h) {
   if (h.opcode != Opcode::Continuation) {
     st.message = h.opcode;
     st.messageBytes = 0;
+    st.fragments = 0;
     st.messageStarted = false;
     st.utf8.reset();
   }
   st.messageBytes += h.length;
+  ++st.fragments;
 }
 
 // Consumes as much of the current frame's payload as data[pos, len) holds.
@@ -205,7 +212,7 @@ size_t parseFrames(FrameParserState& st, const ParserLimits& lim, uint8_t* data,
       // Fast path: header read in place; a whole frame is handled without touching state.
       uint8_t* p = data + pos;
       const size_t avail = len - pos;
-      const ParseError e = detail::checkHeader(p, avail, st, lim.maxMessageSize, h);
+      const ParseError e = detail::checkHeader(p, avail, st, lim, h);
       if (e != ParseError::None) {
         detail::fail(st, e, sink);
         return pos;
@@ -241,7 +248,7 @@ size_t parseFrames(FrameParserState& st, const ParserLimits& lim, uint8_t* data,
     // every byte reports errors exactly as the fast path would.
     while (pos < len) {
       st.header[st.headerFill++] = data[pos++];
-      const ParseError e = detail::checkHeader(st.header, st.headerFill, st, lim.maxMessageSize, h);
+      const ParseError e = detail::checkHeader(st.header, st.headerFill, st, lim, h);
       if (e != ParseError::None) {
         detail::fail(st, e, sink);
         return pos;

@@ -116,6 +116,7 @@ void appendHttpError(std::string& out, int status, std::string_view body) {
   out.append(std::to_string(body.size())).append("\r\nConnection: close\r\n");
   if (status == 426) out.append("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
   if (status == 405) out.append("Allow: GET\r\n");
+  if (status == 429 || status == 503) out.append("Retry-After: 1\r\n");
   out.append("\r\n").append(body);
 }
 

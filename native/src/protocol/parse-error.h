@@ -26,6 +26,8 @@ enum class ParseError : uint8_t {
   InvalidCloseReason,      // close reason is not valid UTF-8
   BadLength,               // 64-bit payload length with its most significant bit set
   MaskedFrame,             // server frames must not be masked (RFC 6455 §5.1); client only
+  FrameTooBig,             // data frame payload over ParserLimits::maxFrameSize
+  TooManyFragments,        // more frames in one message than ParserLimits::maxFragments
 };
 
 namespace detail {
@@ -52,10 +54,12 @@ inline constexpr ParseErrorInfo kParseErrors[] = {
     {kInvalidPayload, "invalid UTF-8 in close reason"},
     {kProtocolError, "invalid payload length"},
     {kProtocolError, "server frame is masked"},
+    {kTooBig, "frame too big"},
+    {kPolicy, "too many fragments"},
 };
 
 static_assert(sizeof(kParseErrors) / sizeof(kParseErrors[0]) ==
-              static_cast<size_t>(ParseError::MaskedFrame) + 1);
+              static_cast<size_t>(ParseError::TooManyFragments) + 1);
 
 }  // namespace detail
 
