@@ -1,0 +1,96 @@
+#include "security/conn-limiter.h"
+
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iterator>
+
+namespace lapps {
+
+ConnLimiter::Key ConnLimiter::keyOf(const sockaddr* peer) {
+  if (peer->sa_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr.s6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(a))) {
+      uint32_t v4;
+      std::memcpy(&v4, a + 12, 4);
+      return Key{0, v4};
+    }
+    uint64_t hi;
+    std::memcpy(&hi, a, 8);
+    return Key{hi, 1};
+  }
+  return Key{0, reinterpret_cast<const sockaddr_in*>(peer)->sin_addr.s_addr};
+}
+
+bool ConnLimiter::idle(Entry& e, uint64_t nowMs) const {
+  const double rate = limits_.newPerAddressPerSec;
+  if (rate > 0 && nowMs > e.lastMs) {
+    e.tokens = std::min(rate, e.tokens + double(nowMs - e.lastMs) * rate / 1000.0);
+    e.lastMs = nowMs;
+  }
+  return e.held == 0 && (rate == 0 || e.tokens >= rate);
+}
+
+ConnLimiter::Verdict ConnLimiter::admit(const sockaddr* peer, uint64_t nowMs) {
+  const uint32_t total = total_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (limits_.maxConnections && total > limits_.maxConnections) {
+    total_.fetch_sub(1, std::memory_order_relaxed);
+    return Verdict::ServerFull;
+  }
+  if (!limits_.maxPerAddress && !limits_.newPerAddressPerSec) return Verdict::Ok;
+  const Key key = keyOf(peer);
+  Shard& shard = shardOf(key);
+  std::lock_guard lock(shard.mutex);
+  if (shard.entries.size() >= shard.sweepAt) {
+    for (auto it = shard.entries.begin(); it != shard.entries.end();) {
+      it = idle(it->second, nowMs) ? shard.entries.erase(it) : std::next(it);
+    }
+    shard.sweepAt = std::max<size_t>(1024, shard.entries.size() * 2);
+  }
+  auto [it, fresh] = shard.entries.try_emplace(key);
+  Entry& e = it->second;
+  if (fresh) {
+    e.tokens = limits_.newPerAddressPerSec;
+    e.lastMs = nowMs;
+  } else {
+    idle(e, nowMs);  // refills the bucket
+  }
+  Verdict v = Verdict::Ok;
+  if (limits_.maxPerAddress && e.held >= limits_.maxPerAddress) {
+    v = Verdict::AddressFull;
+  } else if (limits_.newPerAddressPerSec && e.tokens < 1.0) {
+    v = Verdict::AddressRate;
+  }
+  if (v != Verdict::Ok) {
+    total_.fetch_sub(1, std::memory_order_relaxed);
+    return v;
+  }
+  if (limits_.newPerAddressPerSec) e.tokens -= 1.0;
+  ++e.held;
+  return v;
+}
+
+void ConnLimiter::release(const sockaddr* peer) {
+  total_.fetch_sub(1, std::memory_order_relaxed);
+  if (!limits_.maxPerAddress && !limits_.newPerAddressPerSec) return;
+  const Key key = keyOf(peer);
+  Shard& shard = shardOf(key);
+  std::lock_guard lock(shard.mutex);
+  auto it = shard.entries.find(key);
+  if (it == shard.entries.end() || it->second.held == 0) return;
+  // Without a rate limit an entry only holds the count: drop it at zero. With one, it also
+  // remembers recent connections; the sweep in admit() drops it once its bucket is full.
+  if (--it->second.held == 0 && !limits_.newPerAddressPerSec) shard.entries.erase(it);
+}
+
+size_t ConnLimiter::trackedAddresses() {
+  size_t n = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    n += s.entries.size();
+  }
+  return n;
+}
+
+}  // namespace lapps
