@@ -7,12 +7,16 @@
 #include <openssl/x509v3.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "security/dev-cert.h"
 #include "security/tls-server.h"
 #include "test-pki.h"
 #include "test.h"
@@ -682,4 +686,117 @@ TEST("tls-server: tlsErrorText drains the queue, outermost reason first") {
   ERR_raise_data(ERR_LIB_SSL, ERR_R_PEM_LIB, "file %s", "x.pem");
   CHECK_EQ(tlsErrorText(), "PEM lib (file x.pem): no start line");
   CHECK_EQ(ERR_peek_error(), 0ul);
+}
+
+// ---------------------------------------------------------------------------------------
+// The development certificate.
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int modeOf(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+}
+
+size_t filesIn(const std::string& dir) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST("tls-server: writeDevCertificate makes a localhost certificate a client can trust") {
+  Certs& c = certs();
+  REQUIRE(c.ok);
+  const std::string dir = c.pki.dir() + "/dev";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const std::string crt = dir + "/dev.crt", key = dir + "/dev.key";
+  std::string err;
+  REQUIRE(writeDevCertificate(crt, key, 30, false, err));
+  CHECK_EQ(modeOf(key), 0600);
+  CHECK_EQ(modeOf(crt), 0644);
+
+  auto server = make({.certificates = {{crt, key}}});
+  REQUIRE(server != nullptr);
+  Outcome o =
+      connectOnce(*server, {.sni = "localhost", .verifyName = "localhost", .trustFile = crt});
+  if (!o.ok()) FAIL(explain(o));
+  CHECK_EQ(o.servedCn, "localhost");
+  for (const char* ip : {"127.0.0.1", "::1"}) {
+    o = connectOnce(*server, {.verifyIp = ip, .trustFile = crt});
+    if (!o.ok()) FAIL(std::string(ip) + ": " + explain(o));
+  }
+  o = connectOnce(*server, {.verifyName = "example.com", .trustFile = crt});
+  CHECK(o.client == Step::Failed);  // the name is checked, not just the trust anchor
+  REQUIRE_EQ(server->describe().size(), size_t{1});
+  CHECK(contains(server->describe()[0], ": localhost; notAfter "));
+
+  // What is inside.
+  std::FILE* f = std::fopen(crt.c_str(), "r");
+  REQUIRE(f != nullptr);
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  REQUIRE(x != nullptr);
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  CHECK_EQ(sk_GENERAL_NAME_num(names), 3);
+  GENERAL_NAMES_free(names);
+  CHECK_EQ(X509_check_host(x, "localhost", 0, 0, nullptr), 1);
+  CHECK_EQ(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
+  CHECK_EQ(X509_check_ip_asc(x, "::1", 0), 1);
+  CHECK((X509_get_extended_key_usage(x) & XKU_SSL_SERVER) != 0);
+  CHECK_EQ(X509_check_ca(x), 0);
+  CHECK_EQ(X509_get_key_usage(x), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
+  CHECK_EQ(X509_get_signature_nid(x), NID_ecdsa_with_SHA256);
+  CHECK_EQ(EVP_PKEY_get_bits(X509_get0_pubkey(x)), 256);
+  int days = 0, secs = 0;
+  CHECK(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)) == 1);
+  CHECK_EQ(days, 30);
+  CHECK_EQ(secs, 0);
+  X509_free(x);
+}
+
+TEST("tls-server: writeDevCertificate refuses to overwrite unless told, and replaces whole files") {
+  Certs& c = certs();
+  REQUIRE(c.ok);
+  const std::string dir = c.pki.dir() + "/dev-overwrite";
+  REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
+  const std::string crt = dir + "/dev.crt", key = dir + "/dev.key";
+  std::string err;
+  REQUIRE(writeDevCertificate(crt, key, 1, false, err));
+  const std::string firstCrt = slurp(crt), firstKey = slurp(key);
+
+  CHECK(!writeDevCertificate(crt, key, 1, false, err));
+  CHECK(contains(err, crt));
+  CHECK(contains(err, "exists"));
+  std::filesystem::remove(crt);
+  CHECK(!writeDevCertificate(crt, key, 1, false, err));  // the key alone is enough to refuse
+  CHECK(contains(err, key));
+  CHECK(!std::filesystem::exists(crt));
+  CHECK_EQ(slurp(key), firstKey);
+
+  ::chmod(key.c_str(), 0644);
+  REQUIRE(writeDevCertificate(crt, key, 1, true, err));
+  CHECK(slurp(crt) != firstCrt);
+  CHECK(slurp(key) != firstKey);
+  CHECK_EQ(modeOf(key), 0600);
+  CHECK_EQ(filesIn(dir), size_t{2});  // no temporary file left
+  CHECK(make({.certificates = {{crt, key}}}) != nullptr);
+
+  CHECK(!writeDevCertificate(crt, key, 0, true, err));
+  CHECK(contains(err, "days"));
+  CHECK(!writeDevCertificate(crt, crt, 1, true, err));
+  const std::string missing = dir + "/no/such/dir/x.crt";
+  CHECK(!writeDevCertificate(missing, dir + "/x.key", 1, false, err));
+  CHECK(contains(err, missing));
+  CHECK(contains(err, "No such file"));
+  CHECK_EQ(filesIn(dir), size_t{2});  // the key written first was removed again
+  CHECK(!writeDevCertificate(missing, dir + "/x.key", 1, true, err));
+  CHECK_EQ(filesIn(dir), size_t{2});
 }

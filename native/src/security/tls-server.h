@@ -22,7 +22,8 @@ struct TlsCertificateSettings {
   std::string certFile{};  // PEM: the leaf first, then intermediates (a chain file)
   std::string keyFile{};   // PEM private key (RSA, EC or Ed25519), unencrypted
   // SNI names it answers; empty: the DNS names in its subjectAltName (the CN if it has none).
-  // "*.example.com" matches exactly one label in place of the '*'.
+  // "*.example.com" matches exactly one label in place of the '*'. Only the default
+  // certificate may end up with no name.
   std::vector<std::string> serverNames{};
 };
 
@@ -32,7 +33,8 @@ enum class ClientCertMode : uint8_t { None, Optional, Require };
 struct TlsSettings {
   // At least one; the first is the default (no SNI, or no name matched).
   std::vector<TlsCertificateSettings> certificates{};
-  std::string caFile{};  // PEM bundle verifying client certificates; required unless None
+  // PEM bundle verifying client certificates; required unless None (and checked even then).
+  std::string caFile{};
   ClientCertMode clientCert = ClientCertMode::None;
   int minVersion = TLS1_2_VERSION;  // TLS1_2_VERSION or TLS1_3_VERSION
   std::string ciphers{};            // TLS <= 1.2 (OpenSSL syntax); empty: ECDHE with AEAD only
