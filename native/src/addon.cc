@@ -7,8 +7,10 @@
 #include <string>
 
 #include "core/event-channel.h"
+#include "core/policy.h"
 #include "core/server.h"
 #include "core/settings.h"
+#include "security/dev-cert.h"
 
 namespace lapps {
 
@@ -23,6 +25,81 @@ uint64_t u64(const Napi::Object& o, const char* key) {
 std::string str(const Napi::Object& o, const char* key) {
   return o.Get(key).As<Napi::String>().Utf8Value();
 }
+std::vector<std::string> strings(const Napi::Object& o, const char* key) {
+  std::vector<std::string> out;
+  if (!o.Has(key) || !o.Get(key).IsArray()) return out;
+  Napi::Array a = o.Get(key).As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  return out;
+}
+bool has(const Napi::Object& o, const char* key) {
+  return o.Has(key) && !o.Get(key).IsUndefined() && !o.Get(key).IsNull();
+}
+
+// { rules: [[cidr, allow], ...], fallback: "allow" | "deny" }
+AclSettings readAcl(const Napi::Object& o, const char* key) {
+  AclSettings acl;
+  if (!has(o, key)) return acl;
+  Napi::Object a = o.Get(key).As<Napi::Object>();
+  acl.set = true;
+  acl.fallback = str(a, "fallback") == "deny" ? AclAction::Deny : AclAction::Allow;
+  Napi::Array rules = a.Get("rules").As<Napi::Array>();
+  for (uint32_t i = 0; i < rules.Length(); ++i) {
+    Napi::Array r = rules.Get(i).As<Napi::Array>();
+    acl.rules.push_back(
+        AclRule{r.Get(0u).As<Napi::String>().Utf8Value(),
+                r.Get(1u).ToBoolean().Value() ? AclAction::Allow : AclAction::Deny});
+  }
+  return acl;
+}
+
+TlsSettings readTls(const Napi::Object& t) {
+  TlsSettings tls;
+  Napi::Array certs = t.Get("certificates").As<Napi::Array>();
+  for (uint32_t i = 0; i < certs.Length(); ++i) {
+    Napi::Object c = certs.Get(i).As<Napi::Object>();
+    tls.certificates.push_back(
+        TlsCertificateSettings{str(c, "cert"), str(c, "key"), strings(c, "serverNames")});
+  }
+  if (has(t, "ca")) tls.caFile = str(t, "ca");
+  const std::string mode = has(t, "clientCert") ? str(t, "clientCert") : "none";
+  tls.clientCert = mode == "require"    ? ClientCertMode::Require
+                   : mode == "optional" ? ClientCertMode::Optional
+                                        : ClientCertMode::None;
+  tls.minVersion =
+      has(t, "minVersion") && str(t, "minVersion") == "1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  if (has(t, "ciphers")) tls.ciphers = str(t, "ciphers");
+  if (has(t, "ciphersuites")) tls.ciphersuites = str(t, "ciphersuites");
+  return tls;
+}
+
+// { acl?, services: [{ acl?, origins?, allowMissingOrigin }], tls: [null | {...}] }
+PolicySettings readPolicy(const Napi::Object& o) {
+  PolicySettings p;
+  p.acl = readAcl(o, "acl");
+  Napi::Array services = o.Get("services").As<Napi::Array>();
+  for (uint32_t i = 0; i < services.Length(); ++i) {
+    Napi::Object v = services.Get(i).As<Napi::Object>();
+    ServicePolicySettings sp;
+    sp.acl = readAcl(v, "acl");
+    sp.originsSet = has(v, "origins");
+    sp.origins = strings(v, "origins");
+    sp.extraOrigins = strings(v, "extraOrigins");
+    sp.allowMissingOrigin =
+        !has(v, "allowMissingOrigin") || v.Get("allowMissingOrigin").ToBoolean();
+    p.services.push_back(std::move(sp));
+  }
+  Napi::Array tls = o.Get("tls").As<Napi::Array>();
+  for (uint32_t i = 0; i < tls.Length(); ++i) {
+    Napi::Value t = tls.Get(i);
+    if (t.IsObject()) {
+      p.tls.emplace_back(readTls(t.As<Napi::Object>()));
+    } else {
+      p.tls.emplace_back(std::nullopt);
+    }
+  }
+  return p;
+}
 
 Settings readSettings(const Napi::Object& o) {
   Settings s;
@@ -36,15 +113,26 @@ Settings readSettings(const Napi::Object& o) {
   s.closeTimeoutMs = u32(o, "closeTimeoutMs");
   s.outboundHighWaterMark = u64(o, "outboundHighWaterMark");
   s.autoFragmentSize = u32(o, "autoFragmentSize");
+  if (has(o, "maxFrameSize")) s.maxFrameSize = u64(o, "maxFrameSize");
+  if (has(o, "maxFragments")) s.maxFragments = u32(o, "maxFragments");
+  if (has(o, "maxConnections")) s.maxConnections = u32(o, "maxConnections");
+  if (has(o, "maxConnectionsPerIp")) s.maxConnectionsPerIp = u32(o, "maxConnectionsPerIp");
+  if (has(o, "newConnectionsPerIpPerSec")) {
+    s.newConnectionsPerIpPerSec = u32(o, "newConnectionsPerIpPerSec");
+  }
+  if (has(o, "policy")) s.policy = readPolicy(o.Get("policy").As<Napi::Object>());
   Napi::Array listeners = o.Get("listeners").As<Napi::Array>();
   for (uint32_t i = 0; i < listeners.Length(); ++i) {
     Napi::Object l = listeners.Get(i).As<Napi::Object>();
-    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port"))});
+    const bool tls = i < s.policy.tls.size() && s.policy.tls[i].has_value();
+    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls});
   }
+  s.policy.tls.resize(s.listeners.size());
   Napi::Array services = o.Get("services").As<Napi::Array>();
   for (uint32_t i = 0; i < services.Length(); ++i) {
     Napi::Object v = services.Get(i).As<Napi::Object>();
     ServiceSettings svc;
+    svc.index = i;
     svc.name = str(v, "name");
     svc.requestTarget = str(v, "requestTarget");
     svc.protocol = Protocol(u32(v, "protocol"));
@@ -105,7 +193,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
     return DefineClass(
         env, "Server",
         {InstanceMethod<&ServerWrap::start>("start"), InstanceMethod<&ServerWrap::stop>("stop"),
-         InstanceMethod<&ServerWrap::stats>("stats")});
+         InstanceMethod<&ServerWrap::stats>("stats"),
+         InstanceMethod<&ServerWrap::reload>("reload")});
   }
 
   explicit ServerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ServerWrap>(info) {
@@ -207,6 +296,25 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
     self_.Reset();
   }
 
+  // reload(policy): new ACLs, Origin policies and certificates; throws (nothing changed)
+  // with a message naming the problem.
+  Napi::Value reload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "reload(policy)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::string error;
+    PolicySettings p = readPolicy(info[0].As<Napi::Object>());
+    p.tls.resize(server_->settings().listeners.size());
+    if (!server_->reload(p, error)) {
+      Napi::Error err = Napi::Error::New(env, error);
+      err.Set("code", "LAPPS_RELOAD_FAILED");
+      err.ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+
   // Counters as a BigUint64Array over native memory: no copy per read.
   Napi::Value stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -229,8 +337,49 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
   bool running_ = false;
 };
 
+// checkPolicy(policy, serviceNames): the error compiling it would give (ACL entries,
+// origins, certificate files), or null. For `lapps check` and config loading.
+Napi::Value checkPolicy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "checkPolicy(policy, serviceNames)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  PolicySettings p = readPolicy(info[0].As<Napi::Object>());
+  std::vector<ServiceSettings> services;
+  Napi::Array names = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < names.Length(); ++i) {
+    ServiceSettings s;
+    s.index = i;
+    s.name = names.Get(i).As<Napi::String>().Utf8Value();
+    services.push_back(std::move(s));
+  }
+  std::string error;
+  if (Policy::compile(p, services, error)) return env.Null();
+  return Napi::String::New(env, error);
+}
+
+// writeDevCertificate(certFile, keyFile, days, overwrite): throws with the reason.
+Napi::Value writeDevCert(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsString() || !info[1].IsString() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "writeDevCertificate(cert, key, days, overwrite)")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string error;
+  if (!writeDevCertificate(
+          info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::String>().Utf8Value(),
+          info[2].As<Napi::Number>().Int32Value(), info[3].ToBoolean().Value(), error)) {
+    Napi::Error::New(env, error).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, LAPPS_VERSION));
+  exports.Set("checkPolicy", Napi::Function::New(env, checkPolicy, "checkPolicy"));
+  exports.Set("writeDevCertificate", Napi::Function::New(env, writeDevCert, "writeDevCertificate"));
   exports.Set("Server", ServerWrap::define(env));
   return exports;
 }

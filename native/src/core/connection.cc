@@ -7,12 +7,15 @@
 #include <cerrno>
 #include <cstring>
 
+#include <openssl/err.h>
+
 #include "core/server.h"
 #include "core/worker.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/handshake-response.h"
 #include "protocol/parse-error.h"
+#include "security/conn-limiter.h"
 
 namespace lapps {
 
@@ -95,7 +98,7 @@ struct FrameSink {
 
   void onError(ParseError e) {
     w.dispatchBatch(c);
-    w.stats_->add(Counter::ProtocolErrors);
+    w.countParseError(e);
     if (c.state == ConnState::Open) {
       uint8_t payload[125];
       size_t n = encodeClosePayload(payload, closeCodeFor(e), describe(e));
@@ -107,12 +110,25 @@ struct FrameSink {
   }
 };
 
+void Worker::countParseError(ParseError e) {
+  stats_->add(Counter::ProtocolErrors);
+  if (e == ParseError::MessageTooBig) stats_->add(Counter::MessageTooBig);
+  if (e == ParseError::FrameTooBig) stats_->add(Counter::FrameTooBig);
+  if (e == ParseError::TooManyFragments) stats_->add(Counter::TooManyFragments);
+}
+
 void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
   Connection* c = lookup(handle);
   if (!c || c->state == ConnState::Dead) return;
   if (events & EPOLLOUT) {
     flush(*c);
     if (c->state == ConnState::Dead) return;
+    if (c->tlsWantsWrite && !c->paused) {
+      // The TLS handshake (inside SSL_read) was waiting to write: carry on with it.
+      c->tlsWantsWrite = false;
+      onTlsReadable(*c);
+      return;
+    }
   }
   if (c->paused) {
     // Not reading while a handler is suspended; a hang-up or error still ends it.
@@ -123,6 +139,10 @@ void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
 }
 
 void Worker::onReadable(Connection& c) {
+  if (c.tls) {
+    onTlsReadable(c);
+    return;
+  }
   char* buf;
   size_t cap;
   if (c.state == ConnState::Handshake) {
@@ -164,6 +184,68 @@ void Worker::onReadable(Connection& c) {
   }
 }
 
+void Worker::onTlsReadable(Connection& c) {
+  // One record at a time, for as long as the session holds decrypted or buffered bytes:
+  // epoll only sees the socket, so nothing may be left inside OpenSSL when we return.
+  do {
+    char* buf;
+    size_t cap;
+    if (c.state == ConnState::Handshake) {
+      HandshakeData& h = *c.hs;
+      buf = h.buf.get() + h.size;
+      cap = h.cap - h.size;
+      if (cap == 0) return;  // the head is over the limit: onHandshakeBytes answered 431
+    } else {
+      buf = reinterpret_cast<char*>(readBuf_.data());
+      cap = readBuf_.size();
+    }
+    ERR_clear_error();
+    const bool established = SSL_is_init_finished(c.tls);
+    int n = SSL_read(c.tls, buf, int(std::min<size_t>(cap, INT32_MAX)));
+    if (n <= 0) {
+      switch (SSL_get_error(c.tls, n)) {
+        case SSL_ERROR_WANT_READ:
+          return;
+        case SSL_ERROR_WANT_WRITE:
+          c.tlsWantsWrite = true;
+          if (!c.epollOut) setEpoll(c, true);
+          return;
+        case SSL_ERROR_ZERO_RETURN:  // close_notify: EOF
+          kill(c, nullptr);
+          return;
+        default:
+          if (!established) {
+            stats_->add(Counter::TlsHandshakesFailed);
+            unsigned long e = ERR_peek_last_error();
+            char text[256] = "connection closed";
+            if (e) ERR_error_string_n(e, text, sizeof text);
+            log(LogLevel::Debug, std::string("TLS handshake failed: ") + text);
+          }
+          kill(c, nullptr);
+          return;
+      }
+    }
+    stats_->add(Counter::BytesIn, uint64_t(n));
+    c.lastActivityMs = nowMs_;
+    c.pingOutstanding = false;
+    switch (c.state) {
+      case ConnState::Handshake:
+        c.hs->size += size_t(n);
+        onHandshakeBytes(c, nullptr, 0);
+        break;
+      case ConnState::Open:
+      case ConnState::Closing:
+        onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), size_t(n));
+        break;
+      case ConnState::Draining:
+      case ConnState::Dead:
+        break;
+    }
+    // A write that wanted to read (a TLS 1.3 key update) may go on now.
+    if (!c.out.empty()) markDirty(c);
+  } while (c.tls && c.state != ConnState::Dead && !c.paused && SSL_has_pending(c.tls));
+}
+
 void Worker::onHandshakeBytes(Connection& c, const char* data, size_t len) {
   HandshakeData& h = *c.hs;
   if (len) {
@@ -174,9 +256,16 @@ void Worker::onHandshakeBytes(Connection& c, const char* data, size_t len) {
   }
   switch (h.parser.parse(h.buf.get(), h.size)) {
     case HandshakeParser::Status::Incomplete:
-      if (h.size == h.cap) rejectHandshake(c, 431, "request header fields too large");
+      if (h.size == h.cap) {
+        stats_->add(Counter::HeaderLimit);
+        rejectHandshake(c, 431, "request header fields too large");
+      }
       return;
     case HandshakeParser::Status::Failed:
+      if (h.parser.error() == HandshakeError::HeadersTooLarge ||
+          h.parser.error() == HandshakeError::TooManyHeaders) {
+        stats_->add(Counter::HeaderLimit);
+      }
       rejectHandshake(c, httpStatusFor(h.parser.error()), describe(h.parser.error()));
       return;
     case HandshakeParser::Status::Complete:
@@ -192,6 +281,20 @@ void Worker::completeHandshake(Connection& c) {
   if (!svc) {
     rejectHandshake(c, 404, "no service at this path");
     return;
+  }
+  // Checked before any hand-over or 101: a refused client never sees a WebSocket.
+  if (h.instance < 0 && svc->settings.index < policy_->services.size()) {
+    const ServicePolicy& sp = policy_->services[svc->settings.index];
+    if (sp.acl && !sp.acl->allows(&c.peer.sa)) {
+      stats_->add(Counter::AclRefusedAtHandshake);
+      rejectHandshake(c, 403, "forbidden");
+      return;
+    }
+    if (!sp.origin.allows(req.origin, req.host, c.tls != nullptr)) {
+      stats_->add(Counter::OriginRefused);
+      rejectHandshake(c, 403, "origin not allowed");
+      return;
+    }
   }
   int32_t inst = h.instance;
   if (inst < 0) {
@@ -209,8 +312,13 @@ void Worker::completeHandshake(Connection& c) {
     m.instance = inst;
     m.peer = c.peer;
     m.bytes.assign(h.buf.get(), h.size);
+    m.counted = c.counted;
+    m.tls = c.tls;
+    m.tlsContext = std::move(c.tlsContext);
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
-    c.fd = -1;  // no longer ours: teardown must not close it
+    c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
+    c.tls = nullptr;
+    c.counted = false;
     kill(c, nullptr);
     server_.worker(owner).inbox().push(std::move(m));
     return;
@@ -255,7 +363,10 @@ void Worker::finishAndDrain(Connection& c) {
 
 void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
   FrameSink sink{*this, c};
-  ParserLimits limits{c.service->settings.maxMessageSize};
+  const Settings& s = server_.settings();
+  ParserLimits limits{c.service->settings.maxMessageSize,
+                      s.maxFrameSize ? s.maxFrameSize : UINT64_MAX,
+                      s.maxFragments ? s.maxFragments : UINT32_MAX};
   parseFrames(c.parser, limits, data, len, sink);
   dispatchBatch(c);
 }
@@ -376,7 +487,53 @@ void Worker::setEpoll(Connection& c, bool wantWrite) {
   c.epollOut = wantWrite;
 }
 
+void Worker::flushTls(Connection& c) {
+  constexpr size_t kStage = 16 * 1024;  // one full TLS record
+  while (!c.out.empty()) {
+    iovec iov[64] = {};
+    int cnt = c.out.gather(iov, 64);
+    const void* data = iov[0].iov_base;
+    size_t len = iov[0].iov_len;
+    if (len < kStage && cnt > 1) {
+      // Many small frames: one record instead of one per frame. A retry after WANT_WRITE
+      // gathers the same leading bytes again, at least as many, as OpenSSL requires.
+      if (!tlsStage_) tlsStage_.reset(new uint8_t[kStage]);
+      len = 0;
+      for (int i = 0; i < cnt && len < kStage; ++i) {
+        size_t take = std::min(iov[i].iov_len, kStage - len);
+        std::memcpy(tlsStage_.get() + len, iov[i].iov_base, take);
+        len += take;
+      }
+      data = tlsStage_.get();
+    }
+    ERR_clear_error();
+    int n = SSL_write(c.tls, data, int(std::min<size_t>(len, INT32_MAX)));
+    if (n <= 0) {
+      int err = SSL_get_error(c.tls, n);
+      if (err == SSL_ERROR_WANT_WRITE) {
+        if (!c.epollOut) setEpoll(c, true);
+        return;
+      }
+      if (err == SSL_ERROR_WANT_READ) return;  // the next read event marks it dirty again
+      kill(c, nullptr);
+      return;
+    }
+    stats_->add(Counter::BytesOut, uint64_t(n));
+    c.out.consume(pool_, size_t(n));
+  }
+  if (c.epollOut && !c.tlsWantsWrite) setEpoll(c, false);
+  if (c.finAfterFlush) {
+    c.finAfterFlush = false;
+    SSL_shutdown(c.tls);  // close_notify; the peer's is not awaited
+    ::shutdown(c.fd, SHUT_WR);
+  }
+}
+
 void Worker::flush(Connection& c) {
+  if (c.tls) {
+    flushTls(c);
+    return;
+  }
   while (!c.out.empty()) {
     iovec iov[64];
     int cnt = c.out.gather(iov, 64);
@@ -436,6 +593,12 @@ void Worker::reapDead() {
 }
 
 void Worker::teardown(Connection& c) {
+  if (c.tls) {
+    SSL_free(c.tls);
+    c.tls = nullptr;
+  }
+  c.tlsContext.reset();
+  if (c.counted) server_.limiter().release(&c.peer.sa);
   if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
   c.fd = -1;
   if (c.opened) {

@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include <openssl/ssl.h>
+
 #include "core/out-queue.h"
 #include "core/peer-address.h"
 #include "protocol/frame-parser.h"
@@ -18,6 +20,7 @@
 namespace lapps {
 
 class ServiceInstance;
+class TlsServerContext;
 struct ServiceRuntime;
 
 enum class ConnState : uint8_t {
@@ -53,8 +56,10 @@ struct Connection {
   bool dirty = false;          // in the worker's flush list
   bool finAfterFlush = false;  // shutdown(SHUT_WR) once the queue is empty
   bool pingOutstanding = false;
-  bool held = false;    // a handler of this connection is suspended; messages wait in pending
-  bool paused = false;  // reading stopped (EPOLLIN off) while held
+  bool held = false;     // a handler of this connection is suspended; messages wait in pending
+  bool paused = false;   // reading stopped (EPOLLIN off) while held
+  bool counted = false;  // admitted by the ConnLimiter: released at teardown
+  bool tlsWantsWrite = false;  // SSL_read needs the socket writable (handshake bytes pending)
 
   struct PendingMessage {
     std::string data;
@@ -75,6 +80,10 @@ struct Connection {
   uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
 
   PeerAddress peer{};
+
+  // wss: the session, and the context that made it (its SNI callback needs it alive).
+  SSL* tls = nullptr;
+  std::shared_ptr<const TlsServerContext> tlsContext;
 };
 
 }  // namespace lapps

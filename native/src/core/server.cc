@@ -20,7 +20,11 @@
 namespace lapps {
 
 Server::Server(Settings settings, EventChannel& events)
-    : settings_(std::move(settings)), events_(events), stats_(new WorkerStats[settings_.workers]) {
+    : settings_(std::move(settings)),
+      events_(events),
+      stats_(new WorkerStats[settings_.workers]),
+      limiter_(ConnLimits{settings_.maxConnections, settings_.maxConnectionsPerIp,
+                          settings_.newConnectionsPerIpPerSec}) {
   std::memset(static_cast<void*>(stats_.get()), 0, sizeof(WorkerStats) * settings_.workers);
   for (uint32_t i = 0; i < settings_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -239,6 +243,9 @@ std::vector<uint16_t> Server::start(std::string& error) {
       ::setrlimit(RLIMIT_NOFILE, &nofile);
     }
   }
+  policy_ = Policy::compile(settings_.policy, settings_.services, error);
+  if (!policy_) return {};
+  for (auto& w : workers_) w->setPolicy(policy_);
   if (!loadServices(error) || !bindListeners(ports, error)) return {};
   if (!startStandalone(error)) {
     for (auto& r : standalone_) r->stop();
@@ -248,6 +255,34 @@ std::vector<uint16_t> Server::start(std::string& error) {
   started_ = true;
   for (auto& w : workers_) w->start();
   return ports;
+}
+
+bool Server::reload(const PolicySettings& policy, std::string& error) {
+  if (policy.tls.size() != settings_.listeners.size()) {
+    error = "the number of listeners cannot change without a restart";
+    return false;
+  }
+  for (size_t i = 0; i < policy.tls.size(); ++i) {
+    if (policy.tls[i].has_value() != settings_.listeners[i].tls) {
+      error =
+          "listener " + std::to_string(i) + ": tls cannot be switched on or off without a restart";
+      return false;
+    }
+  }
+  std::shared_ptr<const Policy> next = Policy::compile(policy, settings_.services, error);
+  if (!next) return false;
+  settings_.policy = policy;
+  policy_ = next;
+  if (!started_ || stopRequested_) {
+    for (auto& w : workers_) w->setPolicy(next);
+    return true;
+  }
+  // Each worker swaps its own pointer on its own thread: no lock on the accept path.
+  for (auto& w : workers_) {
+    Worker* worker = w.get();
+    worker->post([worker, next] { worker->setPolicy(next); });
+  }
+  return true;
 }
 
 void Server::stop(std::function<void()> done) {

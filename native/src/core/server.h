@@ -14,10 +14,12 @@
 
 #include "core/broadcast.h"
 #include "core/event-channel.h"
+#include "core/policy.h"
 #include "core/settings.h"
 #include "core/stats.h"
 #include "runtime/lua-guard.h"
 #include "runtime/message-queue.h"
+#include "security/conn-limiter.h"
 
 namespace lapps {
 
@@ -46,6 +48,10 @@ class Server {
   std::vector<uint16_t> start(std::string& error);
   // Asks every worker to drain; `done` runs on a helper thread once all have exited.
   void stop(std::function<void()> done);
+  // Replaces the ACLs, Origin policies and TLS certificates; connections stay up (a TLS
+  // connection keeps the certificate it was accepted with). On error nothing changes.
+  // Call from the thread that started the server.
+  bool reload(const PolicySettings& policy, std::string& error);
 
   const Settings& settings() const { return settings_; }
   EventChannel& events() { return events_; }
@@ -54,6 +60,7 @@ class Server {
   const ServiceRuntime* route(std::string_view target) const;
   WorkerStats* stats(uint32_t worker) { return &stats_[worker]; }
   BroadcastRegistry& channels() { return channels_; }
+  ConnLimiter& limiter() { return limiter_; }
   MessageQueues& queues() { return queues_; }
   // bcast from a thread that is not a worker (standalone services): the request goes to
   // the worker(s) concerned through their inboxes.
@@ -77,6 +84,8 @@ class Server {
   bool started_ = false;
   bool stopRequested_ = false;
   MessageQueues queues_;
+  ConnLimiter limiter_;
+  std::shared_ptr<const Policy> policy_;
   std::vector<std::unique_ptr<StandaloneRunner>> standalone_;
   std::thread stopper_;  // joins the workers after a stop request
   // Last: destroyed first, so it never signals a thread that is gone.

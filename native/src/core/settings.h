@@ -2,8 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "security/acl.h"
+#include "security/tls-server.h"
 
 namespace lapps {
 
@@ -12,6 +16,7 @@ enum class Protocol : uint8_t { Raw = 0, Lapps = 1 };
 enum class ServiceKind : uint8_t { Lua = 0, C = 1 };
 
 struct ServiceSettings {
+  uint32_t index = 0;  // position in Settings::services (and PolicySettings::services)
   std::string name;
   std::string requestTarget;
   Protocol protocol = Protocol::Raw;
@@ -38,6 +43,31 @@ struct ServiceSettings {
 struct ListenerSettings {
   std::string host;
   uint16_t port = 0;
+  bool tls = false;  // wss: PolicySettings::tls holds its certificates
+};
+
+// Rules as configured; absent = everyone may connect.
+struct AclSettings {
+  bool set = false;
+  std::vector<AclRule> rules;
+  AclAction fallback = AclAction::Allow;
+};
+
+struct ServicePolicySettings {
+  AclSettings acl;
+  bool originsSet = false;           // no list: same-origin
+  std::vector<std::string> origins;  // "*", "null", "scheme://host[:port]", "scheme://*.domain"
+  // Without a list: origins allowed besides the same origin (the dev static server's page).
+  std::vector<std::string> extraOrigins;
+  bool allowMissingOrigin = true;
+};
+
+// What a reload (SIGHUP) may replace while connections stay up: ACLs, Origin policies,
+// certificates. Compiled into a Policy (core/policy.h).
+struct PolicySettings {
+  AclSettings acl;                              // server-wide, at accept
+  std::vector<ServicePolicySettings> services;  // by ServiceSettings::index
+  std::vector<std::optional<TlsSettings>> tls;  // by listener; empty optional = plain ws
 };
 
 struct Settings {
@@ -52,7 +82,13 @@ struct Settings {
   uint32_t closeTimeoutMs = 5000;
   uint64_t outboundHighWaterMark = 4 << 20;
   uint32_t autoFragmentSize = 0;
+  uint64_t maxFrameSize = 0;               // 0 = maxMessageSize
+  uint32_t maxFragments = 0;               // 0 = no limit
+  uint32_t maxConnections = 0;             // 0 = no limit
+  uint32_t maxConnectionsPerIp = 0;        // 0 = no limit
+  uint32_t newConnectionsPerIpPerSec = 0;  // 0 = no limit
   std::vector<ServiceSettings> services;
+  PolicySettings policy;
 };
 
 }  // namespace lapps

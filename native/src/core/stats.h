@@ -20,6 +20,20 @@ enum class Counter : uint32_t {
   ServiceErrors,
   SlowConsumers,
   Timeouts,
+  // Refusals, one counter per limit or policy (docs/config.md lists the responses).
+  AclRefusedAtAccept,     // server-wide ACL: closed at accept
+  AclRefusedAtHandshake,  // service ACL: 403 before the 101
+  OriginRefused,          // Origin policy: 403
+  ConnectionLimit,        // limits.max_connections: 503 / closed
+  PerIpConnectionLimit,   // limits.max_connections_per_ip: 503 / closed
+  PerIpRateLimit,         // limits.max_new_connections_per_ip_per_second: 429 / closed
+  HeaderLimit,            // request head over max_header_size or max_headers: 431
+  HandshakeTimeouts,      // handshake_timeout_ms: 408
+  IdleTimeouts,           // idle_timeout_ms: 1001
+  MessageTooBig,          // max_message_size: 1009
+  FrameTooBig,            // max_frame_size: 1009
+  TooManyFragments,       // max_fragments: 1008
+  TlsHandshakesFailed,    // TLS handshake failed (bad client hello, client certificate, ...)
   kCount,
 };
 

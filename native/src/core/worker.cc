@@ -12,7 +12,9 @@
 #include <cstring>
 
 #include "core/server.h"
+#include "protocol/handshake-response.h"
 #include "protocol/utf8-validator.h"
+#include "security/conn-limiter.h"
 
 namespace lapps {
 
@@ -110,7 +112,7 @@ void Worker::run() {
       } else if (tag == kInboxTag) {
         onInbox();
       } else if (tag >= kListenerTagBase) {
-        onListener(listeners_[tag - kListenerTagBase]);
+        onListener(size_t(tag - kListenerTagBase));
       }
     }
     if (listenersPaused_ && nowMs_ >= resumeListenersAt_ && !stopping_) {
@@ -123,6 +125,14 @@ void Worker::run() {
     }
     onTimers();
     hostTimers_.runDue(nowMs_);
+    if (!readAgain_.empty()) {
+      std::vector<uint64_t> again;
+      again.swap(readAgain_);
+      for (uint64_t h : again) {
+        Connection* c = lookup(h);
+        if (c && c->tls && !c->paused && c->state != ConnState::Dead) onTlsReadable(*c);
+      }
+    }
     // Handlers run during flushes and teardowns may dirty or kill other connections.
     while (!dirtyList_.empty() || !deadList_.empty()) {
       flushDirty();
@@ -133,7 +143,13 @@ void Worker::run() {
   for (ServiceInstance* inst : instances_) inst->onShutdown();
 }
 
-void Worker::onListener(int fd) {
+void Worker::onListener(size_t index) {
+  const int fd = listeners_[index];
+  const Policy& policy = *policy_;
+  static const std::shared_ptr<TlsServerContext> kPlain;
+  const std::shared_ptr<TlsServerContext>& tls =
+      index < policy.tls.size() ? policy.tls[index] : kPlain;
+  ConnLimiter& limiter = server_.limiter();
   for (int k = 0; k < kAcceptBurst; ++k) {
     PeerAddress peer{};
     socklen_t len = sizeof peer;
@@ -154,13 +170,64 @@ void Worker::onListener(int fd) {
       ::close(cfd);
       continue;
     }
+    if (policy.acl && !policy.acl->allows(&peer.sa)) {
+      // Refused addresses learn nothing: no response, not even a TLS handshake.
+      stats_->add(Counter::AclRefusedAtAccept);
+      ::close(cfd);
+      continue;
+    }
+    const bool counted = limiter.active();
+    if (counted) {
+      switch (limiter.admit(&peer.sa, nowMs_)) {
+        case ConnLimiter::Verdict::Ok:
+          break;
+        case ConnLimiter::Verdict::ServerFull:
+          stats_->add(Counter::ConnectionLimit);
+          refuseAtAccept(cfd, 503, "server at its connection limit", tls != nullptr);
+          continue;
+        case ConnLimiter::Verdict::AddressFull:
+          stats_->add(Counter::PerIpConnectionLimit);
+          refuseAtAccept(cfd, 503, "too many connections from your address", tls != nullptr);
+          continue;
+        case ConnLimiter::Verdict::AddressRate:
+          stats_->add(Counter::PerIpRateLimit);
+          refuseAtAccept(cfd, 429, "too many new connections from your address", tls != nullptr);
+          continue;
+      }
+    }
     int one = 1;
     ::setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Connection* c = newConnection(cfd, peer);
+    c->counted = counted;
     const Settings& s = server_.settings();
     c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
     armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
+    if (tls) {
+      c->tls = tls->newSession(cfd);
+      c->tlsContext = tls;
+      if (!c->tls) {
+        log(LogLevel::Error, "TLS: cannot create a session (out of memory?)");
+        kill(*c, nullptr);
+      }
+    }
   }
+}
+
+void Worker::refuseAtAccept(int fd, int status, std::string_view body, bool tls) {
+  if (!tls) {
+    std::string response;
+    appendHttpError(response, status, body);
+    // Best effort: a fresh socket's send buffer is empty, so this does not block or split.
+    [[maybe_unused]] ssize_t n =
+        ::send(fd, response.data(), response.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd, SHUT_WR);
+    // Unread bytes at close() turn the FIN into a reset that may destroy the response
+    // before the client reads it: discard what already arrived.
+    char scratch[4096];
+    while (::recv(fd, scratch, sizeof scratch, MSG_DONTWAIT) > 0) {
+    }
+  }
+  ::close(fd);
 }
 
 Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
@@ -209,20 +276,9 @@ void Worker::onInbox() {
       case InboxMessage::Kind::Stop:
         beginStop();
         break;
-      case InboxMessage::Kind::Adopt: {
-        if (stopping_ || !haveSlot()) {
-          ::close(m.fd);
-          break;
-        }
-        Connection* c = newConnection(m.fd, m.peer);
-        stats_->sub(Counter::ConnectionsAccepted);  // counted by the worker that accepted it
-        const Settings& s = server_.settings();
-        c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
-        c->hs->instance = m.instance;
-        armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
-        onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
+      case InboxMessage::Kind::Adopt:
+        adopt(m);
         break;
-      }
       case InboxMessage::Kind::Send:
         send(m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size());
         break;
@@ -243,6 +299,30 @@ void Worker::onInbox() {
         m.task();
         break;
     }
+  }
+}
+
+void Worker::adopt(InboxMessage& m) {
+  if (stopping_ || !haveSlot()) {
+    if (m.tls) SSL_free(m.tls);
+    if (m.counted) server_.limiter().release(&m.peer.sa);
+    ::close(m.fd);
+    return;
+  }
+  Connection* c = newConnection(m.fd, m.peer);
+  stats_->sub(Counter::ConnectionsAccepted);  // counted by the worker that accepted it
+  c->counted = m.counted;
+  c->tls = m.tls;
+  c->tlsContext = std::move(m.tlsContext);
+  const Settings& s = server_.settings();
+  c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
+  c->hs->instance = m.instance;
+  armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
+  onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
+  // Frames that came with the request may already sit decrypted inside the TLS session,
+  // where epoll cannot see them.
+  if (c->tls && c->state == ConnState::Open && SSL_has_pending(c->tls)) {
+    readAgain_.push_back(handleOf(*c));
   }
 }
 
@@ -294,6 +374,11 @@ void Worker::onTimers() {
     switch (c->state) {
       case ConnState::Handshake:
         stats_->add(Counter::Timeouts);
+        stats_->add(Counter::HandshakeTimeouts);
+        if (c->tls && !SSL_is_init_finished(c->tls)) {
+          kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
+          break;
+        }
         rejectHandshake(*c, 408, "handshake timeout");
         break;
       case ConnState::Open: {
@@ -302,6 +387,7 @@ void Worker::onTimers() {
         uint64_t since = nowMs_ - c->lastActivityMs;
         if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
           stats_->add(Counter::Timeouts);
+          stats_->add(Counter::IdleTimeouts);
           beginClose(*c, 1001, "idle timeout");
           break;
         }
@@ -347,7 +433,8 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
     kill(*c, "slow consumer: outbound queue over the high-water mark");
     return SendStatus::SlowConsumer;
   }
-  if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize) {
+  if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize &&
+      !c->tls) {
     writeThrough(*c, op, data, len);
   } else {
     queueFrame(*c, op, data, len);
@@ -512,6 +599,7 @@ void Worker::deliverPending(Connection& c) {
   if (!c.held && c.paused) {
     c.paused = false;
     setEpoll(c, c.epollOut);
+    if (c.tls && SSL_has_pending(c.tls)) readAgain_.push_back(handle);
   }
 }
 

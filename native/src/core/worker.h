@@ -18,6 +18,7 @@
 #include "core/event-channel.h"
 #include "core/handle.h"
 #include "core/inbox.h"
+#include "core/policy.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/stats.h"
@@ -37,7 +38,10 @@ struct InboxMessage {
   int fd = -1;            // Adopt: the socket handed over
   int32_t instance = -1;  // Adopt: instance index chosen for it
   PeerAddress peer{};     // Adopt
-  uint64_t handle = 0;    // Send / Close
+  bool counted = false;   // Adopt: admitted by the ConnLimiter
+  SSL* tls = nullptr;     // Adopt: the TLS session, owned by the message until adopted
+  std::shared_ptr<const TlsServerContext> tlsContext{};  // Adopt
+  uint64_t handle = 0;                                   // Send / Close
   Opcode opcode = Opcode::Text;
   uint16_t code = 0;              // Close
   std::string bytes{};            // Adopt: bytes read so far; Send: payload; Close: reason
@@ -58,6 +62,9 @@ class Worker final : public Host {
   uint32_t index() const { return index_; }
   Server& server() { return server_; }
   void addListener(int fd) { listeners_.push_back(fd); }
+  // The ACLs, Origin policies and TLS contexts to apply from now on (at start, and on a
+  // reload through a task on this worker's thread).
+  void setPolicy(std::shared_ptr<const Policy> policy) { policy_ = std::move(policy); }
   void attach(ServiceInstance* instance) { instances_.push_back(instance); }
 
   void start();
@@ -118,7 +125,12 @@ class Worker final : public Host {
   friend struct FrameSink;
 
   void run();
-  void onListener(int fd);
+  void onListener(size_t index);
+  // Closes a socket refused at accept, after a canned HTTP response on plain listeners.
+  void refuseAtAccept(int fd, int status, std::string_view body, bool tls);
+  void onTlsReadable(Connection& c);
+  void flushTls(Connection& c);
+  void adopt(InboxMessage& m);
   void onInbox();
   void onConnectionEvent(uint64_t handle, uint32_t events);
   void onReadable(Connection& c);
@@ -148,6 +160,7 @@ class Worker final : public Host {
   void beginStop();
 
   Connection* newConnection(int fd, const PeerAddress& peer);
+  void countParseError(ParseError e);
   Connection* lookup(uint64_t handle);
   bool haveSlot() const { return !freeSlots_.empty() || slots_.size() <= Handle::kSlotMask; }
   uint64_t handleOf(const Connection& c) const {
@@ -198,6 +211,9 @@ class Worker final : public Host {
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
   TimerQueue hostTimers_;
+  std::shared_ptr<const Policy> policy_;
+  std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
+  std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
   std::unordered_map<int, IoHandler*> io_;  // watched client sockets, by fd
 };
 

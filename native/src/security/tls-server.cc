@@ -75,6 +75,10 @@ bool configure(SSL_CTX* ctx, const TlsSettings& s, const CaBundle* ca, std::stri
       return false;
     }
     SSL_CTX_set_client_CA_list(ctx, names);
+  } else if (ca && !s.caFile.empty()) {
+    // No client certificates: the bundle only completes the chain sent to clients, from
+    // the store (OpenSSL's automatic chain building), as LAppS's tls_certificates.ca did.
+    SSL_CTX_set1_cert_store(ctx, ca->store.get());
   }
   return true;
 }
