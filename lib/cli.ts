@@ -2,7 +2,7 @@
  * The `lapps` command line. Exit codes: 0 success, 1 failure (bad config, startup or stop
  * failure), 2 usage error; a second SIGINT/SIGTERM while stopping exits with 130/143.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -12,13 +12,14 @@ import {
   ConfigError,
   defaultConfig,
   loadConfigFile,
+  startOrder,
   type ConfigOverrides,
 } from './config/load.js';
 import { convertLappsHome, readLappsHome } from './config/lapps-compat.js';
 import { MAX_WORKERS } from './config/schema.js';
-import type { LappsConfig } from './config/types.js';
+import type { LappsConfig, ServiceConfig } from './config/types.js';
 import { createLogger } from './log.js';
-import { packageRoot, startedServices } from './native.js';
+import { loadNative, packageRoot, startedServices, toNativePolicy } from './native.js';
 import { startServer, type RunningServer } from './server.js';
 
 const HELP = `Usage: lapps <command> [options]
@@ -30,6 +31,7 @@ Commands:
   check            Validate a config: lapps check [--config FILE | --lapps-home DIR]
   config convert   Print the lapps config equivalent to a LAppS home:
                    lapps config convert DIR
+  cert dev         Write a self-signed certificate for localhost (development wss://)
   help             Show this help
 
 Options:
@@ -46,7 +48,8 @@ const START_HELP = `Usage: lapps start [--config FILE | --lapps-home DIR] [--hos
 Starts the server in the foreground. Without --config or --lapps-home it reads the
 LAppS home in $LAPPS_HOME when that is set, else serves the bundled echo service at
 ws://127.0.0.1:5083/echo. SIGINT/SIGTERM stop it gracefully (clients get close
-code 1001); a second signal exits at once.
+code 1001); a second signal exits at once. SIGHUP re-reads the config and applies its
+ACLs, Origin policies and TLS certificates without dropping connections.
 
 Options:
   -c, --config FILE    Config file (JSON, see docs/config.md)
@@ -82,6 +85,20 @@ Options:
   -h, --help           Show this help
 `;
 
+const CERT_HELP = `Usage: lapps cert dev [--out DIR] [--days N] [--force]
+
+Writes DIR/localhost.crt and DIR/localhost.key (default DIR: certs): a self-signed
+certificate for localhost, 127.0.0.1 and ::1, for development only. Use it in a
+listener's "tls" ({"cert": "certs/localhost.crt", "key": "certs/localhost.key"}) and
+give clients the .crt as their trusted CA.
+
+Options:
+      --out DIR        Directory to write to (created if missing; default: certs)
+      --days N         Validity in days, 1-825 (default: 30)
+      --force          Overwrite existing files
+  -h, --help           Show this help
+`;
+
 /** A command-line mistake: reported with a hint and exit code 2. */
 class UsageError extends Error {}
 
@@ -100,7 +117,8 @@ type Command =
   | { kind: 'version' }
   | { kind: 'start'; args: StartArgs }
   | { kind: 'check'; source: ConfigSource }
-  | { kind: 'convert'; home: string };
+  | { kind: 'convert'; home: string }
+  | { kind: 'cert'; out: string; days: number; force: boolean };
 
 /** The package version, read from package.json so it can never drift from the release. */
 export function version(): string {
@@ -144,6 +162,9 @@ function parse(argv: string[]): Command {
         host: { type: 'string' },
         port: { type: 'string', short: 'p' },
         workers: { type: 'string', short: 'w' },
+        out: { type: 'string' },
+        days: { type: 'string' },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -168,15 +189,45 @@ function parse(argv: string[]): Command {
           ? CHECK_HELP
           : topic === 'config'
             ? CONFIG_HELP
-            : HELP;
+            : topic === 'cert'
+              ? CERT_HELP
+              : HELP;
     return { kind: 'help', text };
   }
-  if (command !== 'start' && command !== 'check' && command !== 'config') {
+  if (command !== 'start' && command !== 'check' && command !== 'config' && command !== 'cert') {
     throw new UsageError(`unknown command "${command}"`);
   }
   if (values.help) {
-    const text = command === 'start' ? START_HELP : command === 'check' ? CHECK_HELP : CONFIG_HELP;
+    const text =
+      command === 'start'
+        ? START_HELP
+        : command === 'check'
+          ? CHECK_HELP
+          : command === 'cert'
+            ? CERT_HELP
+            : CONFIG_HELP;
     return { kind: 'help', text };
+  }
+  if (command === 'cert') {
+    const [sub, extra] = rest;
+    if (sub !== 'dev') {
+      throw new UsageError(
+        sub === undefined
+          ? 'missing subcommand: lapps cert dev'
+          : `unknown subcommand "cert ${sub}"`,
+      );
+    }
+    if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+    for (const name of ['config', 'lapps-home', 'host', 'port', 'workers'] as const) {
+      if (values[name] !== undefined)
+        throw new UsageError(`--${name} is not an option of cert dev`);
+    }
+    if (values.out === '') throw new UsageError('--out needs a directory');
+    const days = integerOption('days', values.days, 1, 825) ?? 30;
+    return { kind: 'cert', out: values.out ?? 'certs', days, force: values.force === true };
+  }
+  for (const name of ['out', 'days', 'force'] as const) {
+    if (values[name] !== undefined) throw new UsageError(`--${name} is an option of cert dev only`);
   }
   if (values.config === '') throw new UsageError('--config needs a file name');
   if (values['lapps-home'] === '') throw new UsageError('--lapps-home needs a directory');
@@ -242,8 +293,8 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function listenerUrl(host: string, port: number | undefined): string {
-  return `ws://${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
+function listenerUrl(host: string, port: number | undefined, tls: boolean): string {
+  return `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
 }
 
 /**
@@ -261,11 +312,66 @@ function loadSource(
   return { config: defaultConfig({ workers }), warnings: [] };
 }
 
+/**
+ * What the data plane itself would refuse: ACL entries it cannot compile, certificate files
+ * that do not load or do not match their keys. Undefined if all is well.
+ */
+function policyProblem(config: LappsConfig): string | undefined {
+  // Services in start order, as toNativePolicy lists them.
+  const names = startOrder(config).map((s) => s.name);
+  return loadNative().checkPolicy(toNativePolicy(config), names) ?? undefined;
+}
+
+/** Top-level keys whose changes a reload cannot apply (everything but ACLs, origins, TLS). */
+function restartOnlyChanges(running: LappsConfig, next: LappsConfig): string[] {
+  const strip = (c: LappsConfig): Record<string, unknown> => ({
+    listeners: c.listeners.map((l) => ({ host: l.host, port: l.port, tls: l.tls !== undefined })),
+    workers: c.workers,
+    limits: c.limits,
+    log: c.log,
+    static: c.static,
+    services: c.services.map((s) => {
+      const rest: Partial<ServiceConfig> = { ...s };
+      delete rest.acl;
+      delete rest.origins;
+      delete rest.allow_missing_origin;
+      return rest;
+    }),
+  });
+  const a = strip(running);
+  const b = strip(next);
+  return Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
+}
+
+/** `lapps cert dev`: a self-signed localhost certificate for development. */
+function certDev(out: string, days: number, force: boolean): number {
+  const cert = path.resolve(out, 'localhost.crt');
+  const key = path.resolve(out, 'localhost.key');
+  try {
+    mkdirSync(path.resolve(out), { recursive: true });
+    loadNative().writeDevCertificate(cert, key, days, force);
+  } catch (err) {
+    process.stderr.write(`lapps cert dev: ${errorMessage(err)}\n`);
+    return 1;
+  }
+  process.stdout.write(
+    `wrote ${cert}\n      ${key} (valid ${days} days, localhost 127.0.0.1 ::1; development only)\n` +
+      `listener: { "port": 5443, "tls": { "cert": "${cert}", "key": "${key}" } }\n` +
+      `clients trust it with: NODE_EXTRA_CA_CERTS=${cert}, curl --cacert, openssl s_client -CAfile\n`,
+  );
+  return 0;
+}
+
 /** `lapps check`: validates and says how many services; exit 0 or 1. */
 function check(source: ConfigSource): number {
   try {
     const { config, warnings } = loadSource(source);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+    const problem = policyProblem(config);
+    if (problem !== undefined) {
+      process.stderr.write(`${source.config ?? source.lappsHome ?? 'config'}: ${problem}\n`);
+      return 1;
+    }
     const n = config.services.length;
     process.stdout.write(`ok: ${n} service${n === 1 ? '' : 's'}\n`);
     return 0;
@@ -335,7 +441,9 @@ async function start(args: StartArgs): Promise<number> {
   }
   if (server.staticUrl) logger.info(`static files (development) at ${server.staticUrl}`);
   config.listeners.slice(1).forEach((l, i) => {
-    logger.info(`also listening at ${listenerUrl(l.host, server.ports[i + 1])}`);
+    logger.info(
+      `also listening at ${listenerUrl(l.host, server.ports[i + 1], l.tls !== undefined)}`,
+    );
   });
   const workers = `${config.workers} worker${config.workers === 1 ? '' : 's'}`;
   logger.info(`lapps ${version()} started: ${workers}`);
@@ -367,6 +475,24 @@ async function start(args: StartArgs): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // SIGHUP: the reloadable part of the config (ACLs, Origin policies, certificates).
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      let next: LappsConfig;
+      try {
+        const loaded = loadSource(args, args.overrides.workers);
+        next = applyOverrides(loaded.config, args.overrides);
+        server.reload(next);
+      } catch (err) {
+        logger.error(`reload failed, nothing changed: ${errorMessage(err)}`);
+        return;
+      }
+      const later = restartOnlyChanges(config, next);
+      if (later.length > 0) {
+        logger.warn(`reload: changes to ${later.join(', ')} take effect at the next start`);
+      }
+      logger.info('reloaded: ACLs, Origin policies and TLS certificates');
+    });
   });
 }
 
@@ -398,6 +524,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case 'convert':
       process.exitCode = convert(command.home);
+      return;
+    case 'cert':
+      process.exitCode = certDev(command.out, command.days, command.force);
       return;
     case 'start':
       // Exit explicitly: native threads or sockets left by a failed start must not keep

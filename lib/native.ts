@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-import type { LappsConfig } from './config/types.js';
+import type { AclConfig, LappsConfig, TlsConfig } from './config/types.js';
 import { startOrder } from './config/load.js';
 
 /** Service settings as the native side takes them. */
@@ -37,10 +37,46 @@ export interface NativeService {
   maxFailures: number;
 }
 
+/** An ACL as rules: [address or CIDR, allowed?] pairs and the fallback. */
+export interface NativeAcl {
+  rules: [string, boolean][];
+  fallback: 'allow' | 'deny';
+}
+
+export interface NativeTls {
+  certificates: { cert: string; key: string; serverNames: string[] }[];
+  ca?: string;
+  clientCert: 'none' | 'optional' | 'require';
+  minVersion: '1.2' | '1.3';
+  ciphers?: string;
+  ciphersuites?: string;
+}
+
+/** What a reload may replace: ACLs, Origin policies, certificates. */
+export interface NativePolicy {
+  acl?: NativeAcl;
+  /** In the order of NativeSettings.services. */
+  services: {
+    acl?: NativeAcl;
+    origins?: string[];
+    /** Without origins: allowed besides the same origin (the dev static server's page). */
+    extraOrigins?: string[];
+    allowMissingOrigin: boolean;
+  }[];
+  /** By listener; null = plain ws. */
+  tls: (NativeTls | null)[];
+}
+
 /** Flat server settings; see LimitsConfig for the meaning of each limit. */
 export interface NativeSettings {
   workers: number;
   listeners: { host: string; port: number }[];
+  maxFrameSize: number;
+  maxFragments: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  newConnectionsPerIpPerSec: number;
+  policy: NativePolicy;
   maxMessageSize: number;
   maxHeaderBytes: number;
   maxHeaders: number;
@@ -72,12 +108,59 @@ export interface NativeServer {
    * close timeout, onDisconnect/onShutdown run, workers joined.
    */
   stop(): Promise<void>;
-  /** Counters, read straight from native memory (see lib/stats.ts). */
+  /** Counters, read straight from native memory: COUNTERS.length per worker. */
   stats(): BigUint64Array;
+  /** Replaces ACLs, Origin policies and certificates; throws (nothing changed) on error. */
+  reload(policy: NativePolicy): void;
+}
+
+/** The native counters, in the order of native/src/core/stats.h. */
+export const COUNTERS = [
+  'connections_open',
+  'connections_accepted',
+  'handshakes_ok',
+  'handshakes_failed',
+  'messages_in',
+  'messages_out',
+  'bytes_in',
+  'bytes_out',
+  'protocol_errors',
+  'service_errors',
+  'slow_consumers',
+  'timeouts',
+  'acl_refused_at_accept',
+  'acl_refused_at_handshake',
+  'origin_refused',
+  'connection_limit',
+  'per_ip_connection_limit',
+  'per_ip_rate_limit',
+  'header_limit',
+  'handshake_timeouts',
+  'idle_timeouts',
+  'message_too_big',
+  'frame_too_big',
+  'too_many_fragments',
+  'tls_handshakes_failed',
+] as const;
+
+export type CounterName = (typeof COUNTERS)[number];
+
+/** Sums every worker's row of a stats() block into named counters. */
+export function sumCounters(block: BigUint64Array): Record<CounterName, number> {
+  const out = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<CounterName, number>;
+  for (let i = 0; i < block.length; ++i) {
+    const name = COUNTERS[i % COUNTERS.length];
+    if (name) out[name] += Number(block[i]);
+  }
+  return out;
 }
 
 export interface NativeAddon {
   version: string;
+  /** The error compiling `policy` would give (ACL entries, origins, certificates), or null. */
+  checkPolicy(policy: NativePolicy, serviceNames: string[]): string | null;
+  /** Writes a self-signed localhost certificate and key; throws with the reason. */
+  writeDevCertificate(cert: string, key: string, days: number, overwrite: boolean): void;
   Server: new (settings: NativeSettings, onEvents: (events: NativeEvent[]) => void) => NativeServer;
 }
 
@@ -113,8 +196,11 @@ export function loadNative(): NativeAddon {
   return cached;
 }
 
-/** Maps the normalised config onto the flat native settings. */
-export function toNativeSettings(config: LappsConfig): NativeSettings {
+/**
+ * Maps the normalised config onto the flat native settings. `devOrigins`: origins of the
+ * development static server, let in by services that list no origins of their own.
+ */
+export function toNativeSettings(config: LappsConfig, devOrigins: string[] = []): NativeSettings {
   const l = config.limits;
   const started = startedServices(config);
   return {
@@ -129,6 +215,12 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
     closeTimeoutMs: l.close_timeout_ms,
     outboundHighWaterMark: l.outbound_high_water_mark,
     autoFragmentSize: l.auto_fragment_size,
+    maxFrameSize: l.max_frame_size,
+    maxFragments: l.max_fragments,
+    maxConnections: l.max_connections,
+    maxConnectionsPerIp: l.max_connections_per_ip,
+    newConnectionsPerIpPerSec: l.max_new_connections_per_ip_per_second,
+    policy: toNativePolicy(config, devOrigins),
     // In start order: a service's dependencies are started (standalone init() done) first.
     services: startOrder(config).map((s) => ({
       name: s.name,
@@ -152,6 +244,48 @@ export function toNativeSettings(config: LappsConfig): NativeSettings {
       maxFailures: s.max_failures,
     })),
   };
+}
+
+function toNativeAcl(acl: AclConfig): NativeAcl {
+  return {
+    rules: [
+      ...acl.allow.map((a): [string, boolean] => [a, true]),
+      ...acl.deny.map((d): [string, boolean] => [d, false]),
+    ],
+    fallback: acl.default,
+  };
+}
+
+function toNativeTls(tls: TlsConfig): NativeTls {
+  const out: NativeTls = {
+    certificates: tls.certificates.map((c) => ({
+      cert: c.cert,
+      key: c.key,
+      serverNames: c.server_names,
+    })),
+    clientCert: tls.client_cert,
+    minVersion: tls.min_version,
+  };
+  if (tls.ca !== undefined) out.ca = tls.ca;
+  if (tls.ciphers !== undefined) out.ciphers = tls.ciphers;
+  if (tls.ciphersuites !== undefined) out.ciphersuites = tls.ciphersuites;
+  return out;
+}
+
+/** The reloadable part of the config, services in start order (as toNativeSettings). */
+export function toNativePolicy(config: LappsConfig, devOrigins: string[] = []): NativePolicy {
+  const policy: NativePolicy = {
+    services: startOrder(config).map((s) => {
+      const sp: NativePolicy['services'][number] = { allowMissingOrigin: s.allow_missing_origin };
+      if (s.acl) sp.acl = toNativeAcl(s.acl);
+      if (s.origins) sp.origins = s.origins;
+      else if (devOrigins.length > 0) sp.extraOrigins = devOrigins;
+      return sp;
+    }),
+    tls: config.listeners.map((l) => (l.tls ? toNativeTls(l.tls) : null)),
+  };
+  if (config.acl) policy.acl = toNativeAcl(config.acl);
+  return policy;
 }
 
 /**

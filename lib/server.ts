@@ -3,7 +3,15 @@
  * plane and turns its events into log lines.
  */
 import type { LappsConfig } from './config/types.js';
-import { loadNative, toNativeSettings, type NativeEvent, type NativeServer } from './native.js';
+import {
+  loadNative,
+  sumCounters,
+  toNativePolicy,
+  toNativeSettings,
+  type CounterName,
+  type NativeEvent,
+  type NativeServer,
+} from './native.js';
 import { createLogger, type Logger } from './log.js';
 import { startStaticServer, type StaticServer } from './static.js';
 
@@ -17,12 +25,27 @@ export interface RunningServer {
   staticUrl?: string;
   /** Graceful stop: clients get 1001, handlers finish, workers are joined. */
   stop(): Promise<void>;
+  /**
+   * Applies the reloadable part of `next` (ACLs, Origin policies, certificates) while
+   * connections stay up. Throws (and changes nothing) if it cannot be applied.
+   */
+  reload(next: LappsConfig): void;
+  /** Counters summed over the workers (see docs/config.md for each). */
+  counters(): Record<CounterName, number>;
 }
 
 export interface StartOptions {
   logger?: Logger;
   /** Receives every native event too (tests read the log through this). */
   onEvent?: (event: NativeEvent) => void;
+}
+
+/** Origins a browser gives pages of the static server on `host`:`port`. */
+function staticOrigins(host: string, port: number): string[] {
+  if (host === '0.0.0.0' || host === '::' || host === '127.0.0.1' || host === '::1') {
+    return [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`];
+  }
+  return [`http://${host.includes(':') ? `[${host}]` : host}:${port}`];
 }
 
 function urlHost(host: string): string {
@@ -44,28 +67,37 @@ export async function startServer(
       logger[e.level](e.message, { source: e.source });
     }
   };
-  const server: NativeServer = new native.Server(toNativeSettings(config), onEvents);
-  const ports = server.start();
-  const first = config.listeners[0];
-  const urls = new Map<string, string>();
-  if (first) {
-    for (const s of config.services) {
-      if (s.standalone) continue;
-      urls.set(s.name, `ws://${urlHost(first.host)}:${ports[0]}${s.request_target}`);
-    }
-  }
+  // The static server first: its page's origin is let in by services without origins.
   let files: StaticServer | undefined;
   if (config.static) {
     try {
       files = await startStaticServer(config.static);
     } catch (err) {
-      await server.stop();
       throw Object.assign(
         new Error(
           `static: cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`,
         ),
         { code: 'LAPPS_START_FAILED' },
       );
+    }
+  }
+  const devOrigins = files ? staticOrigins(config.static?.host ?? '', files.port) : [];
+  let server: NativeServer;
+  let ports: number[];
+  try {
+    server = new native.Server(toNativeSettings(config, devOrigins), onEvents);
+    ports = server.start();
+  } catch (err) {
+    await files?.close();
+    throw err;
+  }
+  const first = config.listeners[0];
+  const urls = new Map<string, string>();
+  if (first) {
+    const scheme = first.tls ? 'wss' : 'ws';
+    for (const s of config.services) {
+      if (s.standalone) continue;
+      urls.set(s.name, `${scheme}://${urlHost(first.host)}:${ports[0]}${s.request_target}`);
     }
   }
   let stopping: Promise<void> | undefined;
@@ -75,6 +107,12 @@ export async function startServer(
     stop() {
       stopping ??= Promise.all([server.stop(), files?.close()]).then(() => undefined);
       return stopping;
+    },
+    reload(next: LappsConfig) {
+      server.reload(toNativePolicy(next, devOrigins));
+    },
+    counters() {
+      return sumCounters(server.stats());
     },
   };
   if (files) running.staticUrl = files.url;

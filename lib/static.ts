@@ -28,6 +28,8 @@ const TYPES: Record<string, string> = {
 export interface StaticServer {
   /** http://host:port/ with the bound port. */
   url: string;
+  /** The bound port. */
+  port: number;
   close(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ export function startStaticServer(config: StaticConfig): Promise<StaticServer> {
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
       resolve({
         url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}/`,
+        port,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections();

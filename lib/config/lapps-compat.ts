@@ -54,8 +54,6 @@ const IGNORED_WS_KEYS: Record<string, string> = {
   lapps_config_auto_save: 'lapps has no use for it: lapps never rewrites its config files',
 };
 const IGNORED_WORKER_KEYS: Record<string, string> = {
-  max_connections:
-    'lapps has no use for it: connections are bounded by the OS file limit; limits.outbound_high_water_mark and limits.idle_timeout_ms bound what each one costs',
   max_poll_events: 'lapps has no use for it: workers size their epoll batches themselves',
   max_poll_wait_ms:
     'lapps has no use for it: workers sleep in epoll until a socket, timer or inbox message wakes them',
@@ -67,14 +65,8 @@ const IGNORED_DIRECTORY_KEYS: Record<string, string> = {
   deploy: 'lapps has no use for it: services are loaded from directories.applications only',
   tmp: 'lapps has no use for it: lapps writes no temporary files',
 };
-/** Keys accepted but not supported yet (the TLS/ACL work will map them). */
-const UNSUPPORTED_WS_KEYS = new Set([
-  'acl',
-  'tls',
-  'tls_server_version',
-  'tls_client_version',
-  'tls_certificates',
-]);
+/** LAppS's tls_server_version values: 3 = TLS 1.2, 4 = TLS 1.3. */
+const TLS_VERSIONS: Record<number, string> = { 3: '1.2', 4: '1.3' };
 /** lapps.json service keys that mean the same in lapps. */
 const DIRECT_SERVICE_KEYS = [
   'auto_start',
@@ -93,15 +85,6 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function pointerToken(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-/** An ACL that lets everyone in, so ignoring it changes nothing. */
-function isOpenAcl(acl: unknown): boolean {
-  return (
-    isRecord(acl) &&
-    acl.policy === 'allow' &&
-    (acl.exclude === undefined || (Array.isArray(acl.exclude) && acl.exclude.length === 0))
-  );
 }
 
 /**
@@ -162,6 +145,7 @@ function convertWs(
   out.workers = LAPPS_DEFAULTS.workers;
   const limits: Record<string, unknown> = {};
   out.limits = limits;
+  let perWorkerConnections: unknown;
   for (const [key, value] of Object.entries(ws)) {
     const at = `/${pointerToken(key)}`;
     if (key === 'ip') listener.host = value;
@@ -174,6 +158,7 @@ function convertWs(
       for (const [wkey, wvalue] of Object.entries(value)) {
         const wat = `${at}/${pointerToken(wkey)}`;
         if (wkey === 'workers') out.workers = wvalue;
+        else if (wkey === 'max_connections') perWorkerConnections = wvalue;
         else if (wkey === 'auto_fragment') {
           if (typeof wvalue !== 'boolean') f.error(file, wat, 'must be boolean');
           else if (wvalue) limits.auto_fragment_size = LAPPS_DEFAULTS.auto_fragment_size;
@@ -185,15 +170,54 @@ function convertWs(
       }
     } else if (Object.hasOwn(IGNORED_WS_KEYS, key)) {
       f.warn(file, at, `ignored: ${IGNORED_WS_KEYS[key]}`);
-    } else if (UNSUPPORTED_WS_KEYS.has(key)) {
-      // Nothing is lost by dropping what turns a feature off.
-      if ((key === 'tls' && value === false) || (key === 'acl' && isOpenAcl(value))) continue;
-      const plain = key === 'acl' ? '' : ' (plain ws://, no wss://)';
-      f.warn(file, at, `${key} is not supported yet; the server runs without it${plain}`);
+    } else if (key === 'acl') {
+      out.acl = value; // same shape: {policy, exclude}
+    } else if (key === 'tls' || key === 'tls_server_version' || key === 'tls_certificates') {
+      continue; // below, together
+    } else if (key === 'tls_client_version') {
+      f.warn(
+        file,
+        at,
+        "ignored: lapps's outbound clients (cws, lapps.websocket) speak TLS 1.2 and 1.3",
+      );
     } else {
       f.warn(file, at, 'ignored: unknown key');
     }
   }
+  // LAppS's max_connections is per worker; lapps counts the server as a whole.
+  if (perWorkerConnections !== undefined) {
+    const workers = typeof out.workers === 'number' ? out.workers : LAPPS_DEFAULTS.workers;
+    if (typeof perWorkerConnections !== 'number' || !Number.isInteger(perWorkerConnections)) {
+      f.error(file, '/workers/max_connections', 'must be integer');
+    } else if (perWorkerConnections > 0) {
+      limits.max_connections = perWorkerConnections * workers;
+    }
+  }
+  if (ws.tls === undefined || ws.tls === false) {
+    for (const key of ['tls_certificates', 'tls_server_version'] as const) {
+      if (ws[key] !== undefined) f.warn(file, `/${key}`, 'ignored: tls is not true (plain ws://)');
+    }
+    return;
+  }
+  if (ws.tls !== true) {
+    f.error(file, '/tls', 'must be boolean');
+    return;
+  }
+  const certs = ws.tls_certificates;
+  if (!isRecord(certs) || typeof certs.cert !== 'string' || typeof certs.key !== 'string') {
+    f.error(file, '/tls_certificates', 'tls is true: cert and key (PEM file paths) are required');
+    return;
+  }
+  const tls: Record<string, unknown> = { cert: certs.cert, key: certs.key };
+  // LAppS loaded ca into the verify store, which OpenSSL uses to complete the chain it sends.
+  if (typeof certs.ca === 'string' && certs.ca !== '') tls.ca = certs.ca;
+  const version = ws.tls_server_version;
+  if (version !== undefined) {
+    const v = typeof version === 'number' ? TLS_VERSIONS[version] : undefined;
+    if (v === undefined) f.error(file, '/tls_server_version', 'must be 3 (TLS 1.2) or 4 (TLS 1.3)');
+    else tls.min_version = v;
+  }
+  listener.tls = tls;
 }
 
 function convertProtocol(value: unknown): unknown {
@@ -225,9 +249,7 @@ function convertService(
     } else if ((DIRECT_SERVICE_KEYS as readonly string[]).includes(key)) {
       service[key] = value;
     } else if (key === 'acl') {
-      if (!isOpenAcl(value)) {
-        f.warn(file, kat, 'acl is not supported yet; the service runs without it');
-      }
+      service.acl = value; // same shape: {policy, exclude}
     } else {
       f.warn(file, kat, 'ignored: unknown key');
     }
@@ -237,6 +259,13 @@ function convertService(
     f.warn(file, `${at}/request_target`, 'ignored: a standalone service has no request path');
     delete service.request_target;
   }
+  if (service.standalone === true && 'acl' in service) {
+    f.warn(file, `${at}/acl`, 'ignored: a standalone service has no clients of its own');
+    delete service.acl;
+  }
+  // LAppS checked no Origin: pages from anywhere could connect, and its users' pages rely
+  // on that. Kept, and said once (see convertLapps).
+  if (service.standalone !== true) service.origins = ['*'];
   service.source = path.join(appsDir, name, `${name}.lua`);
   return service;
 }
@@ -286,6 +315,13 @@ function convertLapps(
       }
       services.push(convertService(name, entry, appsDir, file, f));
     }
+  }
+  if (services.some((s) => s.standalone !== true)) {
+    f.warn(
+      file,
+      '/services',
+      'LAppS checked no Origin, so these services accept pages from any origin ("origins": ["*"]); a lapps config can list the allowed ones (docs/config.md, Origin policy)',
+    );
   }
   // LAppS had no server-wide message limit; raise lapps's so per-service ones still fit.
   const largest = Math.max(

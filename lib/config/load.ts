@@ -16,7 +16,15 @@ import {
   MAX_WORKERS,
   SERVICE_NAME_PATTERN,
 } from './schema.js';
-import type { LappsConfig, LogLevel, ServiceConfig, ServiceKind } from './types.js';
+import type {
+  AclConfig,
+  LappsConfig,
+  ListenerConfig,
+  LogLevel,
+  ServiceConfig,
+  ServiceKind,
+  TlsConfig,
+} from './types.js';
 import { packageRoot } from '../native.js';
 
 /** One problem in a config; `path` is a JSON pointer ("/" for the whole document). */
@@ -154,6 +162,87 @@ const RESERVED_HEADERS = new Set([
   'transfer-encoding',
 ]);
 
+/**
+ * Problems with one ACL entry: an address or CIDR block whose address is IPv4 or IPv6 and
+ * whose prefix fits it. Host bits below the prefix are allowed (and ignored).
+ */
+function cidrProblem(entry: string): string | undefined {
+  const slash = entry.indexOf('/');
+  const address = slash < 0 ? entry : entry.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return `"${address}" is not an IPv4 or IPv6 address`;
+  if (slash < 0) return undefined;
+  const digits = entry.slice(slash + 1);
+  const bits = family === 4 ? 32 : 128;
+  if (!/^(0|[1-9][0-9]*)$/.test(digits) || Number(digits) > bits) {
+    return `prefix length must be 0-${bits}`;
+  }
+  return undefined;
+}
+
+function aclIssues(acl: unknown, at: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isRecord(acl)) return issues;
+  const lists: [string, unknown][] = [
+    ['exclude', acl.exclude],
+    ['allow', acl.allow],
+    ['deny', acl.deny],
+  ];
+  const seen = new Map<string, string>();
+  for (const [key, list] of lists) {
+    if (!Array.isArray(list)) continue;
+    list.forEach((entry: unknown, j) => {
+      if (typeof entry !== 'string') return;
+      const problem = cidrProblem(entry);
+      if (problem) {
+        issues.push({ path: `${at}/${key}/${j}`, message: problem });
+        return;
+      }
+      const other = seen.get(entry);
+      if (other !== undefined && other !== key) {
+        issues.push({ path: `${at}/${key}/${j}`, message: `"${entry}" is also in ${other}` });
+      }
+      seen.set(entry, key);
+    });
+  }
+  return issues;
+}
+
+/** Certificate files must exist; pairing and CA rules the schema cannot state. */
+function tlsIssues(tls: unknown, at: string, baseDir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isRecord(tls)) return issues;
+  const file = (value: unknown, where: string): void => {
+    if (typeof value !== 'string' || value === '') return;
+    const full = path.resolve(baseDir, value);
+    const st = statSync(full, { throwIfNoEntry: false });
+    if (!st) issues.push({ path: where, message: `file not found: ${full}` });
+    else if (!st.isFile()) issues.push({ path: where, message: `not a file: ${full}` });
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    issues.push({ path: at, message: 'cert and key go together' });
+  }
+  const extra = Array.isArray(tls.certificates) ? tls.certificates : [];
+  if (tls.cert === undefined && extra.length === 0) {
+    issues.push({ path: at, message: 'needs a certificate: cert and key, or certificates' });
+  }
+  file(tls.cert, `${at}/cert`);
+  file(tls.key, `${at}/key`);
+  file(tls.ca, `${at}/ca`);
+  extra.forEach((c: unknown, j) => {
+    if (!isRecord(c)) return;
+    file(c.cert, `${at}/certificates/${j}/cert`);
+    file(c.key, `${at}/certificates/${j}/key`);
+  });
+  if ((tls.client_cert === 'optional' || tls.client_cert === 'require') && tls.ca === undefined) {
+    issues.push({
+      path: `${at}/ca`,
+      message: `is required with client_cert "${tls.client_cert}" (client certificates are verified against it)`,
+    });
+  }
+  return issues;
+}
+
 /** The services and their `depends` lists, as far as they are well typed. */
 interface DependencyNode {
   index: number;
@@ -227,6 +316,7 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
         });
         return;
       }
+      issues.push(...tlsIssues(l.tls, `/listeners/${i}/tls`, baseDir));
       // Port 0 asks for a fresh ephemeral port each time, so it never collides.
       if (typeof l.port !== 'number' || l.port === 0) return;
       const key = `${l.host}:${l.port}`;
@@ -236,6 +326,7 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
     });
   }
 
+  issues.push(...aclIssues(data.acl, '/acl'));
   const limits = isRecord(data.limits) ? data.limits : {};
   const maxMessage = typeof limits.max_message_size === 'number' ? limits.max_message_size : null;
   if (Array.isArray(data.services)) {
@@ -254,6 +345,13 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
           });
       }
       const standalone = s.standalone === true;
+      issues.push(...aclIssues(s.acl, `/services/${i}/acl`));
+      if (standalone && (s.acl !== undefined || s.origins !== undefined)) {
+        issues.push({
+          path: `/services/${i}/${s.acl !== undefined ? 'acl' : 'origins'}`,
+          message: 'applies to clients connecting to a request path; a standalone service has none',
+        });
+      }
       if (standalone && s.kind === 'c') {
         issues.push({
           path: `/services/${i}/kind`,
@@ -364,7 +462,7 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
     })[];
   };
   const config: LappsConfig = {
-    listeners: c.listeners.map((l) => ({ host: l.host, port: l.port })),
+    listeners: c.listeners.map((l) => normalizeListener(l, origin.baseDir)),
     workers: c.workers,
     limits: { ...c.limits },
     log: { level: c.log.level as LogLevel, json: c.log.json },
@@ -387,11 +485,17 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
         handler_timeout_ms: s.handler_timeout_ms,
         sandbox: s.sandbox,
         max_failures: s.max_failures,
+        allow_missing_origin: s.allow_missing_origin,
       };
       if (s.proto_alias !== undefined) service.proto_alias = s.proto_alias;
+      const acl = normalizeAcl(s.acl);
+      if (acl) service.acl = acl;
+      if (s.origins !== undefined) service.origins = [...s.origins];
       return service;
     }),
   };
+  const acl = normalizeAcl(c.acl);
+  if (acl) config.acl = acl;
   if (c.static) {
     config.static = {
       dir: path.resolve(origin.baseDir, c.static.dir),
@@ -400,6 +504,71 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
     };
   }
   return config;
+}
+
+/** Either ACL form as the schema accepted it. */
+interface RawAcl {
+  policy?: 'allow' | 'deny';
+  exclude?: string[];
+  allow?: string[];
+  deny?: string[];
+  default?: 'allow' | 'deny';
+}
+
+/** LAppS's {policy, exclude} or {allow, deny, default}, as one shape. */
+export function normalizeAcl(raw: unknown): AclConfig | undefined {
+  if (!isRecord(raw)) return undefined;
+  const acl = raw as RawAcl;
+  if (acl.policy !== undefined) {
+    const exclude = [...(acl.exclude ?? [])];
+    return acl.policy === 'allow'
+      ? { default: 'allow', allow: [], deny: exclude }
+      : { default: 'deny', allow: exclude, deny: [] };
+  }
+  const allow = [...(acl.allow ?? [])];
+  return {
+    default: acl.default ?? (allow.length > 0 ? 'deny' : 'allow'),
+    allow,
+    deny: [...(acl.deny ?? [])],
+  };
+}
+
+interface RawTls {
+  cert?: string;
+  key?: string;
+  certificates: { cert: string; key: string; server_names: string[] }[];
+  ca?: string;
+  client_cert: TlsConfig['client_cert'];
+  min_version: TlsConfig['min_version'];
+  ciphers?: string;
+  ciphersuites?: string;
+}
+
+function normalizeListener(
+  l: { host: string; port: number; tls?: unknown },
+  baseDir: string,
+): ListenerConfig {
+  const listener: ListenerConfig = { host: l.host, port: l.port };
+  if (!l.tls) return listener;
+  const t = l.tls as RawTls;
+  const certificates = t.certificates.map((c) => ({
+    cert: path.resolve(baseDir, c.cert),
+    key: path.resolve(baseDir, c.key),
+    server_names: [...c.server_names],
+  }));
+  if (t.cert !== undefined && t.key !== undefined) {
+    certificates.unshift({
+      cert: path.resolve(baseDir, t.cert),
+      key: path.resolve(baseDir, t.key),
+      server_names: [],
+    });
+  }
+  const tls: TlsConfig = { certificates, client_cert: t.client_cert, min_version: t.min_version };
+  if (t.ca !== undefined) tls.ca = path.resolve(baseDir, t.ca);
+  if (t.ciphers !== undefined) tls.ciphers = t.ciphers;
+  if (t.ciphersuites !== undefined) tls.ciphersuites = t.ciphersuites;
+  listener.tls = tls;
+  return listener;
 }
 
 /**

@@ -24,6 +24,10 @@ export const LUA_MODULE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-
 /** A header value that cannot split the response: no CR, LF or NUL. */
 export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
 
+/** An Origin policy entry: "*", "null", scheme://host[:port] or scheme://*.domain[:port]. */
+export const ORIGIN_PATTERN =
+  '^(\\*|null|[A-Za-z][A-Za-z0-9+.-]*://(\\*\\.)?([A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?)$';
+
 /** An origin-form request target: starts with "/", visible ASCII only (no spaces). */
 export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
 
@@ -33,6 +37,13 @@ export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
  */
 export const DEFAULT_LIMITS = {
   max_message_size: 16 * MiB,
+  /** 0 = max_message_size. */
+  max_frame_size: 0,
+  /** Autobahn's largest case (9.3.1: 4 MiB in 64-byte frames) needs 65,536. */
+  max_fragments: 100_000,
+  max_connections: 0,
+  max_connections_per_ip: 0,
+  max_new_connections_per_ip_per_second: 0,
   max_header_size: 8192,
   max_headers: 64,
   handshake_timeout_ms: 10_000,
@@ -72,6 +83,57 @@ export const MAX_INSTANCES = 1024;
  * "must match pattern ..." shows a regex the user did not write.
  */
 export const ERROR_HINT_KEYWORD = 'x-error-hint';
+
+/** An address or CIDR block as ACLs take it; checked further in load.ts (isIP, prefix range). */
+export const CIDR_PATTERN = '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$';
+
+/**
+ * An ACL: LAppS's form `{policy, exclude}` (allow = everyone but the excluded, deny = nobody
+ * but them) or `{allow, deny, default}`. The most specific matching entry decides.
+ */
+function aclSchema(where: string): object {
+  // No defaults inside oneOf (ajv ignores them there): load.ts fills in absent lists.
+  const list = (description: string): object => ({
+    type: 'array',
+    description,
+    items: {
+      type: 'string',
+      pattern: CIDR_PATTERN,
+      [ERROR_HINT_KEYWORD]: 'must be an IPv4 or IPv6 address, optionally with a /prefix',
+    },
+  });
+  return {
+    type: 'object',
+    description: `Network ACL (${where}): {"policy", "exclude"} as in LAppS, or {"allow", "deny", "default"}; the most specific matching entry decides.`,
+    oneOf: [
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['policy'],
+        properties: {
+          policy: {
+            enum: ['allow', 'deny'],
+            description: 'What happens to addresses not in exclude.',
+          },
+          exclude: list('Addresses or CIDR blocks that get the opposite of policy.'),
+        },
+      },
+      {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          allow: list('Addresses or CIDR blocks let in.'),
+          deny: list('Addresses or CIDR blocks refused.'),
+          default: {
+            enum: ['allow', 'deny'],
+            description:
+              'For addresses in neither list (default: deny if allow is given, else allow).',
+          },
+        },
+      },
+    ],
+  };
+}
 
 function integer(description: string, minimum: number, maximum: number, def?: number): object {
   return def === undefined
@@ -113,9 +175,75 @@ export function buildConfigSchema(): Record<string, unknown> {
               description: 'IPv4 or IPv6 address to bind ("0.0.0.0" or "::" for all).',
             },
             port: integer('TCP port; 0 picks a free one.', 0, 65535, DEFAULT_PORT),
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              description: 'Serve wss:// on this listener (see docs/config.md).',
+              properties: {
+                cert: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'PEM certificate chain (leaf first) of the default certificate.',
+                },
+                key: { type: 'string', minLength: 1, description: 'PEM private key of cert.' },
+                certificates: {
+                  type: 'array',
+                  default: [],
+                  description: 'More certificates, chosen by the name the client asks for (SNI).',
+                  items: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['cert', 'key'],
+                    properties: {
+                      cert: { type: 'string', minLength: 1 },
+                      key: { type: 'string', minLength: 1 },
+                      server_names: {
+                        type: 'array',
+                        default: [],
+                        description:
+                          'Names it answers (default: the DNS names in the certificate); "*.example.com" allowed.',
+                        items: {
+                          type: 'string',
+                          minLength: 1,
+                          pattern: '^(\\*\\.)?[A-Za-z0-9_.-]+$',
+                        },
+                      },
+                    },
+                  },
+                },
+                ca: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'PEM CA bundle that client certificates must chain to.',
+                },
+                client_cert: {
+                  enum: ['none', 'optional', 'require'],
+                  default: 'none',
+                  description:
+                    'Client certificates (mTLS): not asked, verified if sent, or required.',
+                },
+                min_version: {
+                  enum: ['1.2', '1.3'],
+                  default: '1.2',
+                  description: 'Oldest TLS version accepted.',
+                },
+                ciphers: {
+                  type: 'string',
+                  minLength: 1,
+                  description:
+                    'TLS 1.2 cipher list (OpenSSL syntax); default: ECDHE with AEAD only.',
+                },
+                ciphersuites: {
+                  type: 'string',
+                  minLength: 1,
+                  description: "TLS 1.3 suites (OpenSSL syntax); default: OpenSSL's.",
+                },
+              },
+            },
           },
         },
       },
+      acl: aclSchema('server-wide, checked at accept'),
       workers: integer(
         'IO worker threads (default: the number of cores).',
         1,
@@ -181,6 +309,36 @@ export function buildConfigSchema(): Record<string, unknown> {
             0,
             1024 * MiB,
             DEFAULT_LIMITS.auto_fragment_size,
+          ),
+          max_frame_size: integer(
+            'Largest inbound data frame payload; over it: close 1009. 0 = max_message_size.',
+            0,
+            1024 * MiB,
+            DEFAULT_LIMITS.max_frame_size,
+          ),
+          max_fragments: integer(
+            'Most frames in one inbound message; over it: close 1008. 0 = no limit.',
+            0,
+            2 ** 32 - 1,
+            DEFAULT_LIMITS.max_fragments,
+          ),
+          max_connections: integer(
+            'Connections held by the server at once; over it new ones get HTTP 503 (closed on TLS listeners). 0 = no limit.',
+            0,
+            2 ** 32 - 1,
+            DEFAULT_LIMITS.max_connections,
+          ),
+          max_connections_per_ip: integer(
+            'Connections held at once from one IPv4 address or IPv6 /64; over it: HTTP 503. 0 = no limit.',
+            0,
+            2 ** 32 - 1,
+            DEFAULT_LIMITS.max_connections_per_ip,
+          ),
+          max_new_connections_per_ip_per_second: integer(
+            "New connections accepted per second from one IPv4 address or IPv6 /64 (bursts up to one second's worth); over it: HTTP 429. 0 = no limit.",
+            0,
+            2 ** 32 - 1,
+            DEFAULT_LIMITS.max_new_connections_per_ip_per_second,
           ),
         },
       },
@@ -365,6 +523,25 @@ export function buildConfigSchema(): Record<string, unknown> {
               MAX_TIMEOUT_MS,
               DEFAULT_SERVICE.max_failures,
             ),
+            acl: aclSchema('this service, checked before the 101: refused clients get 403'),
+            origins: {
+              type: 'array',
+              uniqueItems: true,
+              description:
+                'Web origins whose pages may connect: "https://app.example.com", "https://*.example.com", "null", or "*" for any. Not set: only pages of the host the client connected to (same origin). Others get 403.',
+              items: {
+                type: 'string',
+                pattern: ORIGIN_PATTERN,
+                [ERROR_HINT_KEYWORD]:
+                  'must be "*", "null", "scheme://host[:port]" or "scheme://*.domain[:port]"',
+              },
+            },
+            allow_missing_origin: {
+              type: 'boolean',
+              default: true,
+              description:
+                'Let in handshakes without an Origin header (non-browser clients; browsers always send one).',
+            },
           },
         },
       },

@@ -3,10 +3,41 @@
  * validation and defaults. Keys mirror the JSON file (snake_case, as LAppS wrote them).
  */
 
+/** A certificate and its key (absolute paths), and the SNI names it answers. */
+export interface TlsCertificateConfig {
+  cert: string;
+  key: string;
+  /** Empty: the DNS names in the certificate. */
+  server_names: string[];
+}
+
+/** wss:// on a listener. Paths are absolute after loading. */
+export interface TlsConfig {
+  /** The first is the default (no SNI, or no name matched). */
+  certificates: TlsCertificateConfig[];
+  /** CA bundle client certificates must chain to; required unless client_cert is "none". */
+  ca?: string;
+  client_cert: 'none' | 'optional' | 'require';
+  min_version: '1.2' | '1.3';
+  ciphers?: string;
+  ciphersuites?: string;
+}
+
 /** One accept socket address; every worker listens on it with SO_REUSEPORT. */
 export interface ListenerConfig {
   host: string;
   port: number;
+  tls?: TlsConfig;
+}
+
+/**
+ * A network ACL, normalised from either config form. The most specific matching entry
+ * decides; addresses matching none get `default`.
+ */
+export interface AclConfig {
+  default: 'allow' | 'deny';
+  allow: string[];
+  deny: string[];
 }
 
 /** Server-wide limits. Sizes are bytes, times milliseconds. */
@@ -29,6 +60,16 @@ export interface LimitsConfig {
   outbound_high_water_mark: number;
   /** Split outbound messages into frames of at most this many payload bytes; 0 = never. */
   auto_fragment_size: number;
+  /** Largest inbound data frame; over it: close 1009. 0 = max_message_size. */
+  max_frame_size: number;
+  /** Most frames in one inbound message; over it: close 1008. 0 = no limit. */
+  max_fragments: number;
+  /** Connections held at once; over it: HTTP 503 (TLS: closed). 0 = no limit. */
+  max_connections: number;
+  /** Connections held at once per IPv4 address or IPv6 /64; over it: HTTP 503. 0 = no limit. */
+  max_connections_per_ip: number;
+  /** New connections per second per IPv4 address or IPv6 /64; over it: HTTP 429. 0 = no limit. */
+  max_new_connections_per_ip_per_second: number;
 }
 
 /** "raw": frames go to onMessage untouched; "lapps": LAppS's CBOR protocol (LAPPS-COMPAT.md). */
@@ -79,6 +120,12 @@ export interface ServiceConfig {
   sandbox: boolean;
   /** Errors within a minute after which an instance is recycled (fresh Lua state). */
   max_failures: number;
+  /** Checked before the 101; refused clients get 403. Absent: everyone. */
+  acl?: AclConfig;
+  /** Origins whose pages may connect; absent: same origin only (the Host header's). */
+  origins?: string[];
+  /** Handshakes without Origin (non-browser clients) are let in. */
+  allow_missing_origin: boolean;
 }
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -99,6 +146,8 @@ export interface StaticConfig {
 
 export interface LappsConfig {
   listeners: ListenerConfig[];
+  /** Server-wide ACL, checked at accept (refused sockets are closed at once). */
+  acl?: AclConfig;
   /** IO worker threads; defaults to the number of cores. */
   workers: number;
   limits: LimitsConfig;
