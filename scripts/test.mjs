@@ -89,7 +89,9 @@ function asanRuntime() {
 async function sanitize() {
   const status = buildNative('sanitize');
   if (status !== 0) return status;
-  const dirs = ['test/conformance', 'test/native', 'test/lua', 'test/cmod'].filter(hasTests);
+  const dirs = ['test/conformance', 'test/security', 'test/native', 'test/lua', 'test/cmod'].filter(
+    hasTests,
+  );
   if (dirs.length === 0) {
     console.log('sanitize: no native-facing tests found; built only');
     return 0;
@@ -143,6 +145,8 @@ const steps = [
       run(process.execPath, [path.join(root, 'scripts', 'bundle-client.mjs')]),
   },
   { name: 'tap', run: () => runTap([]) },
+  // The raw conformance suite again, every byte over TLS (wss with the test CA).
+  { name: 'wss', run: () => runTap(['test/conformance'], { ...process.env, LAPPS_TEST_TLS: '1' }) },
   { name: 'sanitize', run: sanitize },
 ];
 

@@ -142,7 +142,7 @@ t.test('Connection as a token list, extra whitespace and extra headers', async (
     'User-Agent: conformance',
     'Upgrade:   websocket   ',
     'Connection: keep-alive,  Upgrade',
-    'Origin: http://example.com',
+    'Origin: http://localhost:5083', // same origin as Host (docs/security.md)
     'Sec-WebSocket-Key:' + key,
     'Sec-WebSocket-Version: 13',
     'Cache-Control: no-cache',

@@ -11,12 +11,18 @@ import { chromium } from 'playwright-core';
 import t from 'tap';
 import WebSocket from 'ws';
 
-import { startTestServer } from '../helpers/server.js';
+import { echoSource, startTestServer } from '../helpers/server.js';
 
 const PYTHON = '/usr/bin/python3';
 const CHROMIUM = '/usr/bin/chromium';
 
-const server = await startTestServer();
+// The Chromium page is about:blank, whose origin is opaque: its handshakes say "Origin:
+// null", which the same-origin default refuses (docs/security.md). ws and Python send none.
+const server = await startTestServer({
+  services: [
+    { name: 'echo', request_target: '/echo', source: echoSource, instances: 2, origins: ['null'] },
+  ],
+});
 t.teardown(() => server.stop());
 
 /** Resolves with the next message of a `ws` client (rejects on close, error or timeout). */

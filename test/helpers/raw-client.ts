@@ -8,6 +8,9 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
+
+import { testPki } from './pki.js';
 
 /** Frame opcodes of RFC 6455 §5.2. */
 export const Op = {
@@ -280,15 +283,21 @@ export class RawClient {
     socket.on('close', () => this.onEnd('reset'));
   }
 
-  /** A plain TCP connection, no handshake yet (for handshake and garbage tests). */
+  /**
+   * A plain TCP connection, no handshake yet (for handshake and garbage tests); a TLS one
+   * (trusting the test CA) when LAPPS_TEST_TLS=1 runs the suite over wss.
+   */
   static open(port: number, host = '127.0.0.1', timeoutMs = WAIT_MS): Promise<RawClient> {
+    const overTls = process.env.LAPPS_TEST_TLS === '1';
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host, noDelay: true });
+      const socket = overTls
+        ? tls.connect({ port, host, ca: testPki().caPem, servername: 'localhost' })
+        : net.connect({ port, host, noDelay: true });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new Error(`connect to ${host}:${port} timed out`));
       }, timeoutMs);
-      socket.once('connect', () => {
+      socket.once(overTls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
         resolve(new RawClient(socket));

@@ -63,6 +63,7 @@ const serviceDefaults = {
   handler_timeout_ms: 5000,
   sandbox: false,
   max_failures: 100,
+  allow_missing_origin: true,
 } as const;
 
 t.test('defaults are filled for every key', async (t) => {
@@ -81,6 +82,11 @@ t.test('defaults are filled for every key', async (t) => {
       close_timeout_ms: 5000,
       outbound_high_water_mark: 4194304,
       auto_fragment_size: 0,
+      max_frame_size: 0,
+      max_fragments: 100000,
+      max_connections: 0,
+      max_connections_per_ip: 0,
+      max_new_connections_per_ip_per_second: 0,
     },
     log: { level: 'info', json: false },
     services: [
@@ -185,7 +191,7 @@ t.test('every unknown key is rejected with its path', async (t) => {
   const dir = serviceDir(t);
   const cases: [unknown, string, string][] = [
     [{ foo: 1 }, '/foo', 'foo'],
-    [{ listeners: [{ host: '127.0.0.1', port: 1, tls: true }] }, '/listeners/0/tls', 'tls'],
+    [{ listeners: [{ host: '127.0.0.1', port: 1, wss: true }] }, '/listeners/0/wss', 'wss'],
     [{ limits: { max_frame: 1 } }, '/limits/max_frame', 'max_frame'],
     [{ log: { file: 'x' } }, '/log/file', 'file'],
     [{ services: [{ ...svc, internal: true }] }, '/services/0/internal', 'internal'],
