@@ -205,13 +205,13 @@ t.test(
       writeFileSync(
         config,
         JSON.stringify({
-          listeners: [{ host: '127.0.0.1', port: port ?? 0, tls: tlsFiles }],
+          listeners: [{ host: '127.0.0.1', port, tls: tlsFiles }],
           workers: 2,
           ...(acl ? { acl } : {}),
           services: [{ name: 'echo', request_target: '/echo', source: echo, instances: 2 }],
         }),
       );
-    let port: number | undefined;
+    let port = 0; // the bound port, kept across reloads once known
     write({ cert: pki.serverCert, key: pki.serverKey });
     const s = start(['--config', config]);
     t.teardown(() => s.stop());
