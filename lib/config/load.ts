@@ -3,7 +3,7 @@
  * once, each naming the file and the JSON pointer of the offending key, so a user fixes a
  * config in one pass instead of one error per start.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
@@ -153,6 +153,32 @@ const RESERVED_HEADERS = new Set([
   'content-length',
   'transfer-encoding',
 ]);
+
+/** Wording of the errors stat may report for a path that exists in the config only. */
+const STAT_ERRORS: Record<string, string> = {
+  ENOTDIR: 'a directory on the path is a file',
+  ENAMETOOLONG: 'the path or one of its names is too long',
+  ELOOP: 'too many symbolic links',
+  EACCES: 'permission denied',
+};
+
+/**
+ * Why a service's code cannot be at `file` (absolute), or undefined when it is a file. Every
+ * stat error is an issue: a config must never crash the loader.
+ */
+function sourceProblem(file: string): string | undefined {
+  if (file.includes('\0')) return `the path contains a NUL character: ${JSON.stringify(file)}`;
+  let st: Stats | undefined;
+  try {
+    st = statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return `cannot access ${file}: ${(e.code && STAT_ERRORS[e.code]) ?? e.code ?? e.message}`;
+  }
+  if (!st) return `file not found: ${file}`;
+  if (!st.isFile()) return `not a file: ${file}`;
+  return undefined;
+}
 
 /** The services and their `depends` lists, as far as they are well typed. */
 interface DependencyNode {
@@ -307,13 +333,10 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
       const kind: ServiceKind = s.kind === 'c' ? 'c' : 'lua';
       const relative = explicit ?? (validName ? defaultSource(name, kind) : undefined);
       if (relative === undefined) return;
-      const file = path.resolve(baseDir, relative);
-      const st = statSync(file, { throwIfNoEntry: false });
-      const note = explicit ? '' : ' (the default for a service without "source")';
-      if (!st) {
-        issues.push({ path: `/services/${i}/source`, message: `file not found: ${file}${note}` });
-      } else if (!st.isFile()) {
-        issues.push({ path: `/services/${i}/source`, message: `not a file: ${file}${note}` });
+      const problem = sourceProblem(path.resolve(baseDir, relative));
+      if (problem !== undefined) {
+        const note = explicit ? '' : ' (the default for a service without "source")';
+        issues.push({ path: `/services/${i}/source`, message: `${problem}${note}` });
       }
     });
     const nodes: DependencyNode[] = [];

@@ -356,6 +356,36 @@ t.test('cross-field checks', async (t) => {
       },
     ]);
   });
+  t.test('a source path stat cannot take is an issue, not a crash', async (t) => {
+    // Found by the config fuzz target: statSync threw ENAMETOOLONG, ENOTDIR, and a TypeError
+    // for a NUL character, out of normalizeConfig.
+    const long = `${'x'.repeat(300)}.lua`;
+    const issues = issuesOf(
+      t,
+      {
+        services: [
+          { name: 'a', request_target: '/a', source: long },
+          { name: 'b', request_target: '/b', source: 'services/a/a.lua/b.lua' },
+          { name: 'c', request_target: '/c', source: 'c\u0000.lua' },
+        ],
+      },
+      dir,
+    );
+    t.same(issues, [
+      {
+        path: '/services/0/source',
+        message: `cannot access ${path.join(dir, long)}: the path or one of its names is too long`,
+      },
+      {
+        path: '/services/1/source',
+        message: `cannot access ${path.join(dir, 'services/a/a.lua/b.lua')}: a directory on the path is a file`,
+      },
+      {
+        path: '/services/2/source',
+        message: `the path contains a NUL character: ${JSON.stringify(path.join(dir, 'c\u0000.lua'))}`,
+      },
+    ]);
+  });
   t.test('source is a directory', async (t) => {
     t.same(issuesOf(t, { services: [{ name: 'a', request_target: '/a', source: '.' }] }, dir), [
       { path: '/services/0/source', message: `not a file: ${dir}` },

@@ -8,7 +8,7 @@
  *
  * The seeds are the configs in the repository (services/, test/fixtures/, examples/, the
  * JSON examples in docs/) plus hand-written ones reaching each key, each check and each
- * kind of syntax error. Inputs the fuzzer added (named by their SHA-1) are left alone.
+ * kind of syntax error. Other files (inputs the fuzzer added, regression inputs) stay.
  */
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
