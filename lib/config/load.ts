@@ -644,7 +644,8 @@ export function defaultConfig(options: DefaultConfigOptions = {}): LappsConfig {
  * is not modified). `host` and `port` replace the address of the *first* listener only;
  * other listeners keep theirs.
  *
- * @throws ConfigError (file "command line", path "--host" etc.) for an invalid value.
+ * @throws ConfigError (file "command line", path "--host" etc.) for an invalid value, or
+ *   when the first listener would then have the address of another one.
  */
 export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides): LappsConfig {
   const issues: ConfigIssue[] = [];
@@ -665,9 +666,22 @@ export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides):
 
   const listeners = config.listeners.map((l) => ({ ...l }));
   const first = listeners[0];
-  if (first) {
+  if (first && (host !== undefined || port !== undefined)) {
     if (host !== undefined) first.host = host;
     if (port !== undefined) first.port = port;
+    // The file's listeners are distinct (normalizeConfig); moving the first one must not
+    // make it one of the others.
+    const same = listeners.findIndex(
+      (l, i) => i > 0 && first.port !== 0 && l.host === first.host && l.port === first.port,
+    );
+    if (same > 0) {
+      throw new ConfigError('command line', [
+        {
+          path: port !== undefined ? '--port' : '--host',
+          message: `would make the first listener the same as /listeners/${same} (${first.host} port ${first.port})`,
+        },
+      ]);
+    }
   }
   return {
     ...config,

@@ -535,6 +535,33 @@ t.test('applyOverrides', async (t) => {
     );
     t.match(err.message, /^command line: --host: must be an IPv4 or IPv6 address$/m);
   });
+  t.test('the first listener may not become a copy of another', async (t) => {
+    // Found by the config fuzz target: --port 2000 on this config gave two listeners on
+    // [::1]:2000, which normalizeConfig rejects in a file.
+    t.same(configError(t, () => applyOverrides(base, { host: '::1', port: 2000 })).issues, [
+      {
+        path: '--port',
+        message: 'would make the first listener the same as /listeners/1 (::1 port 2000)',
+      },
+    ]);
+    const two = normalizeConfig(
+      {
+        listeners: [
+          { host: '127.0.0.1', port: 2000 },
+          { host: '::1', port: 2000 },
+        ],
+      },
+      { file: 'x', baseDir: '/' },
+    );
+    t.same(configError(t, () => applyOverrides(two, { host: '::1' })).issues, [
+      {
+        path: '--host',
+        message: 'would make the first listener the same as /listeners/1 (::1 port 2000)',
+      },
+    ]);
+    t.same(applyOverrides(two, { host: '::1', port: 0 }).listeners[0], { host: '::1', port: 0 });
+    t.same(applyOverrides(two, { port: 2000 }).listeners[0], { host: '127.0.0.1', port: 2000 });
+  });
 });
 
 t.test('defaultConfig: the bundled echo service on 127.0.0.1:5083', async (t) => {
