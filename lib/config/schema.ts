@@ -24,6 +24,9 @@ export const LUA_MODULE_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-
 /** A header value that cannot split the response: no CR, LF or NUL. */
 export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
 
+/** A string handed on to the OS as a C string (a path, a host): no NUL character. */
+export const NO_NUL_PATTERN = '^[^\\u0000]*$';
+
 /** An origin-form request target: starts with "/", visible ASCII only (no spaces). */
 export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
 
@@ -194,11 +197,15 @@ export function buildConfigSchema(): Record<string, unknown> {
           dir: {
             type: 'string',
             minLength: 1,
+            pattern: NO_NUL_PATTERN,
+            [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
             description: 'Directory to serve (relative to the config file).',
           },
           host: {
             type: 'string',
             minLength: 1,
+            pattern: NO_NUL_PATTERN,
+            [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
             default: DEFAULT_HOST,
             description: 'Address to bind.',
           },

@@ -496,6 +496,14 @@ t.test('loadConfigFile', async (t) => {
   });
 });
 
+t.test('static: dir and host without a NUL character', async (t) => {
+  // Found by the config fuzz target's invariants: a NUL character was accepted in both.
+  t.same(issuesOf(t, { static: { dir: 'a\u0000b', host: '127.0.0.1\u0000' } }, '/'), [
+    { path: '/static/dir', message: 'must not contain a NUL character' },
+    { path: '/static/host', message: 'must not contain a NUL character' },
+  ]);
+});
+
 t.test('applyOverrides', async (t) => {
   const base = normalizeConfig(
     {
