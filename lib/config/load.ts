@@ -317,6 +317,19 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
             message: `duplicate request_target "${s.request_target}" (also /services/${first}/request_target)`,
           });
       }
+      // ajv's uniqueItems (8.20) keys a plain object by each string item, so a repeated
+      // "__proto__", which sets that object's prototype instead, passes it unseen.
+      for (const key of ['depends', 'preload', 'subprotocols'] as const) {
+        const list = s[key];
+        const last = Array.isArray(list) ? list.lastIndexOf('__proto__') : -1;
+        const before = last > 0 ? (list as unknown[]).lastIndexOf('__proto__', last - 1) : -1;
+        if (before >= 0) {
+          issues.push({
+            path: `/services/${i}/${key}`,
+            message: `must NOT have duplicate items (items ## ${last} and ${before} are identical)`,
+          });
+        }
+      }
       if (
         typeof s.max_inbound_message_size === 'number' &&
         maxMessage !== null &&

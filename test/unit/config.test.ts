@@ -750,6 +750,12 @@ t.test('bad values of the service keys name the key path', async (t) => {
     [{ subprotocols: 'chat' }, '/services/0/subprotocols: must be array'],
     [{ subprotocols: ['a,b'] }, '/services/0/subprotocols/0: must be an HTTP token'],
     [{ subprotocols: ['a', 'a'] }, '/services/0/subprotocols: must NOT have duplicate items'],
+    // ajv's uniqueItems misses these (see load.ts); found with a probe of the fuzz target.
+    [{ preload: ['__proto__', '__proto__'] }, '/services/0/preload: must NOT have duplicate'],
+    [
+      { subprotocols: ['x', '__proto__', '__proto__'] },
+      '/services/0/subprotocols: must NOT have duplicate items (items ## 2 and 1 are identical)',
+    ],
     [{ memory_limit: 1048575 }, '/services/0/memory_limit: must be >= 1048576'],
     [{ memory_limit: 2 ** 41 }, '/services/0/memory_limit: must be <= 1099511627776'],
     [{ memory_limit: '1G' }, '/services/0/memory_limit: must be integer'],
@@ -783,6 +789,25 @@ t.test('depends: missing services and cycles are config errors', async (t) => {
   t.same(issuesOf(t, { services: services({ a: ['a'] }) }, dir), [
     { path: '/services/0/depends', message: 'cycle: a -> a' },
   ]);
+  // A repeated "__proto__" slips through ajv's uniqueItems (see load.ts).
+  t.same(
+    issuesOf(
+      t,
+      {
+        services: [
+          { name: 'a', request_target: '/a', depends: ['__proto__', '__proto__'] },
+          { name: '__proto__', standalone: true, source: 'services/a/a.lua' },
+        ],
+      },
+      dir,
+    ),
+    [
+      {
+        path: '/services/0/depends',
+        message: 'must NOT have duplicate items (items ## 1 and 0 are identical)',
+      },
+    ],
+  );
   t.same(issuesOf(t, { services: services({ c: [], a: ['b'], b: ['a'] }) }, dir), [
     { path: '/services/2/depends', message: 'cycle: a -> b -> a' },
   ]);
