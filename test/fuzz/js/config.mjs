@@ -329,6 +329,12 @@ function checkConfigError(err, files) {
         issue.line !== undefined || issue.message.startsWith('cannot read'),
         `${where}: empty path without a position: ${i}`,
       );
+      // locateJsonError must find what JSON.parse rejected; only a nesting too deep to scan
+      // is reported without detail, at 1:1.
+      check(
+        issue.message !== 'invalid JSON: invalid JSON' || (issue.line === 1 && issue.column === 1),
+        `${where}: the syntax error was not located: ${i}`,
+      );
     } else if (!issue.path.startsWith('--')) {
       check(/^(\/([^~]|~[01])*)+$/.test(issue.path), `${where}: not a JSON pointer: ${i}`);
     }
