@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 // `npm run fuzz`: builds the libFuzzer targets (test/fuzz/<target>.cc) with clang into
 // build-fuzz/ and runs each for a while on a working corpus seeded from test/fuzz/corpus.
+// JavaScript targets (test/fuzz/js/<target>.mjs, e.g. config) run through the bridge
+// test/fuzz/js-bridge.cc on the compiled dist/lib, which is rebuilt first if stale. A
+// test/fuzz/<target>.dict is passed as the target's dictionary.
 //
 //   npm run fuzz                                   every target, 60 s each
 //   npm run fuzz -- --seconds 1800 --targets frame-parser,handshake-parser
@@ -8,11 +11,12 @@
 // A crash stops that target and leaves its input in build-fuzz/artifacts/; add it to
 // test/fuzz/corpus/<target>/ once fixed, so `npm test` replays it for ever.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, readdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { root } from './build-native.mjs';
+import { ensureDist } from '../test/fuzz/js/dist.mjs';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '60' }, targets: { type: 'string' } },
@@ -57,6 +61,10 @@ if (
   process.exit(1);
 }
 
+if (targets.some((t) => existsSync(path.join(root, 'test', 'fuzz', 'js', `${t}.mjs`)))) {
+  ensureDist();
+}
+
 const artifacts = path.join(out, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 const results = [];
@@ -66,10 +74,12 @@ for (const target of targets) {
   cpSync(path.join(root, 'test', 'fuzz', 'corpus', target), corpus, { recursive: true });
   const bin = path.join(out, 'Release', `lapps_fuzz_${target.replaceAll('-', '_')}`);
   console.log(`=== ${target}: ${values.seconds} s`);
+  const dict = path.join(root, 'test', 'fuzz', `${target}.dict`);
   const status = run(bin, [
     `-max_total_time=${values.seconds}`,
     '-print_final_stats=1',
     `-artifact_prefix=${artifacts}/${target}-`,
+    ...(existsSync(dict) ? [`-dict=${dict}`] : []),
     corpus,
   ]);
   results.push([target, status === 0 ? 'ok' : `CRASH (exit ${status}), see ${artifacts}`]);

@@ -3,7 +3,7 @@
  * once, each naming the file and the JSON pointer of the offending key, so a user fixes a
  * config in one pass instead of one error per start.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 
@@ -162,6 +162,32 @@ const RESERVED_HEADERS = new Set([
   'transfer-encoding',
 ]);
 
+/** Wording of the errors stat may report for a path that exists in the config only. */
+const STAT_ERRORS: Record<string, string> = {
+  ENOTDIR: 'a directory on the path is a file',
+  ENAMETOOLONG: 'the path or one of its names is too long',
+  ELOOP: 'too many symbolic links',
+  EACCES: 'permission denied',
+};
+
+/**
+ * Why a service's code cannot be at `file` (absolute), or undefined when it is a file. Every
+ * stat error is an issue: a config must never crash the loader.
+ */
+function sourceProblem(file: string): string | undefined {
+  if (file.includes('\0')) return `the path contains a NUL character: ${JSON.stringify(file)}`;
+  let st: Stats | undefined;
+  try {
+    st = statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return `cannot access ${file}: ${(e.code && STAT_ERRORS[e.code]) ?? e.code ?? e.message}`;
+  }
+  if (!st) return `file not found: ${file}`;
+  if (!st.isFile()) return `not a file: ${file}`;
+  return undefined;
+}
+
 /**
  * Problems with one ACL entry: an address or CIDR block whose address is IPv4 or IPv6 and
  * whose prefix fits it. Host bits below the prefix are allowed (and ignored).
@@ -214,10 +240,8 @@ function tlsIssues(tls: unknown, at: string, baseDir: string): ConfigIssue[] {
   if (!isRecord(tls)) return issues;
   const file = (value: unknown, where: string): void => {
     if (typeof value !== 'string' || value === '') return;
-    const full = path.resolve(baseDir, value);
-    const st = statSync(full, { throwIfNoEntry: false });
-    if (!st) issues.push({ path: where, message: `file not found: ${full}` });
-    else if (!st.isFile()) issues.push({ path: where, message: `not a file: ${full}` });
+    const problem = sourceProblem(path.resolve(baseDir, value));
+    if (problem) issues.push({ path: where, message: problem });
   };
   if ((tls.cert === undefined) !== (tls.key === undefined)) {
     issues.push({ path: at, message: 'cert and key go together' });
@@ -389,6 +413,19 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
             message: `duplicate request_target "${s.request_target}" (also /services/${first}/request_target)`,
           });
       }
+      // ajv's uniqueItems (8.20) keys a plain object by each string item, so a repeated
+      // "__proto__", which sets that object's prototype instead, passes it unseen.
+      for (const key of ['depends', 'preload', 'subprotocols'] as const) {
+        const list = s[key];
+        const last = Array.isArray(list) ? list.lastIndexOf('__proto__') : -1;
+        const before = last > 0 ? (list as unknown[]).lastIndexOf('__proto__', last - 1) : -1;
+        if (before >= 0) {
+          issues.push({
+            path: `/services/${i}/${key}`,
+            message: `must NOT have duplicate items (items ## ${last} and ${before} are identical)`,
+          });
+        }
+      }
       if (
         typeof s.max_inbound_message_size === 'number' &&
         maxMessage !== null &&
@@ -405,13 +442,10 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
       const kind: ServiceKind = s.kind === 'c' ? 'c' : 'lua';
       const relative = explicit ?? (validName ? defaultSource(name, kind) : undefined);
       if (relative === undefined) return;
-      const file = path.resolve(baseDir, relative);
-      const st = statSync(file, { throwIfNoEntry: false });
-      const note = explicit ? '' : ' (the default for a service without "source")';
-      if (!st) {
-        issues.push({ path: `/services/${i}/source`, message: `file not found: ${file}${note}` });
-      } else if (!st.isFile()) {
-        issues.push({ path: `/services/${i}/source`, message: `not a file: ${file}${note}` });
+      const problem = sourceProblem(path.resolve(baseDir, relative));
+      if (problem !== undefined) {
+        const note = explicit ? '' : ' (the default for a service without "source")';
+        issues.push({ path: `/services/${i}/source`, message: `${problem}${note}` });
       }
     });
     const nodes: DependencyNode[] = [];
@@ -790,7 +824,8 @@ export function defaultConfig(options: DefaultConfigOptions = {}): LappsConfig {
  * is not modified). `host` and `port` replace the address of the *first* listener only;
  * other listeners keep theirs.
  *
- * @throws ConfigError (file "command line", path "--host" etc.) for an invalid value.
+ * @throws ConfigError (file "command line", path "--host" etc.) for an invalid value, or
+ *   when the first listener would then have the address of another one.
  */
 export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides): LappsConfig {
   const issues: ConfigIssue[] = [];
@@ -811,9 +846,22 @@ export function applyOverrides(config: LappsConfig, overrides: ConfigOverrides):
 
   const listeners = config.listeners.map((l) => ({ ...l }));
   const first = listeners[0];
-  if (first) {
+  if (first && (host !== undefined || port !== undefined)) {
     if (host !== undefined) first.host = host;
     if (port !== undefined) first.port = port;
+    // The file's listeners are distinct (normalizeConfig); moving the first one must not
+    // make it one of the others.
+    const same = listeners.findIndex(
+      (l, i) => i > 0 && first.port !== 0 && l.host === first.host && l.port === first.port,
+    );
+    if (same > 0) {
+      throw new ConfigError('command line', [
+        {
+          path: port !== undefined ? '--port' : '--host',
+          message: `would make the first listener the same as /listeners/${same} (${first.host} port ${first.port})`,
+        },
+      ]);
+    }
   }
   return {
     ...config,

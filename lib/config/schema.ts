@@ -28,6 +28,9 @@ export const HEADER_VALUE_PATTERN = '^[^\\r\\n\\u0000]*$';
 export const ORIGIN_PATTERN =
   '^(\\*|null|[A-Za-z][A-Za-z0-9+.-]*://(\\*\\.)?([A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?)$';
 
+/** A string handed on to the OS as a C string (a path, a host): no NUL character. */
+export const NO_NUL_PATTERN = '^[^\\u0000]*$';
+
 /** An origin-form request target: starts with "/", visible ASCII only (no spaces). */
 export const REQUEST_TARGET_PATTERN = '^/[!-~]*$';
 
@@ -183,9 +186,17 @@ export function buildConfigSchema(): Record<string, unknown> {
                 cert: {
                   type: 'string',
                   minLength: 1,
+                  pattern: NO_NUL_PATTERN,
+                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
                   description: 'PEM certificate chain (leaf first) of the default certificate.',
                 },
-                key: { type: 'string', minLength: 1, description: 'PEM private key of cert.' },
+                key: {
+                  type: 'string',
+                  minLength: 1,
+                  pattern: NO_NUL_PATTERN,
+                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
+                  description: 'PEM private key of cert.',
+                },
                 certificates: {
                   type: 'array',
                   default: [],
@@ -195,8 +206,18 @@ export function buildConfigSchema(): Record<string, unknown> {
                     additionalProperties: false,
                     required: ['cert', 'key'],
                     properties: {
-                      cert: { type: 'string', minLength: 1 },
-                      key: { type: 'string', minLength: 1 },
+                      cert: {
+                        type: 'string',
+                        minLength: 1,
+                        pattern: NO_NUL_PATTERN,
+                        [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
+                      },
+                      key: {
+                        type: 'string',
+                        minLength: 1,
+                        pattern: NO_NUL_PATTERN,
+                        [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
+                      },
                       server_names: {
                         type: 'array',
                         default: [],
@@ -214,6 +235,8 @@ export function buildConfigSchema(): Record<string, unknown> {
                 ca: {
                   type: 'string',
                   minLength: 1,
+                  pattern: NO_NUL_PATTERN,
+                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
                   description: 'PEM CA bundle that client certificates must chain to.',
                 },
                 client_cert: {
@@ -230,12 +253,16 @@ export function buildConfigSchema(): Record<string, unknown> {
                 ciphers: {
                   type: 'string',
                   minLength: 1,
+                  pattern: NO_NUL_PATTERN,
+                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
                   description:
                     'TLS 1.2 cipher list (OpenSSL syntax); default: ECDHE with AEAD only.',
                 },
                 ciphersuites: {
                   type: 'string',
                   minLength: 1,
+                  pattern: NO_NUL_PATTERN,
+                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
                   description: "TLS 1.3 suites (OpenSSL syntax); default: OpenSSL's.",
                 },
               },
@@ -352,11 +379,15 @@ export function buildConfigSchema(): Record<string, unknown> {
           dir: {
             type: 'string',
             minLength: 1,
+            pattern: NO_NUL_PATTERN,
+            [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
             description: 'Directory to serve (relative to the config file).',
           },
           host: {
             type: 'string',
             minLength: 1,
+            pattern: NO_NUL_PATTERN,
+            [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
             default: DEFAULT_HOST,
             description: 'Address to bind.',
           },

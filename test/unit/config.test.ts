@@ -362,6 +362,36 @@ t.test('cross-field checks', async (t) => {
       },
     ]);
   });
+  t.test('a source path stat cannot take is an issue, not a crash', async (t) => {
+    // Found by the config fuzz target: statSync threw ENAMETOOLONG, ENOTDIR, and a TypeError
+    // for a NUL character, out of normalizeConfig.
+    const long = `${'x'.repeat(300)}.lua`;
+    const issues = issuesOf(
+      t,
+      {
+        services: [
+          { name: 'a', request_target: '/a', source: long },
+          { name: 'b', request_target: '/b', source: 'services/a/a.lua/b.lua' },
+          { name: 'c', request_target: '/c', source: 'c\u0000.lua' },
+        ],
+      },
+      dir,
+    );
+    t.same(issues, [
+      {
+        path: '/services/0/source',
+        message: `cannot access ${path.join(dir, long)}: the path or one of its names is too long`,
+      },
+      {
+        path: '/services/1/source',
+        message: `cannot access ${path.join(dir, 'services/a/a.lua/b.lua')}: a directory on the path is a file`,
+      },
+      {
+        path: '/services/2/source',
+        message: `the path contains a NUL character: ${JSON.stringify(path.join(dir, 'c\u0000.lua'))}`,
+      },
+    ]);
+  });
   t.test('source is a directory', async (t) => {
     t.same(issuesOf(t, { services: [{ name: 'a', request_target: '/a', source: '.' }] }, dir), [
       { path: '/services/0/source', message: `not a file: ${dir}` },
@@ -472,6 +502,14 @@ t.test('loadConfigFile', async (t) => {
   });
 });
 
+t.test('static: dir and host without a NUL character', async (t) => {
+  // Found by the config fuzz target's invariants: a NUL character was accepted in both.
+  t.same(issuesOf(t, { static: { dir: 'a\u0000b', host: '127.0.0.1\u0000' } }, '/'), [
+    { path: '/static/dir', message: 'must not contain a NUL character' },
+    { path: '/static/host', message: 'must not contain a NUL character' },
+  ]);
+});
+
 t.test('applyOverrides', async (t) => {
   const base = normalizeConfig(
     {
@@ -510,6 +548,33 @@ t.test('applyOverrides', async (t) => {
       ['--host', '--port', '--workers'],
     );
     t.match(err.message, /^command line: --host: must be an IPv4 or IPv6 address$/m);
+  });
+  t.test('the first listener may not become a copy of another', async (t) => {
+    // Found by the config fuzz target: --port 2000 on this config gave two listeners on
+    // [::1]:2000, which normalizeConfig rejects in a file.
+    t.same(configError(t, () => applyOverrides(base, { host: '::1', port: 2000 })).issues, [
+      {
+        path: '--port',
+        message: 'would make the first listener the same as /listeners/1 (::1 port 2000)',
+      },
+    ]);
+    const two = normalizeConfig(
+      {
+        listeners: [
+          { host: '127.0.0.1', port: 2000 },
+          { host: '::1', port: 2000 },
+        ],
+      },
+      { file: 'x', baseDir: '/' },
+    );
+    t.same(configError(t, () => applyOverrides(two, { host: '::1' })).issues, [
+      {
+        path: '--host',
+        message: 'would make the first listener the same as /listeners/1 (::1 port 2000)',
+      },
+    ]);
+    t.same(applyOverrides(two, { host: '::1', port: 0 }).listeners[0], { host: '::1', port: 0 });
+    t.same(applyOverrides(two, { port: 2000 }).listeners[0], { host: '127.0.0.1', port: 2000 });
   });
 });
 
@@ -691,6 +756,12 @@ t.test('bad values of the service keys name the key path', async (t) => {
     [{ subprotocols: 'chat' }, '/services/0/subprotocols: must be array'],
     [{ subprotocols: ['a,b'] }, '/services/0/subprotocols/0: must be an HTTP token'],
     [{ subprotocols: ['a', 'a'] }, '/services/0/subprotocols: must NOT have duplicate items'],
+    // ajv's uniqueItems misses these (see load.ts); found with a probe of the fuzz target.
+    [{ preload: ['__proto__', '__proto__'] }, '/services/0/preload: must NOT have duplicate'],
+    [
+      { subprotocols: ['x', '__proto__', '__proto__'] },
+      '/services/0/subprotocols: must NOT have duplicate items (items ## 2 and 1 are identical)',
+    ],
     [{ memory_limit: 1048575 }, '/services/0/memory_limit: must be >= 1048576'],
     [{ memory_limit: 2 ** 41 }, '/services/0/memory_limit: must be <= 1099511627776'],
     [{ memory_limit: '1G' }, '/services/0/memory_limit: must be integer'],
@@ -724,6 +795,25 @@ t.test('depends: missing services and cycles are config errors', async (t) => {
   t.same(issuesOf(t, { services: services({ a: ['a'] }) }, dir), [
     { path: '/services/0/depends', message: 'cycle: a -> a' },
   ]);
+  // A repeated "__proto__" slips through ajv's uniqueItems (see load.ts).
+  t.same(
+    issuesOf(
+      t,
+      {
+        services: [
+          { name: 'a', request_target: '/a', depends: ['__proto__', '__proto__'] },
+          { name: '__proto__', standalone: true, source: 'services/a/a.lua' },
+        ],
+      },
+      dir,
+    ),
+    [
+      {
+        path: '/services/0/depends',
+        message: 'must NOT have duplicate items (items ## 1 and 0 are identical)',
+      },
+    ],
+  );
   t.same(issuesOf(t, { services: services({ c: [], a: ['b'], b: ['a'] }) }, dir), [
     { path: '/services/2/depends', message: 'cycle: a -> b -> a' },
   ]);

@@ -277,6 +277,18 @@ t.test('errors name the LAppS file and key', async (t) => {
       ],
     );
   });
+  t.test('a service path stat cannot take is an issue, not a crash', async (t) => {
+    // Found by the config fuzz target: a long service name made statSync throw
+    // ENAMETOOLONG out of readLappsHome.
+    const name = 'a'.repeat(300);
+    const dir = home(t, {}, { services: { [name]: { request_target: '/a' } } });
+    const lapps = path.join(dir, 'etc', 'conf', 'lapps.json');
+    const source = path.join(dir, 'apps', name, `${name}.lua`);
+    t.equal(
+      configError(t, () => readLappsHome(dir, {})).message,
+      `${lapps}: /services/${name}: cannot access ${source}: the path or one of its names is too long`,
+    );
+  });
   t.test('missing service file, cycle, bad protocol, missing request_target', async (t) => {
     const dir = home(
       t,
