@@ -137,6 +137,7 @@ class Findings {
 function convertWs(
   ws: Record<string, unknown>,
   file: string,
+  home: string,
   out: Record<string, unknown>,
   f: Findings,
 ): void {
@@ -203,20 +204,25 @@ function convertWs(
     f.error(file, '/tls', 'must be boolean');
     return;
   }
+  const version = ws.tls_server_version;
+  const minVersion = version === undefined ? undefined : TLS_VERSIONS[Number(version)];
+  if (version !== undefined && (typeof version !== 'number' || minVersion === undefined)) {
+    f.error(file, '/tls_server_version', 'must be 3 (TLS 1.2) or 4 (TLS 1.3)');
+  }
   const certs = ws.tls_certificates;
   if (!isRecord(certs) || typeof certs.cert !== 'string' || typeof certs.key !== 'string') {
     f.error(file, '/tls_certificates', 'tls is true: cert and key (PEM file paths) are required');
     return;
   }
-  const tls: Record<string, unknown> = { cert: certs.cert, key: certs.key };
+  // Relative paths are the LAppS home's (like services'); made absolute so the converted
+  // config works from any directory.
+  const tls: Record<string, unknown> = {
+    cert: path.resolve(home, certs.cert),
+    key: path.resolve(home, certs.key),
+  };
   // LAppS loaded ca into the verify store, which OpenSSL uses to complete the chain it sends.
-  if (typeof certs.ca === 'string' && certs.ca !== '') tls.ca = certs.ca;
-  const version = ws.tls_server_version;
-  if (version !== undefined) {
-    const v = typeof version === 'number' ? TLS_VERSIONS[version] : undefined;
-    if (v === undefined) f.error(file, '/tls_server_version', 'must be 3 (TLS 1.2) or 4 (TLS 1.3)');
-    else tls.min_version = v;
-  }
+  if (typeof certs.ca === 'string' && certs.ca !== '') tls.ca = path.resolve(home, certs.ca);
+  if (minVersion !== undefined) tls.min_version = minVersion;
   listener.tls = tls;
 }
 
@@ -358,7 +364,7 @@ function convert(
   const lapps = readJsonObject(paths.lappsConfig);
   const f = new Findings();
   const raw: Record<string, unknown> = {};
-  convertWs(ws, paths.wsConfig, raw, f);
+  convertWs(ws, paths.wsConfig, paths.home, raw, f);
   convertLapps(lapps, paths.lappsConfig, paths.home, raw, f);
   if (f.issues.length > 0) throw new ConfigError(paths.lappsConfig, f.issues);
   if (Object.keys(raw.limits as object).length === 0) delete raw.limits;

@@ -350,3 +350,47 @@ t.test('convertLappsHome: the equivalent lapps config, valid as a lapps file', a
   });
   t.same(again, readLappsHome(fixture, {}).config);
 });
+
+t.test(
+  'tls, tls_server_version, tls_certificates, acl and max_connections map onto lapps',
+  async (t) => {
+    const dir = home(
+      t,
+      {
+        workers: { workers: 3, max_connections: 100 },
+        acl: { policy: 'deny', exclude: ['127.0.0.1', '::1'] },
+        tls: true,
+        tls_server_version: 4,
+        tls_certificates: { ca: 'ssl/ca.pem', cert: 'ssl/server.crt', key: '/abs/server.key' },
+      },
+      {
+        services: {
+          echo: { request_target: '/echo', acl: { policy: 'allow', exclude: ['10.0.0.0/8'] } },
+        },
+      },
+      ['echo'],
+    );
+    const conv = convertLappsHome(dir, {});
+    t.same(conv.raw.listeners, [
+      {
+        host: '0.0.0.0',
+        port: 5083,
+        tls: {
+          cert: path.join(dir, 'ssl', 'server.crt'),
+          key: '/abs/server.key',
+          ca: path.join(dir, 'ssl', 'ca.pem'),
+          min_version: '1.3',
+        },
+      },
+    ]);
+    t.same(conv.raw.acl, { policy: 'deny', exclude: ['127.0.0.1', '::1'] });
+    t.same(conv.raw.limits, { max_connections: 300 }, 'per worker x 3 workers');
+    const svc = (conv.raw.services as Record<string, unknown>[])[0]!;
+    t.same(svc.acl, { policy: 'allow', exclude: ['10.0.0.0/8'] });
+    t.same(svc.origins, ['*']);
+    const bad = home(t, { tls: true, tls_server_version: 5 }, { services: {} });
+    const err = configError(t, () => readLappsHome(bad, {}));
+    t.match(err.message, /\/tls_certificates: tls is true: cert and key/);
+    t.match(err.message, /\/tls_server_version: must be 3 \(TLS 1\.2\) or 4 \(TLS 1\.3\)/);
+  },
+);

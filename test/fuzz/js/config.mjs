@@ -43,6 +43,7 @@ import {
   DEFAULT_LIMITS,
   HTTP_TOKEN_PATTERN,
   LUA_MODULE_PATTERN,
+  ORIGIN_PATTERN,
   REQUEST_TARGET_PATTERN,
   SERVICE_NAME_PATTERN,
 } from '../../../dist/lib/config/schema.js';
@@ -121,6 +122,7 @@ const SERVICE_KEYS = [
   'handler_timeout_ms',
   'sandbox',
   'max_failures',
+  'allow_missing_origin',
 ];
 const U32_MAX = 2 ** 32 - 1;
 
@@ -162,13 +164,20 @@ function schemaInteger(props, key, value, what) {
 /** A normalised config (what normalizeConfig, readLappsHome and applyOverrides return). */
 function checkConfig(config) {
   check(isRecord(config), 'the config is not an object');
-  sameKeys(config, ['listeners', 'workers', 'limits', 'log', 'services'], ['static'], 'config');
+  sameKeys(
+    config,
+    ['listeners', 'workers', 'limits', 'log', 'services'],
+    ['static', 'acl'],
+    'config',
+  );
+  if (config.acl !== undefined) checkAcl(config.acl, 'acl');
   const top = schema.properties;
 
   check(Array.isArray(config.listeners) && config.listeners.length > 0, 'no listeners');
   const addresses = new Set();
   config.listeners.forEach((l, i) => {
-    sameKeys(l, ['host', 'port'], [], `listeners[${i}]`);
+    sameKeys(l, ['host', 'port'], ['tls'], `listeners[${i}]`);
+    if (l.tls !== undefined) checkTls(l.tls, `listeners[${i}].tls`);
     check(cString(l.host) && isIP(l.host) !== 0, `listeners[${i}].host ${show(l.host)}`);
     schemaInteger(top.listeners.items.properties, 'port', l.port, `listeners[${i}].port`);
     const address = `${l.host}:${l.port}`;
@@ -201,7 +210,14 @@ function checkConfig(config) {
   check(allUnique(targets), `duplicate request targets ${show(targets)}`);
   config.services.forEach((s, i) => {
     const at = `services[${i}]`;
-    sameKeys(s, SERVICE_KEYS, ['proto_alias'], at);
+    sameKeys(s, SERVICE_KEYS, ['proto_alias', 'acl', 'origins'], at);
+    check(typeof s.allow_missing_origin === 'boolean', `${at}.allow_missing_origin`);
+    if (s.acl !== undefined) checkAcl(s.acl, `${at}.acl`);
+    if (s.origins !== undefined) {
+      check(Array.isArray(s.origins) && allUnique(s.origins), `${at}.origins ${show(s.origins)}`);
+      for (const o of s.origins) check(matches(ORIGIN_PATTERN, o), `${at}.origins ${show(o)}`);
+    }
+    if (s.standalone) check(s.acl === undefined && s.origins === undefined, `${at}: acl/origins`);
     check(matches(SERVICE_NAME_PATTERN, s.name), `${at}.name ${show(s.name)}`);
     check(['lua', 'c'].includes(s.kind), `${at}.kind`);
     check(['raw', 'lapps'].includes(s.protocol), `${at}.protocol`);
@@ -261,6 +277,50 @@ function checkConfig(config) {
   checkNativeSettings(config, toNativeSettings(config));
 }
 
+/** A normalised ACL: both lists of valid, unique addresses or blocks, no entry in both. */
+function checkAcl(acl, at) {
+  sameKeys(acl, ['default', 'allow', 'deny'], [], at);
+  check(acl.default === 'allow' || acl.default === 'deny', `${at}.default ${show(acl.default)}`);
+  for (const k of ['allow', 'deny']) {
+    check(Array.isArray(acl[k]), `${at}.${k} is not an array`);
+    for (const e of acl[k]) {
+      const [addr, prefix, extra] = String(e).split('/');
+      const family = isIP(addr ?? '');
+      check(cString(e) && family !== 0 && extra === undefined, `${at}.${k} entry ${show(e)}`);
+      if (prefix !== undefined) {
+        check(/^(0|[1-9][0-9]*)$/.test(prefix), `${at}.${k} prefix ${show(e)}`);
+        check(Number(prefix) <= (family === 4 ? 32 : 128), `${at}.${k} prefix ${show(e)}`);
+      }
+    }
+  }
+  check(!acl.allow.some((e) => acl.deny.includes(e)), `${at}: an entry in allow and deny`);
+}
+
+/** A normalised listener tls: absolute NUL-free paths, a certificate, a CA for mTLS. */
+function checkTls(t, at) {
+  sameKeys(
+    t,
+    ['certificates', 'client_cert', 'min_version'],
+    ['ca', 'ciphers', 'ciphersuites'],
+    at,
+  );
+  check(Array.isArray(t.certificates) && t.certificates.length > 0, `${at}: no certificate`);
+  for (const c of t.certificates) {
+    sameKeys(c, ['cert', 'key', 'server_names'], [], `${at}.certificates[]`);
+    for (const f of [c.cert, c.key]) {
+      check(cString(f) && path.isAbsolute(f) && statSync(f).isFile(), `${at} file ${show(f)}`);
+    }
+    check(Array.isArray(c.server_names) && c.server_names.every(cString), `${at} names`);
+  }
+  check(['none', 'optional', 'require'].includes(t.client_cert), `${at}.client_cert`);
+  check(t.client_cert === 'none' || t.ca !== undefined, `${at}: client_cert without ca`);
+  if (t.ca !== undefined) check(cString(t.ca) && path.isAbsolute(t.ca), `${at}.ca ${show(t.ca)}`);
+  check(t.min_version === '1.2' || t.min_version === '1.3', `${at}.min_version`);
+  for (const k of ['ciphers', 'ciphersuites']) {
+    if (t[k] !== undefined) check(cString(t[k]) && t[k] !== '', `${at}.${k} ${show(t[k])}`);
+  }
+}
+
 const u32 = (v) => Number.isInteger(v) && v >= 0 && v <= U32_MAX;
 const u64 = (v) => Number.isSafeInteger(v) && v >= 0;
 
@@ -275,10 +335,26 @@ function checkNativeSettings(config, n) {
     'pingIntervalMs',
     'closeTimeoutMs',
     'autoFragmentSize',
+    'maxFragments',
+    'maxConnections',
+    'maxConnectionsPerIp',
+    'newConnectionsPerIpPerSec',
   ]) {
     check(u32(n[k]), `native ${k} = ${show(n[k])} is not a u32`);
   }
-  for (const k of ['maxMessageSize', 'outboundHighWaterMark']) {
+  // The policy: one entry per native service and per listener, NUL-free strings throughout.
+  check(n.policy.services.length === n.services.length, 'native policy: services');
+  check(n.policy.tls.length === n.listeners.length, 'native policy: tls per listener');
+  const strings = (v) =>
+    typeof v === 'string'
+      ? [v]
+      : Array.isArray(v)
+        ? v.flatMap(strings)
+        : isRecord(v)
+          ? Object.values(v).flatMap(strings)
+          : [];
+  for (const str of strings(n.policy)) check(cString(str), `native policy string ${show(str)}`);
+  for (const k of ['maxMessageSize', 'outboundHighWaterMark', 'maxFrameSize']) {
     check(u64(n[k]), `native ${k} = ${show(n[k])} is not a u64`);
   }
   for (const l of n.listeners) {
@@ -372,10 +448,15 @@ export function createTarget() {
   touch(path.join(base, 'apps', 'chat', 'main.lua'));
   touch(path.join(base, 'build', 'Release', 'libecho_c.so'));
   mkdirSync(path.join(base, 'dir'));
+  // Certificate files the TLS seeds name (the config loader only checks they are files).
+  for (const f of ['server.crt', 'server.key', 'other.crt', 'other.key', 'ca.pem']) {
+    touch(path.join(base, 'certs', f));
+  }
   const configFile = path.join(base, 'lapps.json');
   // LAppS home: apps/<name>/<name>.lua, and the two config files written per input.
   const home = path.join(tmp, 'lapps');
   for (const n of SERVICE_NAMES) touch(path.join(home, 'apps', n, `${n}.lua`));
+  for (const f of ['server.crt', 'server.key', 'ca.pem']) touch(path.join(home, 'certs', f));
   const paths = lappsPaths(home, {});
   mkdirSync(paths.confDir, { recursive: true });
 
