@@ -145,16 +145,7 @@ void Worker::onReadable(Connection& c) {
   }
   char* buf;
   size_t cap;
-  if (c.state == ConnState::Handshake) {
-    // Read straight into the handshake buffer, never past its fixed capacity: bytes
-    // beyond it stay in the socket until the handshake is done.
-    HandshakeData& h = *c.hs;
-    buf = h.buf.get() + h.size;
-    cap = h.cap - h.size;
-  } else {
-    buf = reinterpret_cast<char*>(readBuf_.data());
-    cap = readBuf_.size();
-  }
+  readTarget(c, buf, cap);
   ssize_t n = cap ? ::recv(c.fd, buf, cap, 0) : 0;
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
@@ -166,17 +157,34 @@ void Worker::onReadable(Connection& c) {
     kill(c, nullptr);
     return;
   }
-  stats_->add(Counter::BytesIn, uint64_t(n));
+  onBytesRead(c, buf, size_t(n));
+}
+
+void Worker::readTarget(Connection& c, char*& buf, size_t& cap) {
+  if (c.state == ConnState::Handshake) {
+    // Read straight into the handshake buffer, never past its fixed capacity: bytes
+    // beyond it stay in the socket (or the TLS session) until the handshake is done.
+    HandshakeData& h = *c.hs;
+    buf = h.buf.get() + h.size;
+    cap = h.cap - h.size;
+  } else {
+    buf = reinterpret_cast<char*>(readBuf_.data());
+    cap = readBuf_.size();
+  }
+}
+
+void Worker::onBytesRead(Connection& c, char* buf, size_t n) {
+  stats_->add(Counter::BytesIn, n);
   c.lastActivityMs = nowMs_;
   c.pingOutstanding = false;
   switch (c.state) {
     case ConnState::Handshake:
-      c.hs->size += size_t(n);
+      c.hs->size += n;
       onHandshakeBytes(c, nullptr, 0);
       break;
     case ConnState::Open:
     case ConnState::Closing:
-      onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), size_t(n));
+      onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), n);
       break;
     case ConnState::Draining:
     case ConnState::Dead:
@@ -190,15 +198,8 @@ void Worker::onTlsReadable(Connection& c) {
   do {
     char* buf;
     size_t cap;
-    if (c.state == ConnState::Handshake) {
-      HandshakeData& h = *c.hs;
-      buf = h.buf.get() + h.size;
-      cap = h.cap - h.size;
-      if (cap == 0) return;  // the head is over the limit: onHandshakeBytes answered 431
-    } else {
-      buf = reinterpret_cast<char*>(readBuf_.data());
-      cap = readBuf_.size();
-    }
+    readTarget(c, buf, cap);
+    if (cap == 0) return;  // a full head was answered with 431 already
     ERR_clear_error();
     const bool established = SSL_is_init_finished(c.tls);
     int n = SSL_read(c.tls, buf, int(std::min<size_t>(cap, INT32_MAX)));
@@ -225,22 +226,7 @@ void Worker::onTlsReadable(Connection& c) {
           return;
       }
     }
-    stats_->add(Counter::BytesIn, uint64_t(n));
-    c.lastActivityMs = nowMs_;
-    c.pingOutstanding = false;
-    switch (c.state) {
-      case ConnState::Handshake:
-        c.hs->size += size_t(n);
-        onHandshakeBytes(c, nullptr, 0);
-        break;
-      case ConnState::Open:
-      case ConnState::Closing:
-        onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), size_t(n));
-        break;
-      case ConnState::Draining:
-      case ConnState::Dead:
-        break;
-    }
+    onBytesRead(c, buf, size_t(n));
     // A write that wanted to read (a TLS 1.3 key update) may go on now.
     if (!c.out.empty()) markDirty(c);
   } while (c.tls && c.state != ConnState::Dead && !c.paused && SSL_has_pending(c.tls));

@@ -129,6 +129,10 @@ class Worker final : public Host {
   // Closes a socket refused at accept, after a canned HTTP response on plain listeners.
   void refuseAtAccept(int fd, int status, std::string_view body, bool tls);
   void onTlsReadable(Connection& c);
+  // Where the next read goes: the handshake buffer (never past its capacity) or readBuf_.
+  void readTarget(Connection& c, char*& buf, size_t& cap);
+  // Bytes read (or decrypted) from a connection: to the handshake parser or the frames.
+  void onBytesRead(Connection& c, char* buf, size_t n);
   void flushTls(Connection& c);
   void adopt(InboxMessage& m);
   void onInbox();
