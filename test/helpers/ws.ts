@@ -3,10 +3,17 @@
  */
 import WebSocket from 'ws';
 
-/** Opens a client and waits for the handshake; rejects on error or after `ms`. */
-export function openWs(url: string, ms = 5000): Promise<WebSocket> {
+/**
+ * Opens a client and waits for the handshake; rejects on error or after `ms`. `options`
+ * go to `ws` (e.g. `ca` for wss://).
+ */
+export function openWs(
+  url: string,
+  ms = 5000,
+  options: WebSocket.ClientOptions = {},
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, options);
     const timer = setTimeout(() => reject(new Error(`open ${url}: timeout`)), ms);
     ws.once('open', () => {
       clearTimeout(timer);

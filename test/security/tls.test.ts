@@ -13,24 +13,13 @@ import WebSocket from 'ws';
 
 import { testPki } from '../helpers/pki.js';
 import { startTestServer } from '../helpers/server.js';
-import { closed, nextMessage, until } from '../helpers/ws.js';
+import { closed, nextMessage, openWs, until } from '../helpers/ws.js';
 import { encodeFrame, handshakeRequest, Op, randomKey, scaled } from '../helpers/raw-client.js';
 
 const pki = testPki();
 
 function openWss(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { ca: pki.caPem, ...options });
-    const timer = setTimeout(() => reject(new Error(`open ${url}: timeout`)), scaled(5000));
-    ws.once('open', () => {
-      clearTimeout(timer);
-      resolve(ws);
-    });
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+  return openWs(url, scaled(5000), { ca: pki.caPem, ...options });
 }
 
 async function echoes(ws: WebSocket, data: string | Buffer): Promise<boolean> {
