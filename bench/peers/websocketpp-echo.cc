@@ -56,9 +56,12 @@ int main(int argc, char** argv) {
   server.set_reuse_addr(true);
   server.set_listen_backlog(4096);
   server.set_max_message_size(kMaxMessage);
-  server.set_socket_init_handler([](websocketpp::connection_hdl, boost::asio::ip::tcp::socket& s) {
+  // TCP_NODELAY once the socket is accepted: the socket init handler runs before
+  // async_accept, on a socket not open yet, where setting it fails (silently).
+  server.set_tcp_pre_init_handler([&server](websocketpp::connection_hdl hdl) {
     boost::system::error_code ec;
-    s.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    server.get_con_from_hdl(hdl)->get_socket().lowest_layer().set_option(
+        boost::asio::ip::tcp::no_delay(true), ec);
   });
   server.set_message_handler([&server](websocketpp::connection_hdl hdl, Server::message_ptr msg) {
     websocketpp::lib::error_code ec;
