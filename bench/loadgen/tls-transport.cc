@@ -1,6 +1,7 @@
 #include "tls-transport.h"
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include <cerrno>
 #include <climits>
@@ -119,6 +120,10 @@ void TlsTransport::completed(SSL* ssl) {
   if (handshakes_ > 1) return;
   protocol_ = SSL_get_version(ssl);
   cipher_ = SSL_CIPHER_get_name(SSL_get_current_cipher(ssl));
+  // The key exchange: X25519 by default, the costliest step of a full handshake.
+  int nid = SSL_get_negotiated_group(ssl);
+  const char* group = nid > 0 ? OBJ_nid2sn(nid) : nullptr;
+  group_ = group ? group : "";
   const unsigned char* alpn = nullptr;
   unsigned int alpnLen = 0;
   SSL_get0_alpn_selected(ssl, &alpn, &alpnLen);
@@ -197,9 +202,10 @@ void TlsTransport::release(Conn& c) {
 
 void TlsTransport::printJson(FILE* out) const {
   std::fprintf(out,
-               ",\"tls\":{\"protocol\":\"%s\",\"cipher\":\"%s\",\"alpn\":\"%s\","
+               ",\"tls\":{\"protocol\":\"%s\",\"cipher\":\"%s\",\"group\":\"%s\","
+               "\"alpn\":\"%s\","
                "\"handshakes\":%llu,\"resumed\":%llu,\"resume\":%s}",
-               protocol_.c_str(), cipher_.c_str(), alpn_.c_str(),
+               protocol_.c_str(), cipher_.c_str(), group_.c_str(), alpn_.c_str(),
                static_cast<unsigned long long>(handshakes_),
                static_cast<unsigned long long>(resumed_), resume_ ? "true" : "false");
 }

@@ -49,7 +49,7 @@ class TlsTransport {
   bool readWantsWrite(const Conn& c) const { return sessions_[c.index].readWantsWrite; }
   // Frees the session without a close_notify (the caller resets or closes the socket).
   void release(Conn& c);
-  // ,"tls":{protocol, cipher, alpn, handshakes, resumed, resume} (with the leading comma).
+  // ,"tls":{protocol, cipher, group, alpn, handshakes, resumed, resume} (leading comma).
   void printJson(FILE* out) const;
 
  private:
@@ -72,7 +72,7 @@ class TlsTransport {
   uint64_t resumed_ = 0;
   bool reportedFailure_ = false;
   // From the first completed handshake: what the server negotiated.
-  std::string protocol_, cipher_, alpn_;
+  std::string protocol_, cipher_, group_, alpn_;
 };
 
 }  // namespace loadgen
