@@ -53,7 +53,8 @@ bool TlsTransport::init(const Options& o) {
   // the unsent rest in the caller's queue, which (moving buffer) may be a different
   // allocation when the write is retried.
   long mode = SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
-  // Idle connections should not each keep ~34 KiB of record buffers; busy ones should.
+  // Idle connections should not each keep their record buffers (the 64 KiB read buffer
+  // and a ~17 KiB write one); busy ones should, rather than allocate per read.
   if (o.mode == Mode::kIdle) mode |= SSL_MODE_RELEASE_BUFFERS;
   SSL_CTX_set_mode(ctx_, mode);
   // A peer that drops TCP without close_notify is an EOF, as on the plain path.
@@ -63,6 +64,8 @@ bool TlsTransport::init(const Options& o) {
     SSL_CTX_sess_set_new_cb(ctx_, onNewSession);
     SSL_CTX_set_app_data(ctx_, this);
   } else {
+    // Nothing kept, no TLS 1.2 ticket asked for; TLS 1.3 tickets a server sends anyway
+    // (its cost, as with any client) are read and dropped.
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
     options |= SSL_OP_NO_TICKET;
   }
