@@ -74,7 +74,11 @@ void Client<Mode, Transport>::startConnect(Conn& c) {
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) return fail(c, ErrorKind::kConnect);
   int one = 1;
-  if (Mode::kNoDelay) setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // TLS always, as TLS clients do: the client's Finished and the upgrade request are two
+  // small writes in a row, and Nagle holds the second until the first is acknowledged.
+  if (Mode::kNoDelay || Transport::kTls) {
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   if (!o_.sources.empty()) {
     // Without IP_BIND_ADDRESS_NO_PORT, bind() picks the port before the destination is
     // known, so ports could not be shared between destinations.
