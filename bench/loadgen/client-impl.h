@@ -219,9 +219,8 @@ void Client<Mode, Transport>::onReadable(Conn& c) {
     if (n > 0) {
       now = nowNs();
       if (!consume(c, readBuf_.get(), size_t(n), now)) return;
-      // A short read drained the socket; with EPOLLET, later data raises a new edge.
-      // (Not so for SSL_read, which returns a record at a time: read to EAGAIN.)
-      if (!Transport::kTls && size_t(n) < kReadSize) break;
+      // Drained (plain: a short read): with EPOLLET, later data raises a new edge.
+      if (io_.drained(c, size_t(n), kReadSize)) break;
       continue;
     }
     if (n == 0) return fail(c, ErrorKind::kEof);

@@ -21,8 +21,8 @@
 // How bytes reach the socket is the Transport's (a policy too, chosen once per run:
 // PlainTransport, plain-transport.h, is the syscalls themselves; TlsTransport,
 // tls-transport.h, an OpenSSL session per connection). Its read/write/writev follow
-// read(2)/write(2) conventions; kTls adds a TLS handshake state between TCP connect and
-// the WebSocket request, and reads until EAGAIN (a short SSL_read does not mean drained).
+// read(2)/write(2) conventions, drained() says when a read left the socket empty; kTls
+// adds a TLS handshake state between TCP connect and the WebSocket request.
 #pragma once
 
 #include <netinet/in.h>

@@ -25,6 +25,8 @@ class PlainTransport {
   ssize_t read(Conn& c, void* buf, size_t n) { return ::read(c.fd, buf, n); }
   ssize_t write(Conn& c, const void* p, size_t n) { return ::write(c.fd, p, n); }
   ssize_t writev(Conn& c, const iovec* iov, int n) { return ::writev(c.fd, iov, n); }
+  // A short read drained the socket; with EPOLLET, later data raises a new edge.
+  bool drained(const Conn&, size_t got, size_t asked) const { return got < asked; }
   bool readWantsWrite(const Conn&) const { return false; }
   void release(Conn&) {}
   void printJson(FILE*) const {}

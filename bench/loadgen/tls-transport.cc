@@ -86,6 +86,15 @@ int TlsTransport::onNewSession(SSL* ssl, SSL_SESSION* session) {
   return 1;  // we keep the reference
 }
 
+long TlsTransport::onSocketIo(BIO* bio, int op, const char*, size_t len, int, long, int ret,
+                              size_t* processed) {
+  if (op == (BIO_CB_READ | BIO_CB_RETURN)) {
+    auto* s = reinterpret_cast<Session*>(BIO_get_callback_arg(bio));
+    s->socketDrained = ret <= 0 || *processed < len;
+  }
+  return ret;
+}
+
 int TlsTransport::handshake(Conn& c) {
   Session& s = sessions_[c.index];
   if (s.ssl == nullptr) {
@@ -99,6 +108,10 @@ int TlsTransport::handshake(Conn& c) {
       return -1;
     }
     SSL_set_connect_state(s.ssl);
+    // sessions_ never reallocates after init(), so &s stays valid for the session's life.
+    BIO* rbio = SSL_get_rbio(s.ssl);
+    BIO_set_callback_ex(rbio, onSocketIo);
+    BIO_set_callback_arg(rbio, reinterpret_cast<char*>(&s));
     if (resume_ && latest_ != nullptr) SSL_set_session(s.ssl, latest_);
   }
   errno = 0;

@@ -7,9 +7,9 @@
 //
 // read/write/writev keep the read(2)/write(2) conventions the client loop already handles:
 // > 0 bytes, 0 = end of stream (read), -1 with errno (EAGAIN: wait for readiness, either
-// direction; anything else failed the connection). Unlike a socket, a short SSL_read does
-// not mean the socket is drained (it returns one record at a time), so the caller reads
-// until EAGAIN.
+// direction; anything else failed the connection). A short SSL_read does not mean the
+// socket is drained (it returns one record at a time): drained() says so when OpenSSL's
+// last read(2) came back short and it holds no bytes, so no read ends in EAGAIN.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -45,6 +45,12 @@ class TlsTransport {
   // SSL has no gather write: several iovecs are copied into one buffer, so a batch of
   // frames is still one SSL_write, one record (up to 16 KiB) and one write(2).
   ssize_t writev(Conn& c, const iovec* iov, int n);
+  // Everything the socket had is delivered: OpenSSL's last read(2) was short and it holds
+  // nothing more, whole or partial record.
+  bool drained(const Conn& c, size_t, size_t) const {
+    const Session& s = sessions_[c.index];
+    return s.socketDrained && !SSL_has_pending(s.ssl);
+  }
   // The last read stopped because OpenSSL must write first: retry it on EPOLLOUT.
   bool readWantsWrite(const Conn& c) const { return sessions_[c.index].readWantsWrite; }
   // Frees the session without a close_notify (the caller resets or closes the socket).
@@ -56,9 +62,13 @@ class TlsTransport {
   struct Session {
     SSL* ssl = nullptr;
     bool readWantsWrite = false;
+    bool socketDrained = false;  // OpenSSL's last read(2) got less than it asked for
   };
 
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
+  // The read BIO's callback: notes socketDrained after every read(2) OpenSSL makes.
+  static long onSocketIo(BIO* bio, int op, const char* buf, size_t len, int argi, long argl,
+                         int ret, size_t* processed);
   void completed(SSL* ssl);
   // Maps a failed SSL_read/SSL_write to -1 and errno; EAGAIN for WANT_READ/WANT_WRITE.
   ssize_t failed(Session& s, int ret, bool reading);
