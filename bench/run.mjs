@@ -678,6 +678,16 @@ function report(results) {
     }
     lines.push(table(rows));
     const notes = new Set(peers.map((p) => results[p.name]?.[scenario.name]?.note).filter(Boolean));
+    // The load generator has one core: near all of it, the rate is (also) its limit.
+    const clientBound = peers.filter(
+      (p) => (results[p.name]?.[scenario.name]?.client_cpu_pct ?? 0) >= 90,
+    );
+    if (clientBound.length) {
+      notes.add(
+        `load generator at >= 90% of its core with ${clientBound.map((p) => p.name).join(', ')}: ` +
+          'that rate may be its limit; the server CPU per message (or handshake) compares fairer',
+      );
+    }
     for (const p of peers.filter((x) => x.tls)) {
       const t = results[p.name]?.[scenario.name]?.tls;
       if (t?.protocol) {
