@@ -7,13 +7,16 @@
  *   npm run bench -- --peers lapps,tcp only these peers
  *   npm run bench -- --scenarios closed-100x32,pipelined-100x32x16
  *   npm run bench -- --callgrind       also count instructions per echoed message
+ *   npm run bench -- --peers lapps-tls,websocketpp-tls   wss: the same scenarios over TLS
  *
  * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
- * scenario gets a fresh server process so its peak RSS is its own. Results go to
+ * scenario gets a fresh server process so its peak RSS is its own. TLS peers (-tls) serve
+ * wss:// with a self-signed localhost certificate made at start (`lapps cert dev`) and are
+ * driven with `lapps-loadgen --tls` (a full handshake per connection). Results go to
  * bench/results/<date>.json and an SVG chart beside it (both git-ignored).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,6 +138,40 @@ function cEchoConfig() {
   return file;
 }
 
+let tlsFiles;
+/**
+ * The certificate TLS peers serve: `lapps cert dev` (EC P-256, self-signed, localhost) into
+ * a temporary directory, made once per run and removed when the run ends.
+ */
+function devCertificate() {
+  if (tlsFiles) return tlsFiles;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lapps-bench-tls-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  run(process.execPath, [path.join(root, 'bin', 'lapps.js'), 'cert', 'dev', '--out', dir], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  tlsFiles = { dir, cert: path.join(dir, 'localhost.crt'), key: path.join(dir, 'localhost.key') };
+  return tlsFiles;
+}
+
+/** The bundled Lua echo at /echo on a wss:// listener: the default config plus `tls`. */
+function tlsEchoConfig() {
+  const { dir, cert, key } = devCertificate();
+  const file = path.join(dir, 'lapps-tls-echo.json');
+  const config = {
+    listeners: [{ host: '127.0.0.1', port: 5443, tls: { cert, key } }],
+    services: [
+      {
+        name: 'echo',
+        request_target: '/echo',
+        source: path.join(root, 'services', 'echo', 'echo.lua'),
+      },
+    ],
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
 /** `lapps start` on one worker, on `port`, with extra arguments (a config file). */
 const lappsStart = (port, ...args) => [
   process.execPath,
@@ -147,9 +184,19 @@ const lappsStart = (port, ...args) => [
   '1',
 ];
 
-/** Echo servers under test. `ws` paths: the lapps echo and the others answer on /echo. */
+/**
+ * Echo servers under test; all answer on /echo. `tls`: serves wss:// (the load generator
+ * gets --tls, and "vs lapps" compares with lapps-tls).
+ */
 const allPeers = [
   { name: 'lapps', label: 'lapps (Lua echo)', cmd: (port) => lappsStart(port), ready: 'started' },
+  {
+    name: 'lapps-tls',
+    label: 'lapps (Lua echo) wss',
+    cmd: (port) => lappsStart(port, '--config', tlsEchoConfig()),
+    ready: 'started',
+    tls: true,
+  },
   {
     name: 'lapps-c',
     label: 'lapps (C module echo)',
@@ -182,6 +229,16 @@ const allPeers = [
     label: 'websocketpp',
     cmd: (port) => [bin('peers/websocketpp-echo'), String(port)],
     ready: 'listening',
+  },
+  {
+    name: 'websocketpp-tls',
+    label: 'websocketpp wss',
+    cmd: (port) => {
+      const { cert, key } = devCertificate();
+      return [bin('peers/websocketpp-tls-echo'), String(port), cert, key];
+    },
+    ready: 'listening',
+    tls: true,
   },
   {
     name: 'beast',
@@ -370,7 +427,10 @@ async function runScenario(peer, scenario) {
   if (peer.raw && scenario.mode) return { skipped: 'no WebSocket handshake (echo ceiling only)' };
   const server = await startPeer(peer);
   try {
-    const base = ['--host', '127.0.0.1', '--port', String(server.port), '--path', '/echo'];
+    const base = [
+      ...['--host', '127.0.0.1', '--port', String(server.port), '--path', '/echo'],
+      ...(peer.tls ? ['--tls'] : []),
+    ];
     if (scenario.mode === 'idle') {
       const before = procStatus(server.pid).rssKb;
       let held;
@@ -405,6 +465,7 @@ async function runScenario(peer, scenario) {
             : undefined,
         opened: result.opened,
         errors: result.errors,
+        tls: result.tls,
         rssKb: rss.rssKb,
         baselineRssKb: before,
         bytesPerConnection: result.opened ? ((rss.rssKb - before) * 1024) / result.opened : null,
@@ -574,7 +635,9 @@ function report(results) {
               ]),
       ],
     ];
-    const lappsRate = results.lapps?.[scenario.name]?.msgs_per_sec;
+    // TLS peers are compared with lapps over TLS, the others with plain lapps.
+    const lappsRate = (peer) =>
+      results[peer.tls ? 'lapps-tls' : 'lapps']?.[scenario.name]?.msgs_per_sec;
     for (const peer of peers) {
       const r = results[peer.name]?.[scenario.name];
       if (!r) continue;
@@ -603,7 +666,7 @@ function report(results) {
         rows.push([
           peer.label,
           fmt(r.msgs_per_sec),
-          lappsRate ? `${fmt(lappsRate / r.msgs_per_sec, 2)}x` : '-',
+          lappsRate(peer) ? `${fmt(lappsRate(peer) / r.msgs_per_sec, 2)}x` : '-',
           fmt(r.latency_us?.p50),
           fmt(r.latency_us?.p99),
           fmt(r.latency_us?.p999),
@@ -615,6 +678,26 @@ function report(results) {
     }
     lines.push(table(rows));
     const notes = new Set(peers.map((p) => results[p.name]?.[scenario.name]?.note).filter(Boolean));
+    // The load generator has one core: near all of it, the rate is (also) its limit.
+    const clientBound = peers.filter(
+      (p) => (results[p.name]?.[scenario.name]?.client_cpu_pct ?? 0) >= 90,
+    );
+    if (clientBound.length) {
+      notes.add(
+        `load generator at >= 90% of its core with ${clientBound.map((p) => p.name).join(', ')}: ` +
+          'that rate may be its limit; the server CPU per message (or handshake) compares fairer',
+      );
+    }
+    for (const p of peers.filter((x) => x.tls)) {
+      const t = results[p.name]?.[scenario.name]?.tls;
+      if (t?.protocol) {
+        const full = t.handshakes - t.resumed;
+        notes.add(
+          `${p.name}: ${t.protocol} ${t.cipher} ${t.group}, ${fmt(full)} full TLS handshakes` +
+            (t.resumed ? `, ${fmt(t.resumed)} resumed` : ''),
+        );
+      }
+    }
     for (const n of notes) lines.push(`note: ${n}`);
     lines.push('');
   }

@@ -1,12 +1,13 @@
-// Member definitions of Client<Mode> (client.h). Include client.h, not this file.
+// Member definitions of Client<Mode, Transport> (client.h). Include client.h, not this file.
 #pragma once
 
 #include "client.h"
 
 namespace loadgen {
 
-template <class Mode>
-bool Client<Mode>::run() {
+template <class Mode, class Transport>
+bool Client<Mode, Transport>::run() {
+  if (!io_.init(o_)) return false;
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   if (ep_ < 0) {
     std::perror("lapps-loadgen: epoll_create1");
@@ -55,8 +56,8 @@ bool Client<Mode>::run() {
   return true;
 }
 
-template <class Mode>
-int Client<Mode>::timeoutMs(uint64_t now) const {
+template <class Mode, class Transport>
+int Client<Mode, Transport>::timeoutMs(uint64_t now) const {
   uint64_t wake = mode_.deadline();
   if (inFlight_ > 0 && nextScanNs_ < wake) wake = nextScanNs_;
   if (wake == ~uint64_t(0)) return -1;
@@ -65,15 +66,19 @@ int Client<Mode>::timeoutMs(uint64_t now) const {
   return ms > 3'600'000 ? 3'600'000 : int(ms);
 }
 
-template <class Mode>
-void Client<Mode>::startConnect(Conn& c) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::startConnect(Conn& c) {
   c.state = ConnState::kConnecting;
   c.startedNs = nowNs();
   ++inFlight_;
   c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c.fd < 0) return fail(c, ErrorKind::kConnect);
   int one = 1;
-  if (Mode::kNoDelay) setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // TLS always, as TLS clients do: the client's Finished and the upgrade request are two
+  // small writes in a row, and Nagle holds the second until the first is acknowledged.
+  if (Mode::kNoDelay || Transport::kTls) {
+    setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   if (!o_.sources.empty()) {
     // Without IP_BIND_ADDRESS_NO_PORT, bind() picks the port before the destination is
     // known, so ports could not be shared between destinations.
@@ -97,25 +102,43 @@ void Client<Mode>::startConnect(Conn& c) {
   }
 }
 
-template <class Mode>
-void Client<Mode>::established(Conn& c) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::established(Conn& c) {
   if (mode_.raw()) return open(c, nowNs());
+  if constexpr (Transport::kTls) {
+    c.state = ConnState::kTlsHandshaking;
+    return tlsHandshake(c);
+  }
+  sendUpgrade(c);
+}
+
+template <class Mode, class Transport>
+void Client<Mode, Transport>::tlsHandshake(Conn& c) {
+  int r = io_.handshake(c);
+  if (r > 0) return sendUpgrade(c);
+  if (r < 0) fail(c, ErrorKind::kTls);
+  // r == 0: the next readiness edge, either direction, continues it.
+}
+
+template <class Mode, class Transport>
+void Client<Mode, Transport>::sendUpgrade(Conn& c) {
   c.state = ConnState::kHandshaking;
   iovec iov[3];
   request_.iov(c.key, iov);
   send(c, iov, 3);
 }
 
-template <class Mode>
-void Client<Mode>::open(Conn& c, uint64_t now) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::open(Conn& c, uint64_t now) {
   c.state = ConnState::kOpen;
   --inFlight_;
   ++open_;
   mode_.onOpen(*this, c, now);
 }
 
-template <class Mode>
-void Client<Mode>::release(Conn& c) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::release(Conn& c) {
+  io_.release(c);
   if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
   c.fd = -1;
   if (c.inFlight()) --inFlight_;
@@ -126,16 +149,16 @@ void Client<Mode>::release(Conn& c) {
   c.pending.sent = 0;
 }
 
-template <class Mode>
-void Client<Mode>::fail(Conn& c, ErrorKind k) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::fail(Conn& c, ErrorKind k) {
   bool wasOpen = c.state == ConnState::kOpen;
   release(c);
   countError(k);
   if (wasOpen) mode_.onLost(c);
 }
 
-template <class Mode>
-void Client<Mode>::close(Conn& c, bool rst) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::close(Conn& c, bool rst) {
   if (rst && c.fd >= 0) {
     linger l{1, 0};
     setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -143,8 +166,8 @@ void Client<Mode>::close(Conn& c, bool rst) {
   release(c);
 }
 
-template <class Mode>
-void Client<Mode>::dispatch(const epoll_event& ev) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::dispatch(const epoll_event& ev) {
   if (ev.data.u64 == kSignalTag) {
     stop_ = true;
     return;
@@ -165,24 +188,39 @@ void Client<Mode>::dispatch(const epoll_event& ev) {
     if (ev.events & (EPOLLERR | EPOLLHUP)) return fail(c, ErrorKind::kConnect);
     if (!(ev.events & EPOLLOUT)) return;
     established(c);
+    // TLS: the ClientHello is out, nothing can have come back yet.
+    if constexpr (Transport::kTls) return;
+  }
+  constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+  if constexpr (Transport::kTls) {
+    // The TLS handshake goes on whichever way the socket became ready. Once it is done
+    // the WebSocket request is out; its 101 will raise an edge of its own.
+    if (c.state == ConnState::kTlsHandshaking) return tlsHandshake(c);
+    // An SSL_write may wait for a read (and an SSL_read for a write): retry both.
+    if (!c.pending.empty() && !flush(c)) return;
+    if (((ev.events & kReadEvents) || ((ev.events & EPOLLOUT) && io_.readWantsWrite(c))) &&
+        (c.state == ConnState::kHandshaking || c.state == ConnState::kOpen)) {
+      onReadable(c);
+    }
+    return;
   }
   if ((ev.events & EPOLLOUT) && !c.pending.empty() && !flush(c)) return;
-  if ((ev.events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+  if ((ev.events & kReadEvents) &&
       (c.state == ConnState::kHandshaking || c.state == ConnState::kOpen)) {
     onReadable(c);
   }
 }
 
-template <class Mode>
-void Client<Mode>::onReadable(Conn& c) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::onReadable(Conn& c) {
   uint64_t now = 0;
   for (;;) {
-    ssize_t n = ::read(c.fd, readBuf_.get(), kReadSize);
+    ssize_t n = io_.read(c, readBuf_.get(), kReadSize);
     if (n > 0) {
       now = nowNs();
       if (!consume(c, readBuf_.get(), size_t(n), now)) return;
-      // A short read drained the socket; with EPOLLET, later data raises a new edge.
-      if (size_t(n) < kReadSize) break;
+      // Drained (plain: a short read): with EPOLLET, later data raises a new edge.
+      if (io_.drained(c, size_t(n), kReadSize)) break;
       continue;
     }
     if (n == 0) return fail(c, ErrorKind::kEof);
@@ -193,8 +231,8 @@ void Client<Mode>::onReadable(Conn& c) {
   if (now != 0 && c.state == ConnState::kOpen) mode_.afterRead(*this, c, now);
 }
 
-template <class Mode>
-bool Client<Mode>::consume(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
+template <class Mode, class Transport>
+bool Client<Mode, Transport>::consume(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
   if (c.state == ConnState::kHandshaking) {
     const char* data = reinterpret_cast<const char*>(p);
     size_t len = n;
@@ -231,8 +269,8 @@ bool Client<Mode>::consume(Conn& c, const uint8_t* p, size_t n, uint64_t now) {
   return c.state != ConnState::kDone;
 }
 
-template <class Mode>
-bool Client<Mode>::send(Conn& c, const iovec* iov, int n) {
+template <class Mode, class Transport>
+bool Client<Mode, Transport>::send(Conn& c, const iovec* iov, int n) {
   if (c.state == ConnState::kDone) return false;
   if (!c.pending.empty()) {
     for (int i = 0; i < n; ++i) c.pending.append(iov[i].iov_base, iov[i].iov_len);
@@ -240,7 +278,7 @@ bool Client<Mode>::send(Conn& c, const iovec* iov, int n) {
   }
   ssize_t w;
   do {
-    w = ::writev(c.fd, iov, n);
+    w = io_.writev(c, iov, n);
   } while (w < 0 && errno == EINTR);
   if (w < 0) {
     if (errno != EAGAIN) {
@@ -261,11 +299,11 @@ bool Client<Mode>::send(Conn& c, const iovec* iov, int n) {
   return true;
 }
 
-template <class Mode>
-bool Client<Mode>::flush(Conn& c) {
+template <class Mode, class Transport>
+bool Client<Mode, Transport>::flush(Conn& c) {
   PendingBytes& q = c.pending;
   while (!q.empty()) {
-    ssize_t w = ::write(c.fd, q.bytes.data() + q.sent, q.bytes.size() - q.sent);
+    ssize_t w = io_.write(c, q.bytes.data() + q.sent, q.bytes.size() - q.sent);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) return true;
@@ -278,8 +316,8 @@ bool Client<Mode>::flush(Conn& c) {
   return true;
 }
 
-template <class Mode>
-void Client<Mode>::pong(Conn& c, const uint8_t* p, size_t n) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::pong(Conn& c, const uint8_t* p, size_t n) {
   uint8_t frame[14 + 125];
   size_t h = writeClientHeader(frame, 0x0A, n, uint32_t(rng_.next() >> 32));
   const uint8_t* mask = frame + h - 4;
@@ -289,8 +327,8 @@ void Client<Mode>::pong(Conn& c, const uint8_t* p, size_t n) {
   send(c, &iov, 1);
 }
 
-template <class Mode>
-void Client<Mode>::scanTimeouts(uint64_t now) {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::scanTimeouts(uint64_t now) {
   nextScanNs_ = now + kScanNs;
   uint64_t limit = secondsToNs(o_.timeout);
   while (low_ < next_ && !conns_[low_].inFlight()) ++low_;
@@ -300,15 +338,15 @@ void Client<Mode>::scanTimeouts(uint64_t now) {
   }
 }
 
-template <class Mode>
-uint64_t Client<Mode>::errors() const {
+template <class Mode, class Transport>
+uint64_t Client<Mode, Transport>::errors() const {
   uint64_t sum = 0;
   for (uint64_t e : errors_) sum += e;
   return sum;
 }
 
-template <class Mode>
-void Client<Mode>::printErrorDetail(FILE* out) const {
+template <class Mode, class Transport>
+void Client<Mode, Transport>::printErrorDetail(FILE* out) const {
   std::fputs("\"error_detail\":{", out);
   for (size_t i = 0; i < size_t(ErrorKind::kCount); ++i) {
     std::fprintf(out, "%s\"%s\":%llu", i ? "," : "", kErrorNames[i],

@@ -3,7 +3,8 @@
 // addresses), does and checks the handshake, reads (one read per readiness unless the
 // buffer came back full), parses server frames, answers pings, drains backpressure, and
 // counts every failure. What to send and what to measure is the Mode's business (a
-// policy, so the per-message path has no indirect calls):
+// policy, so the per-message path has no indirect calls; it takes the Client as `auto&`,
+// so one mode runs over either transport):
 //
 //   static constexpr bool kWatchStdin;  // stop when stdin reaches EOF
 //   static constexpr bool kNoDelay;     // TCP_NODELAY (only worth a syscall when streaming)
@@ -16,6 +17,12 @@
 //   void onAllAttempted(Client&, uint64_t now);    // every connection opened or failed
 //   uint64_t deadline() const;                     // next time done() may change, or ~0
 //   bool done(const Client&, uint64_t now) const;
+//
+// How bytes reach the socket is the Transport's (a policy too, chosen once per run:
+// PlainTransport, plain-transport.h, is the syscalls themselves; TlsTransport,
+// tls-transport.h, an OpenSSL session per connection). Its read/write/writev follow
+// read(2)/write(2) conventions, drained() says when a read left the socket empty; kTls
+// adds a TLS handshake state between TCP connect and the WebSocket request.
 #pragma once
 
 #include <netinet/in.h>
@@ -39,11 +46,12 @@
 #include "frame-pool.h"
 #include "handshake.h"
 #include "options.h"
+#include "plain-transport.h"
 #include "xoshiro.h"
 
 namespace loadgen {
 
-template <class Mode>
+template <class Mode, class Transport = PlainTransport>
 class Client {
  public:
   Client(const Options& o, Mode& mode)
@@ -82,6 +90,8 @@ class Client {
   uint64_t startNs() const { return startNs_; }
   uint32_t openCount() const { return open_; }
   uint64_t pongsSent() const { return pongs_; }
+  // Prints ,"tls":{...} with --tls, nothing without.
+  void printTls(FILE* out) const { io_.printJson(out); }
 
  private:
   static constexpr uint64_t kSignalTag = ~uint64_t(0);
@@ -115,6 +125,8 @@ class Client {
 
   void startConnect(Conn& c);
   void established(Conn& c);
+  void tlsHandshake(Conn& c);
+  void sendUpgrade(Conn& c);
   void open(Conn& c, uint64_t now);
   void fail(Conn& c, ErrorKind k);
   void release(Conn& c);
@@ -128,6 +140,7 @@ class Client {
 
   const Options& o_;
   Mode& mode_;
+  Transport io_;
   HandshakeRequest request_;
   std::vector<Conn> conns_;
   std::unique_ptr<uint8_t[]> readBuf_{new uint8_t[kReadSize]};

@@ -13,7 +13,8 @@
 
 namespace loadgen {
 
-enum class ConnState : uint8_t { kNew, kConnecting, kHandshaking, kOpen, kDone };
+// kTlsHandshaking only with --tls: TCP is up, the TLS handshake is not done yet.
+enum class ConnState : uint8_t { kNew, kConnecting, kTlsHandshaking, kHandshaking, kOpen, kDone };
 
 // Bytes the socket did not take yet. Empty in steady state: it fills only under
 // backpressure and is drained on EPOLLOUT before anything new is written.
@@ -43,7 +44,8 @@ struct Conn {
   FrameReader reader;
 
   bool inFlight() const {
-    return state == ConnState::kConnecting || state == ConnState::kHandshaking;
+    return state == ConnState::kConnecting || state == ConnState::kTlsHandshaking ||
+           state == ConnState::kHandshaking;
   }
 };
 

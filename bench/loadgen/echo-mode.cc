@@ -10,13 +10,13 @@
 #include "client.h"
 #include "histogram.h"
 #include "modes.h"
+#include "tls-transport.h"
 
 namespace loadgen {
 namespace {
 
 class EchoMode {
  public:
-  using Loop = Client<EchoMode>;
   static constexpr bool kNoDelay = true;
   static constexpr bool kWatchStdin = false;
 
@@ -28,12 +28,12 @@ class EchoMode {
 
   bool raw() const { return o_.raw; }
 
-  void onOpen(Loop& cl, Conn& c, uint64_t now) {
+  void onOpen(auto& cl, Conn& c, uint64_t now) {
     slots_[c.index].owed = o_.inflight;
     afterRead(cl, c, now);
   }
 
-  void onMessage(Loop& cl, Conn& c, uint64_t len, uint64_t now) {
+  void onMessage(auto& cl, Conn& c, uint64_t len, uint64_t now) {
     Slot& s = slots_[c.index];
     if (s.count == 0) return cl.countError(ErrorKind::kEcho);  // nothing was in flight
     uint64_t sent = sentNs_[size_t(c.index) * o_.inflight + s.head];
@@ -55,7 +55,7 @@ class EchoMode {
   }
 
   // --raw: the reply is the frame bytes themselves; a message is a whole frame's worth.
-  void onBytes(Loop& cl, Conn& c, size_t n, uint64_t now) {
+  void onBytes(auto& cl, Conn& c, size_t n, uint64_t now) {
     Slot& s = slots_[c.index];
     s.rawBytes += n;
     while (s.rawBytes >= pool_.frameSize()) {
@@ -65,7 +65,7 @@ class EchoMode {
   }
 
   // Sends what the replies of this read earned, in one writev where possible.
-  void afterRead(Loop& cl, Conn& c, uint64_t now) {
+  void afterRead(auto& cl, Conn& c, uint64_t now) {
     Slot& s = slots_[c.index];
     uint64_t* ring = &sentNs_[size_t(c.index) * o_.inflight];
     while (s.owed > 0) {
@@ -84,7 +84,7 @@ class EchoMode {
 
   void onLost(Conn&) {}
 
-  void onAllAttempted(Loop&, uint64_t now) {
+  void onAllAttempted(auto&, uint64_t now) {
     if (o_.count) {
       startNs_ = now;
       endNs_ = kNever - 1;  // open until the count is reached
@@ -95,11 +95,11 @@ class EchoMode {
   }
 
   uint64_t deadline() const { return endNs_; }
-  bool done(const Loop& cl, uint64_t now) const {
+  bool done(const auto& cl, uint64_t now) const {
     return now >= endNs_ || (endNs_ != kNever && cl.openCount() == 0);
   }
 
-  void report(const Loop& cl, uint64_t now) const {
+  void report(const auto& cl, uint64_t now) const {
     // The window is cut short if every connection failed or a signal arrived.
     uint64_t end = now < endNs_ ? now : endNs_;
     double seconds = end > startNs_ && startNs_ != kNever ? double(end - startNs_) / 1e9 : 0;
@@ -123,6 +123,7 @@ class EchoMode {
         static_cast<unsigned long long>(total_), static_cast<unsigned long long>(cl.errors()),
         cl.openCount(), cpuPct);
     cl.printErrorDetail(stdout);
+    cl.printTls(stdout);
     std::printf("}\n");
   }
 
@@ -149,15 +150,20 @@ class EchoMode {
   uint64_t cpuWallStartNs_ = 0;
 };
 
-}  // namespace
-
-int runEcho(const Options& o) {
+template <class Transport>
+int runWith(const Options& o) {
   Xoshiro256 rng;
   auto mode = std::make_unique<EchoMode>(o, rng);
-  Client<EchoMode> client(o, *mode);
+  Client<EchoMode, Transport> client(o, *mode);
   if (!client.run()) return 1;
   mode->report(client, nowNs());
   return 0;
+}
+
+}  // namespace
+
+int runEcho(const Options& o) {
+  return o.tls ? runWith<TlsTransport>(o) : runWith<PlainTransport>(o);
 }
 
 }  // namespace loadgen

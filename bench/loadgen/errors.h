@@ -9,6 +9,7 @@ namespace loadgen {
 enum class ErrorKind : uint8_t {
   kConnect,    // socket()/bind()/connect() failed, e.g. no listener or no free port
   kTimeout,    // connect + handshake did not finish within --timeout
+  kTls,        // --tls: the TLS handshake failed (alert, bad record, dropped during it)
   kHandshake,  // not a 101, wrong Sec-WebSocket-Accept, or an oversized response
   kClosed,     // the server sent a close frame
   kEof,        // the server closed the TCP connection
@@ -19,7 +20,7 @@ enum class ErrorKind : uint8_t {
 };
 
 inline constexpr const char* kErrorNames[] = {
-    "connect", "timeout", "handshake", "closed", "eof", "io", "protocol", "echo",
+    "connect", "timeout", "tls", "handshake", "closed", "eof", "io", "protocol", "echo",
 };
 static_assert(sizeof(kErrorNames) / sizeof(kErrorNames[0]) == size_t(ErrorKind::kCount));
 

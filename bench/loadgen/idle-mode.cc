@@ -11,27 +11,27 @@
 
 #include "client.h"
 #include "modes.h"
+#include "tls-transport.h"
 
 namespace loadgen {
 namespace {
 
 class IdleMode {
  public:
-  using Loop = Client<IdleMode>;
   static constexpr bool kNoDelay = false;
   static constexpr bool kWatchStdin = true;
 
   explicit IdleMode(const Options& o) : o_(o) {}
 
   bool raw() const { return false; }
-  void onOpen(Loop&, Conn&, uint64_t) { ++opened_; }
-  void onMessage(Loop&, Conn&, uint64_t, uint64_t) { ++messages_; }
-  void onBytes(Loop&, Conn&, size_t, uint64_t) {}
-  void afterRead(Loop&, Conn&, uint64_t) {}
+  void onOpen(auto&, Conn&, uint64_t) { ++opened_; }
+  void onMessage(auto&, Conn&, uint64_t, uint64_t) { ++messages_; }
+  void onBytes(auto&, Conn&, size_t, uint64_t) {}
+  void afterRead(auto&, Conn&, uint64_t) {}
   void onLost(Conn&) {
     if (readyNs_ != kNever) ++lostWhileHeld_;
   }
-  void onAllAttempted(Loop& cl, uint64_t now) {
+  void onAllAttempted(auto& cl, uint64_t now) {
     readyNs_ = now;
     openSeconds_ = double(now - cl.startNs()) / 1e9;
     if (o_.hold > 0) holdEndNs_ = now + secondsToNs(o_.hold);
@@ -40,9 +40,9 @@ class IdleMode {
     std::fflush(stdout);
   }
   uint64_t deadline() const { return holdEndNs_; }
-  bool done(const Loop&, uint64_t now) const { return now >= holdEndNs_; }
+  bool done(const auto&, uint64_t now) const { return now >= holdEndNs_; }
 
-  void report(const Loop& cl, uint64_t now) const {
+  void report(const auto& cl, uint64_t now) const {
     double held = readyNs_ != kNever && now > readyNs_ ? double(now - readyNs_) / 1e9 : 0;
     std::printf(
         "{\"mode\":\"idle\",\"opened\":%llu,\"errors\":%llu,\"seconds_to_open\":%.3f,"
@@ -53,6 +53,7 @@ class IdleMode {
         static_cast<unsigned long long>(cl.pongsSent()), static_cast<unsigned long long>(messages_),
         fdLimit());
     cl.printErrorDetail(stdout);
+    cl.printTls(stdout);
     std::printf("}\n");
   }
 
@@ -75,16 +76,21 @@ class IdleMode {
   double openSeconds_ = 0;
 };
 
-}  // namespace
-
-int runIdle(const Options& o) {
+template <class Transport>
+int runWith(const Options& o) {
   auto mode = std::make_unique<IdleMode>(o);
-  Client<IdleMode> client(o, *mode);
+  Client<IdleMode, Transport> client(o, *mode);
   if (!client.run()) return 1;
   mode->report(client, nowNs());
   std::fflush(stdout);
   client.closeAll(true);
   return 0;
+}
+
+}  // namespace
+
+int runIdle(const Options& o) {
+  return o.tls ? runWith<TlsTransport>(o) : runWith<PlainTransport>(o);
 }
 
 }  // namespace loadgen

@@ -12,11 +12,13 @@ namespace loadgen {
 
 const char* const kUsage =
     "usage: lapps-loadgen --mode echo|ramp|idle [--host 127.0.0.1] --port P [--path /echo]\n"
-    "         [--concurrency C] [--sources A,B,...] [--timeout SEC]\n"
+    "         [--concurrency C] [--sources A,B,...] [--timeout SEC] [--tls [--tls-resume]]\n"
     "  echo: --connections N --size S [--inflight K] [--text] [--duration SEC]\n"
     "        [--warmup SEC] [--raw] [--count M]\n"
     "  ramp: --connections N [--concurrency C]   (default C: 100)\n"
     "  idle: --connections N [--sources A,B,...] [--hold SEC]   (default C: 500)\n"
+    "--tls: wss, TLS 1.2+ with SNI localhost and ALPN http/1.1, certificate not verified,\n"
+    "       a full handshake per connection unless --tls-resume (not with --raw).\n"
     "Prints one JSON object on stdout at the end; idle also prints\n"
     "{\"event\":\"ready\",\"opened\":N} once all connections are open, then holds them until\n"
     "--hold expires, stdin reaches EOF, or SIGTERM/SIGINT.\n";
@@ -68,7 +70,7 @@ constexpr Flag kFlags[] = {
     {"--sources", 7, true},  {"--timeout", 7, true},     {"--size", 1, true},
     {"--inflight", 1, true}, {"--text", 1, false},       {"--raw", 1, false},
     {"--duration", 1, true}, {"--warmup", 1, true},      {"--hold", 4, true},
-    {"--count", 1, true},
+    {"--count", 1, true},    {"--tls", 7, false},        {"--tls-resume", 7, false},
 };
 
 }  // namespace
@@ -143,6 +145,10 @@ std::string parseOptions(int argc, char** argv, Options* o) {
       ok = parseUint(v, uint64_t(1) << 40, &o->count) && o->count > 0;
     } else if (arg == "--hold") {
       ok = parseSeconds(v, &o->hold);
+    } else if (arg == "--tls") {
+      o->tls = true;
+    } else if (arg == "--tls-resume") {
+      o->tlsResume = true;
     }
     if (!ok) return "bad value for " + std::string(arg) + ": " + v;
   }
@@ -154,6 +160,9 @@ std::string parseOptions(int argc, char** argv, Options* o) {
     if (!(f->modes & modeBit)) return std::string(f->name) + " does not apply to this mode";
   }
   if (o->mode == Mode::kEcho && !haveSize) return "--size is required in echo mode";
+  if (o->tlsResume && !o->tls) return "--tls-resume needs --tls";
+  // --raw drives the raw TCP echo, which has no TLS listener.
+  if (o->raw && o->tls) return "--raw and --tls do not combine";
   if (o->concurrency == 0) o->concurrency = o->mode == Mode::kRamp ? 100 : 500;
   o->server.sin_family = AF_INET;
   o->server.sin_port = htons(uint16_t(o->port));

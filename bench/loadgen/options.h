@@ -22,6 +22,8 @@ struct Options {
   uint32_t concurrency = 0;      // connects + handshakes in flight; 0 = mode default
   std::vector<in_addr> sources;  // local addresses, round-robin; empty = kernel's choice
   double timeout = 10;           // seconds for connect + handshake of one connection
+  bool tls = false;              // wss: TLS under the WebSocket (tls-transport.h)
+  bool tlsResume = false;        // offer the last session: resumed, not full, handshakes
   // echo
   uint32_t size = 0;
   uint32_t inflight = 1;

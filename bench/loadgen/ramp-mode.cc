@@ -2,42 +2,43 @@
 // reset (SO_LINGER 0, so a RST, not a FIN) as soon as its 101 is verified. The RST keeps
 // TIME_WAIT off both sides, so repeated runs do not eat the ephemeral ports, and the
 // server's cost is the handshake plus the teardown of a reset socket. The rate is
-// handshakes over the time from the first connect() to the last verified 101.
+// handshakes over the time from the first connect() to the last verified 101; with --tls
+// each handshake is TCP + a full TLS handshake (unless --tls-resume) + the upgrade.
 #include <cstdio>
 #include <memory>
 
 #include "client.h"
 #include "histogram.h"
 #include "modes.h"
+#include "tls-transport.h"
 
 namespace loadgen {
 namespace {
 
 class RampMode {
  public:
-  using Loop = Client<RampMode>;
   static constexpr bool kNoDelay = false;
   static constexpr bool kWatchStdin = false;
 
   bool raw() const { return false; }
-  void onOpen(Loop& cl, Conn& c, uint64_t now) {
+  void onOpen(auto& cl, Conn& c, uint64_t now) {
     ++handshakes_;
     latency_.record(now - c.startedNs);
     lastNs_ = now;
     cl.close(c, true);
   }
-  void onMessage(Loop&, Conn&, uint64_t, uint64_t) {}
-  void onBytes(Loop&, Conn&, size_t, uint64_t) {}
-  void afterRead(Loop&, Conn&, uint64_t) {}
+  void onMessage(auto&, Conn&, uint64_t, uint64_t) {}
+  void onBytes(auto&, Conn&, size_t, uint64_t) {}
+  void afterRead(auto&, Conn&, uint64_t) {}
   void onLost(Conn&) {}
-  void onAllAttempted(Loop&, uint64_t now) {
+  void onAllAttempted(auto&, uint64_t now) {
     doneNs_ = now;
     finished_ = true;
   }
   uint64_t deadline() const { return ~uint64_t(0); }
-  bool done(const Loop&, uint64_t) const { return finished_; }
+  bool done(const auto&, uint64_t) const { return finished_; }
 
-  void report(const Loop& cl, uint64_t now) const {
+  void report(const auto& cl, uint64_t now) const {
     uint64_t end = handshakes_ ? lastNs_ : (finished_ ? doneNs_ : now);
     double seconds = end > cl.startNs() ? double(end - cl.startNs()) / 1e9 : 0;
     // Share of one core used over the whole run: on loopback the client's connect() and
@@ -52,6 +53,7 @@ class RampMode {
     latency_.printJsonUs(stdout);
     std::fputc(',', stdout);
     cl.printErrorDetail(stdout);
+    cl.printTls(stdout);
     std::printf("}\n");
   }
 
@@ -63,14 +65,19 @@ class RampMode {
   bool finished_ = false;
 };
 
-}  // namespace
-
-int runRamp(const Options& o) {
+template <class Transport>
+int runWith(const Options& o) {
   auto mode = std::make_unique<RampMode>();
-  Client<RampMode> client(o, *mode);
+  Client<RampMode, Transport> client(o, *mode);
   if (!client.run()) return 1;
   mode->report(client, nowNs());
   return 0;
+}
+
+}  // namespace
+
+int runRamp(const Options& o) {
+  return o.tls ? runWith<TlsTransport>(o) : runWith<PlainTransport>(o);
 }
 
 }  // namespace loadgen

@@ -1,9 +1,15 @@
-// websocketpp echo server (Debian libwebsocketpp-dev 0.8.2, Boost.Asio transport, no TLS):
-// a benchmark peer. Echoes every message with its own opcode, on one thread. Logging is
+// websocketpp echo server (Debian libwebsocketpp-dev 0.8.2, Boost.Asio transport): a
+// benchmark peer. Echoes every message with its own opcode, on one thread. Logging is
 // switched off entirely so no access/error log call sits on the data path; otherwise the
 // library's defaults apply (read buffer, no permessage-deflate in config::asio).
 //
+// Built twice: websocketpp-echo (config::asio, plain) and, with LAPPS_PEER_TLS=1,
+// websocketpp-tls-echo (config::asio_tls: asio::ssl over the system OpenSSL). The TLS
+// context is built once and shared by every connection; the library's TLS example builds
+// one per connection, which would put reading the key files into every handshake.
+//
 // Usage: websocketpp-echo [port]   (port from argv[1], else $PORT, else 0 = any free port)
+//        websocketpp-tls-echo port cert.pem key.pem
 // Prints "listening <port>" once accepting; exits 0 on SIGTERM / SIGINT.
 #include <sys/resource.h>
 
@@ -14,12 +20,24 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <memory>
+#if LAPPS_PEER_TLS
+#include <boost/asio/ssl/context.hpp>
+#include <websocketpp/config/asio.hpp>
+#else
 #include <websocketpp/config/asio_no_tls.hpp>
+#endif
 #include <websocketpp/server.hpp>
 
 namespace {
 
+#if LAPPS_PEER_TLS
+using Server = websocketpp::server<websocketpp::config::asio_tls>;
+constexpr const char* kName = "websocketpp-tls-echo";
+#else
 using Server = websocketpp::server<websocketpp::config::asio>;
+constexpr const char* kName = "websocketpp-echo";
+#endif
 
 constexpr size_t kMaxMessage = 64 * 1024 * 1024;
 
@@ -29,7 +47,7 @@ int parsePort(int argc, char** argv) {
   char* end = nullptr;
   const long v = std::strtol(s, &end, 10);
   if (*end != '\0' || v < 0 || v > 65535) {
-    std::fprintf(stderr, "websocketpp-echo: bad port '%s'\n", s);
+    std::fprintf(stderr, "%s: bad port '%s'\n", kName, s);
     std::exit(2);
   }
   return static_cast<int>(v);
@@ -56,10 +74,31 @@ int main(int argc, char** argv) {
   server.set_reuse_addr(true);
   server.set_listen_backlog(4096);
   server.set_max_message_size(kMaxMessage);
-  server.set_socket_init_handler([](websocketpp::connection_hdl, boost::asio::ip::tcp::socket& s) {
+  // TCP_NODELAY once the socket is accepted: the socket init handler runs before
+  // async_accept, on a socket not open yet, where setting it fails (silently).
+  server.set_tcp_pre_init_handler([&server](websocketpp::connection_hdl hdl) {
     boost::system::error_code ec;
-    s.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+    server.get_con_from_hdl(hdl)->get_socket().lowest_layer().set_option(
+        boost::asio::ip::tcp::no_delay(true), ec);
   });
+#if LAPPS_PEER_TLS
+  if (argc < 4) {
+    std::fprintf(stderr, "usage: %s port cert.pem key.pem\n", kName);
+    return 2;
+  }
+  auto tls = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
+  try {
+    tls->set_options(boost::asio::ssl::context::default_workarounds |
+                     boost::asio::ssl::context::no_sslv2 | boost::asio::ssl::context::no_sslv3 |
+                     boost::asio::ssl::context::no_tlsv1 | boost::asio::ssl::context::no_tlsv1_1);
+    tls->use_certificate_chain_file(argv[2]);
+    tls->use_private_key_file(argv[3], boost::asio::ssl::context::pem);
+  } catch (const boost::system::system_error& e) {
+    std::fprintf(stderr, "%s: TLS setup: %s\n", kName, e.what());
+    return 1;
+  }
+  server.set_tls_init_handler([tls](websocketpp::connection_hdl) { return tls; });
+#endif
   server.set_message_handler([&server](websocketpp::connection_hdl hdl, Server::message_ptr msg) {
     websocketpp::lib::error_code ec;
     server.send(hdl, msg->get_payload(), msg->get_opcode(), ec);  // a dead peer is not an error
@@ -78,12 +117,12 @@ int main(int argc, char** argv) {
   websocketpp::lib::error_code ec;
   server.listen(ep, ec);
   if (ec) {
-    std::fprintf(stderr, "websocketpp-echo: listen: %s\n", ec.message().c_str());
+    std::fprintf(stderr, "%s: listen: %s\n", kName, ec.message().c_str());
     return 1;
   }
   server.start_accept(ec);
   if (ec) {
-    std::fprintf(stderr, "websocketpp-echo: accept: %s\n", ec.message().c_str());
+    std::fprintf(stderr, "%s: accept: %s\n", kName, ec.message().c_str());
     return 1;
   }
   boost::system::error_code aec;
