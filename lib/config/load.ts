@@ -370,6 +370,15 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
       }
       const standalone = s.standalone === true;
       issues.push(...aclIssues(s.acl, `/services/${i}/acl`));
+      if (Array.isArray(s.origins)) {
+        s.origins.forEach((o: unknown, j) => {
+          // The pattern allows 5 digits; the range is checked here.
+          const port = typeof o === 'string' ? /:([0-9]+)$/.exec(o)?.[1] : undefined;
+          if (port !== undefined && (+port < 1 || +port > 65535)) {
+            issues.push({ path: `/services/${i}/origins/${j}`, message: 'port must be 1-65535' });
+          }
+        });
+      }
       if (standalone && (s.acl !== undefined || s.origins !== undefined)) {
         issues.push({
           path: `/services/${i}/${s.acl !== undefined ? 'acl' : 'origins'}`,

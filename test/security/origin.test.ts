@@ -73,4 +73,14 @@ t.test('origins: a bad entry is a config error naming it', async (t) => {
     }),
     /services\/0\/origins\/0/,
   );
+  // The pattern lets any 5 digits through; the port range is checked (found by the config
+  // fuzz target's cross-check with the native compiler).
+  await t.rejects(
+    startTestServer({
+      services: [
+        { name: 'x', request_target: '/x', source: echoSource, origins: ['http://a:99999'] },
+      ],
+    }),
+    /services\/0\/origins\/0: port must be 1-65535/,
+  );
 });

@@ -47,7 +47,11 @@ import {
   REQUEST_TARGET_PATTERN,
   SERVICE_NAME_PATTERN,
 } from '../../../dist/lib/config/schema.js';
-import { startedServices, toNativeSettings } from '../../../dist/lib/native.js';
+import { loadNative, startedServices, toNativeSettings } from '../../../dist/lib/native.js';
+
+// The addon's policy compiler (ACLs, origins, TLS contexts) checks what the TypeScript
+// side accepted: built addon only (npm test builds it; LAPPS_ADDON picks the ASan one).
+const native = loadNative();
 
 /** Service names with files in the temporary trees (the names the seeds use). */
 const SERVICE_NAMES = [
@@ -274,7 +278,9 @@ function checkConfig(config) {
     started.add(s.name);
   }
 
-  checkNativeSettings(config, toNativeSettings(config));
+  const settings = toNativeSettings(config);
+  checkNativeSettings(config, settings);
+  checkNativePolicy(settings);
 }
 
 /** A normalised ACL: both lists of valid, unique addresses or blocks, no entry in both. */
@@ -319,6 +325,25 @@ function checkTls(t, at) {
   for (const k of ['ciphers', 'ciphersuites']) {
     if (t[k] !== undefined) check(cString(t[k]) && t[k] !== '', `${at}.${k} ${show(t[k])}`);
   }
+}
+
+/**
+ * The native compiler on the policy the config produced. It may refuse two things the
+ * TypeScript checks leave to it: one block in allow and deny written differently
+ * ("10.0.0.1/8" and "10.0.0.0/8"), and certificate files that are not certificates (the
+ * fuzz tree's are empty). Any other refusal means the two sides disagree about a config;
+ * a crash is a crash.
+ */
+function checkNativePolicy(n) {
+  const error = native.checkPolicy(
+    n.policy,
+    n.services.map((s) => s.name),
+  );
+  if (error === null) return;
+  check(typeof error === 'string' && error !== '', `checkPolicy returned ${show(error)}`);
+  const conflict = /^(service \w+: )?acl: entry \d+ \(.*\): same block as entry \d+/.test(error);
+  const certificate = /^listener \d+ \(tls\): /.test(error);
+  check(conflict || certificate, `native policy refused what the config accepted: ${error}`);
 }
 
 const u32 = (v) => Number.isInteger(v) && v >= 0 && v <= U32_MAX;

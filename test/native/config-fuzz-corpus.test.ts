@@ -1,7 +1,9 @@
 /**
  * Replays the corpus of the "config" fuzz target (test/fuzz/corpus/config: seeds, and inputs
  * that once were findings) through test/fuzz/js/config.mjs, as `npm run fuzz` runs it but
- * without libFuzzer or clang. A finding fails with its file and stack.
+ * without libFuzzer or clang. A finding fails with its file and stack. Under test/native so
+ * the sanitizer pass replays it too: the target feeds every config to the addon's policy
+ * compiler (ACLs, origins, TLS contexts), which then runs with ASan and UBSan.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
