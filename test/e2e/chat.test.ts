@@ -11,6 +11,7 @@ import { chromium, type Page } from 'playwright-core';
 import { normalizeConfig } from '../../lib/config/load.js';
 import { startServer } from '../../lib/server.js';
 import { createLogger } from '../../lib/log.js';
+import { startStaticServer } from '../../lib/static.js';
 import { repoRoot } from '../helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -83,4 +84,23 @@ t.test('two browser pages chat through lapps', async (t) => {
     document.getElementById('log')!.textContent!.includes('bob left'),
   );
   t.pass('leaving is announced when a page goes away');
+
+  // The same page served from another origin (another port: another site to a browser)
+  // is refused by the Origin check: cross-site WebSocket hijacking (docs/security.md).
+  const foreign = await startStaticServer({
+    dir: path.join(chatDir, 'public'),
+    host: '127.0.0.1',
+    port: 0,
+  });
+  t.teardown(() => foreign.close());
+  const refusedBefore = server.counters().origin_refused;
+  const mallory = await browser.newPage();
+  await mallory.goto(`${foreign.url}?ws=${encodeURIComponent(wsUrl)}&room=e2e&nick=mallory`);
+  const deadline = Date.now() + 10_000;
+  while (server.counters().origin_refused === refusedBefore && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.ok(server.counters().origin_refused > refusedBefore, "the foreign page's handshake got 403");
+  t.not(await mallory.textContent('#state'), 'open', 'and it never connected');
+  t.notOk((await alice.textContent('#log'))!.includes('mallory'), 'nothing reached the room');
 });
