@@ -349,11 +349,7 @@ void Worker::finishAndDrain(Connection& c) {
 
 void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
   FrameSink sink{*this, c};
-  const Settings& s = server_.settings();
-  ParserLimits limits{c.service->settings.maxMessageSize,
-                      s.maxFrameSize ? s.maxFrameSize : UINT64_MAX,
-                      s.maxFragments ? s.maxFragments : UINT32_MAX};
-  parseFrames(c.parser, limits, data, len, sink);
+  parseFrames(c.parser, c.service->limits, data, len, sink);
   dispatchBatch(c);
 }
 

@@ -60,6 +60,9 @@ bool Server::loadServices(std::string& error) {
     if (!s.started) continue;  // auto_start false and nobody depends on it
     auto rt = std::make_unique<ServiceRuntime>();
     rt->settings = s;
+    rt->limits =
+        ParserLimits{s.maxMessageSize, settings_.maxFrameSize ? settings_.maxFrameSize : UINT64_MAX,
+                     settings_.maxFragments ? settings_.maxFragments : UINT32_MAX};
     rt->localInstances.resize(w);
     for (uint32_t i = 0; i < s.instances; ++i) {
       if (s.standalone) {

@@ -17,6 +17,7 @@
 #include "core/policy.h"
 #include "core/settings.h"
 #include "core/stats.h"
+#include "protocol/frame-parser.h"
 #include "runtime/lua-guard.h"
 #include "runtime/message-queue.h"
 #include "security/conn-limiter.h"
@@ -32,6 +33,7 @@ enum class SendStatus : uint8_t;
 // A service at run time: its settings, its instances and where they live.
 struct ServiceRuntime {
   ServiceSettings settings;
+  ParserLimits limits{0};  // this service's message limit and the server's frame limits
   std::vector<std::unique_ptr<ServiceInstance>> instances;
   std::vector<uint32_t> instanceWorker;              // instance index -> worker index
   std::vector<std::vector<int32_t>> localInstances;  // worker index -> its instances
