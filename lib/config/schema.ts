@@ -138,6 +138,17 @@ function aclSchema(where: string): object {
   };
 }
 
+/** A non-empty string handed to the OS or OpenSSL as a C string (a path, a cipher list). */
+function cString(description: string): object {
+  return {
+    type: 'string',
+    minLength: 1,
+    pattern: NO_NUL_PATTERN,
+    [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
+    description,
+  };
+}
+
 function integer(description: string, minimum: number, maximum: number, def?: number): object {
   return def === undefined
     ? { type: 'integer', minimum, maximum, description }
@@ -183,20 +194,8 @@ export function buildConfigSchema(): Record<string, unknown> {
               additionalProperties: false,
               description: 'Serve wss:// on this listener (see docs/config.md).',
               properties: {
-                cert: {
-                  type: 'string',
-                  minLength: 1,
-                  pattern: NO_NUL_PATTERN,
-                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                  description: 'PEM certificate chain (leaf first) of the default certificate.',
-                },
-                key: {
-                  type: 'string',
-                  minLength: 1,
-                  pattern: NO_NUL_PATTERN,
-                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                  description: 'PEM private key of cert.',
-                },
+                cert: cString('PEM certificate chain (leaf first) of the default certificate.'),
+                key: cString('PEM private key of cert.'),
                 certificates: {
                   type: 'array',
                   default: [],
@@ -206,18 +205,8 @@ export function buildConfigSchema(): Record<string, unknown> {
                     additionalProperties: false,
                     required: ['cert', 'key'],
                     properties: {
-                      cert: {
-                        type: 'string',
-                        minLength: 1,
-                        pattern: NO_NUL_PATTERN,
-                        [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                      },
-                      key: {
-                        type: 'string',
-                        minLength: 1,
-                        pattern: NO_NUL_PATTERN,
-                        [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                      },
+                      cert: cString('PEM certificate chain (leaf first).'),
+                      key: cString('PEM private key of cert.'),
                       server_names: {
                         type: 'array',
                         default: [],
@@ -232,13 +221,7 @@ export function buildConfigSchema(): Record<string, unknown> {
                     },
                   },
                 },
-                ca: {
-                  type: 'string',
-                  minLength: 1,
-                  pattern: NO_NUL_PATTERN,
-                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                  description: 'PEM CA bundle that client certificates must chain to.',
-                },
+                ca: cString('PEM CA bundle that client certificates must chain to.'),
                 client_cert: {
                   enum: ['none', 'optional', 'require'],
                   default: 'none',
@@ -250,21 +233,10 @@ export function buildConfigSchema(): Record<string, unknown> {
                   default: '1.2',
                   description: 'Oldest TLS version accepted.',
                 },
-                ciphers: {
-                  type: 'string',
-                  minLength: 1,
-                  pattern: NO_NUL_PATTERN,
-                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                  description:
-                    'TLS 1.2 cipher list (OpenSSL syntax); default: ECDHE with AEAD only.',
-                },
-                ciphersuites: {
-                  type: 'string',
-                  minLength: 1,
-                  pattern: NO_NUL_PATTERN,
-                  [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
-                  description: "TLS 1.3 suites (OpenSSL syntax); default: OpenSSL's.",
-                },
+                ciphers: cString(
+                  'TLS 1.2 cipher list (OpenSSL syntax); default: ECDHE with AEAD only.',
+                ),
+                ciphersuites: cString("TLS 1.3 suites (OpenSSL syntax); default: OpenSSL's."),
               },
             },
           },
