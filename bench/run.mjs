@@ -525,7 +525,9 @@ function micro() {
 async function callgrind() {
   const messages = 20000;
   const port = await freePort();
-  const outFile = path.join(root, 'bench', 'results', `callgrind.${Date.now()}.out`);
+  const outDir = path.join(root, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = path.join(outDir, `callgrind.${Date.now()}.out`);
   const child = spawn(
     'valgrind',
     [
