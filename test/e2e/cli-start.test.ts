@@ -3,72 +3,12 @@
  * port, a real WebSocket client, then a graceful stop by SIGTERM. Needs dist/ and the
  * built addon (npm test builds both first).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
 import WebSocket from 'ws';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = path.join(repoRoot, 'bin', 'lapps.js');
-
-/** What startLapps needs of a test. */
-type Ctx = Pick<typeof t, 'teardown'>;
-
-interface Lapps {
-  child: ChildProcess;
-  /** Everything written to stderr so far. */
-  stderr(): string;
-  /** Resolves with the first match of `re` in stderr (waiting for more output if needed). */
-  waitFor(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function startLapps(test: Ctx, args: string[]): Lapps {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  const waiters = new Set<() => void>();
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-    err += chunk;
-    for (const w of waiters) w();
-  });
-  child.stdout!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      for (const w of waiters) w();
-      resolve({ code, signal });
-    }),
-  );
-  test.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  const waitFor = (re: RegExp, ms = 20_000): Promise<RegExpMatchArray> =>
-    new Promise((resolve, reject) => {
-      const check = (): void => {
-        const m = re.exec(err);
-        if (m) {
-          done();
-          resolve(m);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          done();
-          reject(new Error(`lapps exited before ${re} appeared; stderr:\n${err}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`timed out waiting for ${re}; stderr:\n${err}`));
-      }, ms);
-      const done = (): void => {
-        clearTimeout(timer);
-        waiters.delete(check);
-      };
-      waiters.add(check);
-      check();
-    });
-  return { child, stderr: () => err, waitFor, exited };
-}
+import { startLapps } from '../helpers/lapps-cli.js';
 
 t.test('start --port 0: echo answers, SIGTERM closes clients with 1001, exit 0', async (t) => {
   const lapps = startLapps(t, ['start', '--port', '0', '--workers', '2']);
