@@ -141,6 +141,7 @@ export const COUNTERS = [
   'frame_too_big',
   'too_many_fragments',
   'tls_handshakes_failed',
+  'messages_after_close',
 ] as const;
 
 export type CounterName = (typeof COUNTERS)[number];

@@ -41,8 +41,11 @@ struct FrameSink {
 
   __attribute__((noinline)) bool onDataSlow(uint8_t* data, size_t len, bool first, bool last,
                                             bool text) {
-    // After our close frame, data is read (to reach the peer's close) but not delivered.
-    if (c.state != ConnState::Open) return c.state == ConnState::Closing;
+    if (c.state != ConnState::Open) {
+      // After our close frame, data is read (to reach the peer's close) but not delivered.
+      if (last && c.state == ConnState::Closing) w.stats_->add(Counter::MessagesAfterClose);
+      return c.state == ConnState::Closing;
+    }
     if (first) c.message.clear();
     // Room for the rest of this frame at once (its length is known from the header).
     size_t want = c.message.size() + len + size_t(c.parser.remaining);

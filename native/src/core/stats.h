@@ -34,6 +34,7 @@ enum class Counter : uint32_t {
   FrameTooBig,            // max_frame_size: 1009
   TooManyFragments,       // max_fragments: 1008
   TlsHandshakesFailed,    // TLS handshake failed (bad client hello, client certificate, ...)
+  MessagesAfterClose,     // data messages that arrived after our close frame: discarded
   kCount,
 };
 
