@@ -459,11 +459,17 @@ async function start(args: StartArgs): Promise<number> {
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
       stopping = true;
-      logger.info(`stopping (${signal})`);
+      const since = performance.now();
+      // What clients sent before now is handled and answered before they get 1001.
+      const open = server.counters().connections_open;
+      const bound = config.limits.drain_timeout_ms / 1000;
+      logger.info(
+        `stopping (${signal}): draining ${open} connection${open === 1 ? '' : 's'} (up to ${bound} s)`,
+      );
       server.stop().then(
         () => {
           clearInterval(keepAlive);
-          logger.info('stopped');
+          logger.info(`stopped in ${((performance.now() - since) / 1000).toFixed(2)} s`);
           resolve(0);
         },
         (err: unknown) => {

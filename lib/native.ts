@@ -84,6 +84,7 @@ export interface NativeSettings {
   idleTimeoutMs: number;
   pingIntervalMs: number;
   closeTimeoutMs: number;
+  drainTimeoutMs: number;
   outboundHighWaterMark: number;
   autoFragmentSize: number;
   services: NativeService[];
@@ -104,8 +105,9 @@ export interface NativeServer {
   /** Binds every listener on every worker and starts the workers; returns the bound ports. */
   start(): number[];
   /**
-   * Graceful stop: listeners closed, 1001 sent to every client, closes awaited up to the
-   * close timeout, onDisconnect/onShutdown run, workers joined.
+   * Graceful stop: listeners closed, what clients had sent is handled and answered (up to
+   * drainTimeoutMs), then 1001 to every client, closes awaited up to the close timeout,
+   * onDisconnect/onShutdown run, workers joined.
    */
   stop(): Promise<void>;
   /** Counters, read straight from native memory: COUNTERS.length per worker. */
@@ -214,6 +216,7 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
     idleTimeoutMs: l.idle_timeout_ms,
     pingIntervalMs: l.ping_interval_ms,
     closeTimeoutMs: l.close_timeout_ms,
+    drainTimeoutMs: l.drain_timeout_ms,
     outboundHighWaterMark: l.outbound_high_water_mark,
     autoFragmentSize: l.auto_fragment_size,
     maxFrameSize: l.max_frame_size,

@@ -53,6 +53,7 @@ export const DEFAULT_LIMITS = {
   idle_timeout_ms: 120_000,
   ping_interval_ms: 30_000,
   close_timeout_ms: 5_000,
+  drain_timeout_ms: 10_000,
   outbound_high_water_mark: 4 * MiB,
   auto_fragment_size: 0,
 } as const;
@@ -296,6 +297,12 @@ export function buildConfigSchema(): Record<string, unknown> {
             1,
             MAX_TIMEOUT_MS,
             DEFAULT_LIMITS.close_timeout_ms,
+          ),
+          drain_timeout_ms: integer(
+            'On stop: how long handlers in progress get to finish and answer before their connections are closed with 1001 anyway; 0 = do not wait.',
+            0,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.drain_timeout_ms,
           ),
           outbound_high_water_mark: integer(
             'A connection whose queued outbound bytes already exceed this when a new message is queued is closed as a slow consumer.',

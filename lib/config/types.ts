@@ -56,6 +56,11 @@ export interface LimitsConfig {
   ping_interval_ms: number;
   /** After sending a close frame, time to wait for the peer's before dropping TCP. */
   close_timeout_ms: number;
+  /**
+   * On stop (SIGTERM, SIGINT, stop()): how long handlers in progress get to finish and
+   * answer before their connections are closed with 1001 anyway; 0 = do not wait.
+   */
+  drain_timeout_ms: number;
   /** Outbound bytes queued for one connection above which it is closed as a slow consumer. */
   outbound_high_water_mark: number;
   /** Split outbound messages into frames of at most this many payload bytes; 0 = never. */

@@ -111,6 +111,7 @@ Settings readSettings(const Napi::Object& o) {
   s.idleTimeoutMs = u32(o, "idleTimeoutMs");
   s.pingIntervalMs = u32(o, "pingIntervalMs");
   s.closeTimeoutMs = u32(o, "closeTimeoutMs");
+  if (has(o, "drainTimeoutMs")) s.drainTimeoutMs = u32(o, "drainTimeoutMs");
   s.outboundHighWaterMark = u64(o, "outboundHighWaterMark");
   s.autoFragmentSize = u32(o, "autoFragmentSize");
   if (has(o, "maxFrameSize")) s.maxFrameSize = u64(o, "maxFrameSize");

@@ -80,6 +80,7 @@ t.test('defaults are filled for every key', async (t) => {
       idle_timeout_ms: 120000,
       ping_interval_ms: 30000,
       close_timeout_ms: 5000,
+      drain_timeout_ms: 10000,
       outbound_high_water_mark: 4194304,
       auto_fragment_size: 0,
       max_frame_size: 0,

@@ -32,16 +32,28 @@ Server::Server(Settings settings, EventChannel& events)
 }
 
 Server::~Server() {
-  if (stopper_.joinable()) {
-    stopper_.join();
-  } else if (started_) {
-    // Destroyed while running (process teardown): stop the workers and wait for them.
-    for (auto& w : workers_) w->inbox().push(InboxMessage{});
-    for (auto& r : standalone_) r->stop();
-    for (auto& w : workers_) w->join();
-    for (auto& r : standalone_) r->join();
+  if (started_) {
+    // Destroyed while running or draining (process teardown): no more drain time, stop
+    // the workers now (they still send 1001) and wait for them.
+    pushStop(Watchdog::nowMs());
+    if (stopper_.joinable()) {
+      stopper_.join();
+    } else {
+      for (auto& w : workers_) w->join();
+      for (auto& r : standalone_) r->join();
+    }
   }
   watchdog_.reset();
+}
+
+void Server::pushStop(uint64_t deadlineMs) {
+  for (auto& w : workers_) {
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Stop;
+    m.deadlineMs = deadlineMs;
+    w->inbox().push(std::move(m));
+  }
+  for (auto& r : standalone_) r->stop(deadlineMs);
 }
 
 const ServiceRuntime* Server::route(std::string_view target) const {
@@ -251,7 +263,7 @@ std::vector<uint16_t> Server::start(std::string& error) {
   for (auto& w : workers_) w->setPolicy(policy_);
   if (!loadServices(error) || !bindListeners(ports, error)) return {};
   if (!startStandalone(error)) {
-    for (auto& r : standalone_) r->stop();
+    for (auto& r : standalone_) r->stop(Watchdog::nowMs() + settings_.drainTimeoutMs);
     for (auto& r : standalone_) r->join();
     return {};
   }
@@ -295,8 +307,8 @@ void Server::stop(std::function<void()> done) {
     return;
   }
   stopRequested_ = true;
-  for (auto& w : workers_) w->inbox().push(InboxMessage{});  // Kind::Stop
-  for (auto& r : standalone_) r->stop();
+  // One deadline for every worker and standalone service (docs/config.md, "Stopping").
+  pushStop(Watchdog::nowMs() + settings_.drainTimeoutMs);
   stopper_ = std::thread([this, done = std::move(done)] {
     for (auto& w : workers_) w->join();
     for (auto& r : standalone_) r->join();

@@ -48,7 +48,8 @@ class Server {
   // Loads every service, binds every listener on every worker, starts the workers.
   // Returns the bound port of each listener, or an empty vector with `error` set.
   std::vector<uint16_t> start(std::string& error);
-  // Asks every worker to drain; `done` runs on a helper thread once all have exited.
+  // Asks every worker and standalone service to drain and stop, within drainTimeoutMs;
+  // `done` runs on a helper thread once all have exited.
   void stop(std::function<void()> done);
   // Replaces the ACLs, Origin policies and TLS certificates; connections stay up (a TLS
   // connection keeps the certificate it was accepted with). On error nothing changes.
@@ -74,6 +75,9 @@ class Server {
  private:
   bool loadServices(std::string& error);
   bool startStandalone(std::string& error);
+  // Tells every worker and standalone service to stop; their drain ends at deadlineMs
+  // (Watchdog::nowMs clock). A later call may only bring the deadline forward.
+  void pushStop(uint64_t deadlineMs);
   bool bindListeners(std::vector<uint16_t>& ports, std::string& error);
 
   Settings settings_;

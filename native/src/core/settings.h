@@ -80,6 +80,9 @@ struct Settings {
   uint32_t idleTimeoutMs = 0;
   uint32_t pingIntervalMs = 0;
   uint32_t closeTimeoutMs = 5000;
+  // On stop: how long handlers in progress get to finish before their connections are
+  // closed anyway (Worker::beginStop).
+  uint32_t drainTimeoutMs = 10000;
   uint64_t outboundHighWaterMark = 4 << 20;
   uint32_t autoFragmentSize = 0;
   uint64_t maxFrameSize = 0;               // 0 = maxMessageSize

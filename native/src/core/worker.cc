@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@ constexpr size_t kReadBufferSize = 256 * 1024;
 constexpr int kMaxEvents = 256;
 constexpr int kAcceptBurst = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
+// At stop: most queued clients answered 503 per listener (a flood must not delay the stop).
+constexpr int kStopAcceptMax = 4096;
 
 uint64_t monotonicMs() {
   timespec ts;
@@ -144,6 +147,8 @@ void Worker::run() {
 }
 
 void Worker::onListener(size_t index) {
+  // An event of this batch for a listener the stop has closed meanwhile.
+  if (index >= listeners_.size()) return;
   const int fd = listeners_[index];
   const Policy& policy = *policy_;
   static const std::shared_ptr<TlsServerContext> kPlain;
@@ -274,7 +279,7 @@ void Worker::onInbox() {
   for (InboxMessage& m : batch) {
     switch (m.kind) {
       case InboxMessage::Kind::Stop:
-        beginStop();
+        beginStop(m.deadlineMs);
         break;
       case InboxMessage::Kind::Adopt:
         adopt(m);
@@ -303,7 +308,7 @@ void Worker::onInbox() {
 }
 
 void Worker::adopt(InboxMessage& m) {
-  if (stopping_ || !haveSlot()) {
+  if (!haveSlot()) {
     if (m.tls) SSL_free(m.tls);
     if (m.counted) server_.limiter().release(&m.peer.sa);
     ::close(m.fd);
@@ -317,6 +322,11 @@ void Worker::adopt(InboxMessage& m) {
   const Settings& s = server_.settings();
   c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
   c->hs->instance = m.instance;
+  if (stopping_) {
+    // Handed over after this worker began to stop: refused like any new client.
+    rejectHandshake(*c, 503, "server stopping");
+    return;
+  }
   armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
   onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
   // Frames that came with the request may already sit decrypted inside the TLS session,
@@ -326,21 +336,117 @@ void Worker::adopt(InboxMessage& m) {
   }
 }
 
-void Worker::beginStop() {
-  if (stopping_) return;
+void Worker::beginStop(uint64_t deadlineMs) {
+  if (stopping_) {
+    // Asked again, to finish sooner (the process is going away).
+    if (deadlineMs < stopDeadline_) {
+      stopDeadline_ = deadlineMs;
+      if (deadlineMs <= nowMs_) {
+        endDrain();
+      } else {
+        addTimer(deadlineMs - nowMs_, [this] { endDrain(); });
+      }
+    }
+    return;
+  }
   stopping_ = true;
-  for (int l : listeners_) {
+  stopDeadline_ = deadlineMs;
+  // New clients are refused by the kernel from now on (connection refused). Those already
+  // in a listener's accept queue would get a reset from close(): they get 503 instead.
+  const Policy& policy = *policy_;
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    const int l = listeners_[i];
     ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+    const bool tls = i < policy.tls.size() && policy.tls[i] != nullptr;
+    for (int k = 0; k < kStopAcceptMax; ++k) {
+      PeerAddress peer{};
+      socklen_t len = sizeof peer;
+      int cfd = ::accept4(l, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (cfd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        break;
+      }
+      if (policy.acl && !policy.acl->allows(&peer.sa)) {
+        ::close(cfd);  // refused addresses learn nothing, not even that we stop
+        continue;
+      }
+      refuseAtAccept(cfd, 503, "server stopping", tls);
+    }
     ::close(l);
   }
   listeners_.clear();
-  for (Connection* c : slots_) {
+  listenersPaused_ = false;
+  // Index loop: the handlers run by the reads below may close (never add) connections.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Connection* c = slots_[i];
     if (!c) continue;
     if (c->state == ConnState::Handshake) {
-      kill(*c, nullptr);
-    } else if (c->state == ConnState::Open) {
-      beginClose(*c, 1001, "server shutting down");
+      if (c->tls && !SSL_is_init_finished(c->tls)) {
+        kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
+      } else {
+        rejectHandshake(*c, 503, "server stopping");
+      }
+      continue;
     }
+    if (c->state != ConnState::Open) continue;
+    // What the client sent before the stop began is handled; nothing after it is read
+    // until our close frame is out (then it is read and discarded).
+    readBeforeStop(*c);
+    if (c->state != ConnState::Open) continue;
+    if (!c->paused) {
+      c->paused = true;
+      setEpoll(*c, c->epollOut);
+    }
+    closeIfDrained(*c);
+  }
+  if (deadlineMs <= nowMs_) {
+    endDrain();
+  } else {
+    addTimer(deadlineMs - nowMs_, [this] { endDrain(); });
+  }
+}
+
+void Worker::readBeforeStop(Connection& c) {
+  int queued = 0;
+  if (::ioctl(c.fd, FIONREAD, &queued) != 0) queued = 0;
+  if (queued <= 0 && !(c.tls && SSL_has_pending(c.tls))) return;
+  // Each round reads up to the read buffer (plain) or at least one TLS record (a record
+  // carries more than 16 bytes of ciphertext): enough rounds for what is queued now.
+  size_t rounds = size_t(queued) / (c.tls ? 16 : readBuf_.size()) + 2;
+  while (rounds-- > 0) {
+    onReadable(c);
+    if (c.state != ConnState::Open) return;
+    if (c.tls && SSL_has_pending(c.tls)) continue;
+    char byte;
+    if (::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return;
+  }
+}
+
+void Worker::closeIfDrained(Connection& c) {
+  if (c.state == ConnState::Open && !c.held && c.pending.empty()) {
+    beginClose(c, 1001, "server shutting down");
+  }
+}
+
+void Worker::endDrain() {
+  if (drainEnded_) return;
+  drainEnded_ = true;
+  size_t cut = 0;
+  size_t waiting = 0;
+  for (Connection* c : slots_) {
+    if (!c || c->state != ConnState::Open) continue;
+    ++cut;
+    waiting += c->pending.size();
+    // Its suspended handler may still resume later: its sends then find the connection
+    // closing and are dropped.
+    c->held = false;
+    c->pending.clear();
+    beginClose(*c, 1001, "server shutting down");
+  }
+  if (cut) {
+    log(LogLevel::Warn, "drain timeout: closed " + std::to_string(cut) +
+                            " connection(s) whose handlers had not finished (" +
+                            std::to_string(waiting) + " more message(s) were not handled)");
   }
 }
 
@@ -594,6 +700,11 @@ void Worker::deliverPending(Connection& c) {
   }
   if (c.state != ConnState::Open) {
     c.pending.clear();
+    return;
+  }
+  if (stopping_) {
+    // Reading stays off: the connection closes once what it sent has been handled.
+    closeIfDrained(c);
     return;
   }
   if (!c.held && c.paused) {

@@ -48,6 +48,7 @@ struct InboxMessage {
   uint64_t channel = 0;           // Broadcast / Subscribe / Unsubscribe
   SharedBuffer* frame = nullptr;  // Broadcast: one reference, owned by the message
   std::function<void()> task{};   // Task: run on the worker's thread
+  uint64_t deadlineMs = 0;        // Stop: when the drain ends (monotonic ms; 0 = at once)
 };
 
 enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
@@ -161,7 +162,18 @@ class Worker final : public Host {
   void onTimers();
   void armTimer(Connection& c, uint64_t deadline);
   void scheduleActivityTimer(Connection& c);
-  void beginStop();
+  // Graceful stop (docs/config.md, "Stopping"): listeners close, what each connection
+  // had sent by now is read and handled, then reading stops; a connection gets 1001 once
+  // its handlers are done, or at `deadlineMs` whatever they do. Called again with an
+  // earlier deadline (a stop that must end now), it cuts the drain.
+  void beginStop(uint64_t deadlineMs);
+  // Reads what the kernel holds for c at this moment (bounded: a client that keeps
+  // sending cannot extend it), so its complete messages are handled before the close.
+  void readBeforeStop(Connection& c);
+  // While stopping: closes c with 1001 if no handler of it is in progress.
+  void closeIfDrained(Connection& c);
+  // The drain deadline: every connection still open is closed with 1001.
+  void endDrain();
 
   Connection* newConnection(int fd, const PeerAddress& peer);
   void countParseError(ParseError e);
@@ -203,6 +215,7 @@ class Worker final : public Host {
 
   uint64_t nowMs_ = 0;
   bool stopping_ = false;
+  bool drainEnded_ = false;  // endDrain ran: handlers in progress were cut
   uint64_t stopDeadline_ = 0;
   bool listenersPaused_ = false;
   uint64_t resumeListenersAt_ = 0;

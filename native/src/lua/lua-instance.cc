@@ -2,6 +2,7 @@
 
 #include <lua.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -379,12 +380,21 @@ void LuaInstance::armDeadline() {
   memory_.enforce = true;
   deadline_.thread = pthread_self();
   uint32_t t = service_.handlerTimeoutMs;
-  // A standalone run() may compute for as long as it likes until it is asked to stop.
-  if (t && (role_ == Role::Reactive || stopRequested())) {
-    deadline_.deadlineMs.store(Watchdog::nowMs() + t, std::memory_order_relaxed);
-  } else {
-    deadline_.deadlineMs.store(kInLuaNoDeadline, std::memory_order_relaxed);
+  uint64_t limit = kInLuaNoDeadline;
+  if (role_ == Role::Reactive) {
+    if (t) limit = Watchdog::nowMs() + t;
+  } else if (stopRequested()) {
+    // A standalone run() may compute for as long as it likes until it is asked to stop.
+    limit = stopLimit(Watchdog::nowMs());
   }
+  deadline_.deadlineMs.store(limit, std::memory_order_relaxed);
+}
+
+uint64_t LuaInstance::stopLimit(uint64_t now) const {
+  uint64_t limit = kInLuaNoDeadline;
+  if (service_.handlerTimeoutMs) limit = now + service_.handlerTimeoutMs;
+  const uint64_t drain = drainDeadlineMs_.load(std::memory_order_relaxed);
+  return drain ? std::min(limit, drain) : limit;
 }
 
 void LuaInstance::disarmDeadline() {
@@ -524,8 +534,16 @@ void LuaInstance::scheduleRecycle(const std::string& why) {
 }
 
 void LuaInstance::stoppedByWatchdog(const char* where) {
-  log(LogLevel::Error, std::string(where) + ": stopped after running for more than " +
-                           std::to_string(service_.handlerTimeoutMs) + " ms (handler_timeout_ms)");
+  const uint64_t drain = drainDeadlineMs_.load(std::memory_order_relaxed);
+  if (drain && Watchdog::nowMs() >= drain) {
+    log(LogLevel::Error, std::string(where) +
+                             ": still running when the drain timeout ended "
+                             "(limits.drain_timeout_ms): stopped");
+  } else {
+    log(LogLevel::Error, std::string(where) + ": stopped after running for more than " +
+                             std::to_string(service_.handlerTimeoutMs) +
+                             " ms (handler_timeout_ms)");
+  }
   if (Worker* w = worker()) w->failCurrent();
   if (role_ == Role::Standalone) {
     // A standalone service that had to be stopped is over: it ignored must_stop(), or
@@ -672,6 +690,8 @@ void LuaInstance::onDisconnect(uint64_t handle) {
 
 void LuaInstance::onShutdown() {
   requestStop();
+  // The drain is over: onShutdown gets handler_timeout_ms like any entry point.
+  drainDeadlineMs_.store(0, std::memory_order_relaxed);
   if (L_ && entryRefs_[kOnShutdown] != LUA_NOREF) {
     lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnShutdown]);
     call("onShutdown", 0);
@@ -705,12 +725,20 @@ void LuaInstance::startRun() {
   afterResume(o, co, runRef_, 0, err);
 }
 
-void LuaInstance::markStop() {
+void LuaInstance::markStop(uint64_t drainDeadlineMs) {
+  // A second call (process teardown) may only bring the deadline forward.
+  uint64_t drain = drainDeadlineMs_.load(std::memory_order_relaxed);
+  while (
+      (drain == 0 || drainDeadlineMs < drain) &&
+      !drainDeadlineMs_.compare_exchange_weak(drain, drainDeadlineMs, std::memory_order_relaxed)) {
+  }
   stopRequested_ = true;
-  uint64_t cur = kInLuaNoDeadline;
-  if (service_.handlerTimeoutMs) {
-    deadline_.deadlineMs.compare_exchange_strong(cur,
-                                                 Watchdog::nowMs() + service_.handlerTimeoutMs);
+  // Code running now (deadline non-zero) must end by the limit: lower its deadline, never
+  // raise it, and never arm it for a thread that has just left Lua (0).
+  const uint64_t limit = stopLimit(Watchdog::nowMs());
+  uint64_t cur = deadline_.deadlineMs.load(std::memory_order_relaxed);
+  while (cur != 0 && cur > limit &&
+         !deadline_.deadlineMs.compare_exchange_weak(cur, limit, std::memory_order_relaxed)) {
   }
 }
 

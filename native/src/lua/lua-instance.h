@@ -69,8 +69,9 @@ class LuaInstance final : public ServiceInstance {
   // must_stop() becomes true; every suspended coroutine is woken (its wait returns early).
   void requestStop();
   // Any thread: must_stop() becomes true now, even for a run() that never waits; code
-  // running at this moment gets handler_timeout_ms to finish.
-  void markStop();
+  // running at this moment, and every later call until onShutdown, is stopped after
+  // handler_timeout_ms or at drainDeadlineMs (Watchdog::nowMs clock), whichever is first.
+  void markStop(uint64_t drainDeadlineMs);
   bool stopRequested() const { return stopRequested_.load(std::memory_order_relaxed); }
 
   // The loop this instance lives on; set before load().
@@ -145,6 +146,8 @@ class LuaInstance final : public ServiceInstance {
   int guardedResume(lua_State* co, int nargs, bool& stopped);
   int guardedPcall(int nargs, bool& stopped);
   void armDeadline();
+  // When Lua code started at `now` must end once a standalone instance is asked to stop.
+  uint64_t stopLimit(uint64_t now) const;
   void disarmDeadline();
   // After Outcome::Stopped: the state is unusable; report and replace it.
   void stoppedByWatchdog(const char* where);
@@ -199,6 +202,7 @@ class LuaInstance final : public ServiceInstance {
 
   // Standalone.
   std::atomic<bool> stopRequested_{false};
+  std::atomic<uint64_t> drainDeadlineMs_{0};  // markStop's; 0 once onShutdown runs
   bool runDone_ = false;
   bool stopHooksRan_ = false;
   int runRef_ = -1;

@@ -31,7 +31,7 @@ StandaloneRunner::StandaloneRunner(std::unique_ptr<LuaInstance> instance)
 }
 
 StandaloneRunner::~StandaloneRunner() {
-  stop();
+  stop(monotonicMs());
   join();
   // Lua state first: its clients unwatch their sockets from this loop.
   instance_.reset();
@@ -39,15 +39,21 @@ StandaloneRunner::~StandaloneRunner() {
 }
 
 bool StandaloneRunner::start() {
+  started_.store(true, std::memory_order_relaxed);
   thread_ = std::thread([this] { run(); });
   std::unique_lock<std::mutex> lock(mutex_);
   initDone_.wait(lock, [this] { return initState_ != 0; });
   return initState_ == 1;
 }
 
-void StandaloneRunner::stop() {
-  if (!thread_.joinable()) return;
-  instance_->markStop();
+void StandaloneRunner::stop(uint64_t deadlineMs) {
+  // Not thread_.joinable(): another thread (the server's stopper) may be joining it.
+  if (!started_.load(std::memory_order_relaxed)) return;
+  uint64_t cur = stopDeadline_.load(std::memory_order_relaxed);
+  while ((cur == 0 || deadlineMs < cur) &&
+         !stopDeadline_.compare_exchange_weak(cur, deadlineMs, std::memory_order_relaxed)) {
+  }
+  instance_->markStop(deadlineMs);
   post([this] { instance_->requestStop(); });
 }
 
@@ -105,6 +111,15 @@ void StandaloneRunner::run() {
   instance_->startRun();
   while (!instance_->runFinished()) {
     uint64_t next = timers_.next();
+    const uint64_t stopAt = stopDeadline_.load(std::memory_order_relaxed);
+    if (stopAt) {
+      if (nowMs_ >= stopAt) {
+        instance_->log(LogLevel::Warn,
+                       "run() had not returned when the drain timeout ended: stopped without it");
+        break;
+      }
+      next = std::min(next, stopAt);
+    }
     int timeout = -1;
     if (next != UINT64_MAX) {
       timeout = next <= nowMs_ ? 0 : int(std::min<uint64_t>(next - nowMs_, 60000));

@@ -32,8 +32,11 @@ class StandaloneRunner final : public Host {
   LuaInstance& instance() { return *instance_; }
   // Starts the thread and waits until init() has returned; false if it failed.
   bool start();
-  // Asks run() to finish (must_stop() becomes true); does not wait.
-  void stop();
+  // Asks run() to finish (must_stop() becomes true); does not wait. If run() has not
+  // returned by deadlineMs (Watchdog::nowMs clock), it is cut: its Lua code is stopped by
+  // the watchdog, its waits are abandoned, and onShutdown runs. A later call may only
+  // bring the deadline forward.
+  void stop(uint64_t deadlineMs);
   void join();
 
   uint64_t nowMs() const override { return nowMs_; }
@@ -56,7 +59,9 @@ class StandaloneRunner final : public Host {
   std::thread thread_;
   std::mutex mutex_;
   std::condition_variable initDone_;
-  int initState_ = 0;  // 0 running, 1 ok, 2 failed
+  int initState_ = 0;                      // 0 running, 1 ok, 2 failed
+  std::atomic<uint64_t> stopDeadline_{0};  // 0: not stopping
+  std::atomic<bool> started_{false};       // start() ran: stop() has a loop to tell
 };
 
 }  // namespace lapps

@@ -359,6 +359,7 @@ function checkNativeSettings(config, n) {
     'idleTimeoutMs',
     'pingIntervalMs',
     'closeTimeoutMs',
+    'drainTimeoutMs',
     'autoFragmentSize',
     'maxFragments',
     'maxConnections',
