@@ -23,7 +23,10 @@ export interface RunningServer {
   urls: Map<string, string>;
   /** The development static file server's URL (config key `static`), if any. */
   staticUrl?: string;
-  /** Graceful stop: clients get 1001, handlers finish, workers are joined. */
+  /**
+   * Graceful stop: what clients sent so far is handled and answered (up to
+   * limits.drain_timeout_ms), then they get 1001; onShutdown runs, workers are joined.
+   */
   stop(): Promise<void>;
   /**
    * Applies the reloadable part of `next` (ACLs, Origin policies, certificates) while
