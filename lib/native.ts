@@ -91,6 +91,12 @@ export interface NativeSettings {
 
 export type NativeLogLevel = 'error' | 'warn' | 'info' | 'debug';
 
+/** Log levels in native order (LogLevel in native/src/core/event-channel.h). */
+export const NATIVE_LOG_LEVELS: readonly NativeLogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** Log lines the full native log queue dropped since the previous batch, by NATIVE_LOG_LEVELS. */
+export type NativeDropCounts = number[];
+
 /** A control event from the data plane (batched; delivered on the main thread). */
 export interface NativeEvent {
   kind: 'log';
@@ -161,7 +167,10 @@ export interface NativeAddon {
   checkPolicy(policy: NativePolicy, serviceNames: string[]): string | null;
   /** Writes a self-signed localhost certificate and key; throws with the reason. */
   writeDevCertificate(cert: string, key: string, days: number, overwrite: boolean): void;
-  Server: new (settings: NativeSettings, onEvents: (events: NativeEvent[]) => void) => NativeServer;
+  Server: new (
+    settings: NativeSettings,
+    onEvents: (events: NativeEvent[], dropped: NativeDropCounts) => void,
+  ) => NativeServer;
 }
 
 /** The package root: lib/ when run from source, dist/lib/ when compiled. */

@@ -222,7 +222,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
   // Main thread, once per batch of events.
   static void deliver(Napi::Env env, Napi::Function onEvents, ServerWrap* self) {
     if (!env) return;
-    std::vector<Event> events = self->channel_->drain();
+    EventChannel::Batch drained = self->channel_->drain();
+    const std::vector<Event>& events = drained.events;
     if (events.empty()) return;
     Napi::Array batch = Napi::Array::New(env);
     bool stopped = false;
@@ -239,7 +240,14 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
       o.Set("message", e.message);
       batch.Set(n++, o);
     }
-    if (n) onEvents.Call({batch});
+    // Lines the full queue dropped, by level (error, warn, info, debug).
+    Napi::Array dropped = Napi::Array::New(env, drained.dropped.size());
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < drained.dropped.size(); ++i) {
+      dropped.Set(i, Napi::Number::New(env, double(drained.dropped[i])));
+      lost += drained.dropped[i];
+    }
+    if (n || lost) onEvents.Call({batch, dropped});
     if (stopped) self->finishStop(env);
   }
 
