@@ -70,7 +70,8 @@ export interface NativePolicy {
 /** Flat server settings; see LimitsConfig for the meaning of each limit. */
 export interface NativeSettings {
   workers: number;
-  listeners: { host: string; port: number }[];
+  /** ipv6Only: IPV6_V6ONLY on an IPv6 listener (else "::" is dual-stack). */
+  listeners: { host: string; port: number; ipv6Only: boolean }[];
   maxFrameSize: number;
   maxFragments: number;
   maxConnections: number;
@@ -214,7 +215,11 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
   const started = startedServices(config);
   return {
     workers: config.workers,
-    listeners: config.listeners.map((x) => ({ host: x.host, port: x.port })),
+    listeners: config.listeners.map((x) => ({
+      host: x.host,
+      port: x.port,
+      ipv6Only: x.ipv6_only === true,
+    })),
     maxMessageSize: l.max_message_size,
     maxHeaderBytes: l.max_header_size,
     maxHeaders: l.max_headers,

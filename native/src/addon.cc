@@ -125,7 +125,8 @@ Settings readSettings(const Napi::Object& o) {
   for (uint32_t i = 0; i < listeners.Length(); ++i) {
     Napi::Object l = listeners.Get(i).As<Napi::Object>();
     const bool tls = i < s.policy.tls.size() && s.policy.tls[i].has_value();
-    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls});
+    const bool v6only = has(l, "ipv6Only") && l.Get("ipv6Only").ToBoolean().Value();
+    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls, v6only});
   }
   s.policy.tls.resize(s.listeners.size());
   Napi::Array services = o.Get("services").As<Napi::Array>();
