@@ -325,7 +325,12 @@ function policyProblem(config: LappsConfig): string | undefined {
 /** Top-level keys whose changes a reload cannot apply (everything but ACLs, origins, TLS). */
 function restartOnlyChanges(running: LappsConfig, next: LappsConfig): string[] {
   const strip = (c: LappsConfig): Record<string, unknown> => ({
-    listeners: c.listeners.map((l) => ({ host: l.host, port: l.port, tls: l.tls !== undefined })),
+    listeners: c.listeners.map((l) => ({
+      host: l.host,
+      port: l.port,
+      ipv6_only: l.ipv6_only === true,
+      tls: l.tls !== undefined,
+    })),
     workers: c.workers,
     limits: c.limits,
     log: c.log,

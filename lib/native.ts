@@ -70,7 +70,8 @@ export interface NativePolicy {
 /** Flat server settings; see LimitsConfig for the meaning of each limit. */
 export interface NativeSettings {
   workers: number;
-  listeners: { host: string; port: number }[];
+  /** ipv6Only: IPV6_V6ONLY on an IPv6 listener (else "::" is dual-stack). */
+  listeners: { host: string; port: number; ipv6Only: boolean }[];
   maxFrameSize: number;
   maxFragments: number;
   maxConnections: number;
@@ -91,6 +92,12 @@ export interface NativeSettings {
 }
 
 export type NativeLogLevel = 'error' | 'warn' | 'info' | 'debug';
+
+/** Log levels in native order (LogLevel in native/src/core/event-channel.h). */
+export const NATIVE_LOG_LEVELS: readonly NativeLogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** Log lines the full native log queue dropped since the previous batch, by NATIVE_LOG_LEVELS. */
+export type NativeDropCounts = number[];
 
 /** A control event from the data plane (batched; delivered on the main thread). */
 export interface NativeEvent {
@@ -164,7 +171,10 @@ export interface NativeAddon {
   checkPolicy(policy: NativePolicy, serviceNames: string[]): string | null;
   /** Writes a self-signed localhost certificate and key; throws with the reason. */
   writeDevCertificate(cert: string, key: string, days: number, overwrite: boolean): void;
-  Server: new (settings: NativeSettings, onEvents: (events: NativeEvent[]) => void) => NativeServer;
+  Server: new (
+    settings: NativeSettings,
+    onEvents: (events: NativeEvent[], dropped: NativeDropCounts) => void,
+  ) => NativeServer;
 }
 
 /** The package root: lib/ when run from source, dist/lib/ when compiled. */
@@ -208,7 +218,11 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
   const started = startedServices(config);
   return {
     workers: config.workers,
-    listeners: config.listeners.map((x) => ({ host: x.host, port: x.port })),
+    listeners: config.listeners.map((x) => ({
+      host: x.host,
+      port: x.port,
+      ipv6Only: x.ipv6_only === true,
+    })),
     maxMessageSize: l.max_message_size,
     maxHeaderBytes: l.max_header_size,
     maxHeaders: l.max_headers,

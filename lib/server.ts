@@ -8,11 +8,13 @@ import {
   sumCounters,
   toNativePolicy,
   toNativeSettings,
+  NATIVE_LOG_LEVELS,
   type CounterName,
+  type NativeDropCounts,
   type NativeEvent,
   type NativeServer,
 } from './native.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, type Logger, type StreamLogger } from './log.js';
 import { startStaticServer, type StaticServer } from './static.js';
 
 /** A started server. */
@@ -33,8 +35,11 @@ export interface RunningServer {
    * connections stay up. Throws (and changes nothing) if it cannot be applied.
    */
   reload(next: LappsConfig): void;
-  /** Counters summed over the workers (see docs/config.md for each). */
-  counters(): Record<CounterName, number>;
+  /**
+   * Counters summed over the workers (see docs/config.md for each), and log_lines_dropped:
+   * log entries lost because the log queue or stderr did not keep up.
+   */
+  counters(): Record<CounterName | 'log_lines_dropped', number>;
 }
 
 export interface StartOptions {
@@ -64,11 +69,20 @@ export async function startServer(
 ): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.log);
   const native = loadNative();
-  const onEvents = (events: NativeEvent[]): void => {
+  let nativeDropped = 0;
+  const onEvents = (events: NativeEvent[], dropped: NativeDropCounts): void => {
     for (const e of events) {
       options.onEvent?.(e);
       logger[e.level](e.message, { source: e.source });
     }
+    // Lines the native log queue had no room for (the main thread fell behind).
+    dropped.forEach((count, i) => {
+      const level = NATIVE_LOG_LEVELS[i];
+      if (!count || !level) return;
+      nativeDropped += count;
+      if (logger.dropped) logger.dropped(level, count);
+      else logger.warn(`${count} log lines dropped (log queue full)`, { source: 'log' });
+    });
   };
   // The static server first: its page's origin is let in by services without origins.
   let files: StaticServer | undefined;
@@ -115,7 +129,8 @@ export async function startServer(
       server.reload(toNativePolicy(next, devOrigins));
     },
     counters() {
-      return sumCounters(server.stats());
+      const own = (logger as Partial<StreamLogger>).overflowed ?? 0;
+      return { ...sumCounters(server.stats()), log_lines_dropped: nativeDropped + own };
     },
   };
   if (files) running.staticUrl = files.url;

@@ -331,6 +331,8 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
 
   if (Array.isArray(data.listeners)) {
     const seen = new Map<string, number>();
+    const v4ports = new Map<number, number>(); // port -> first IPv4 listener on it
+    const dualPorts = new Map<number, number>(); // port -> dual-stack "::" listener on it
     data.listeners.forEach((l: unknown, i) => {
       if (!isRecord(l) || typeof l.host !== 'string') return;
       if (l.host !== '' && isIP(l.host) === 0) {
@@ -340,6 +342,9 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
         });
         return;
       }
+      if (l.ipv6_only === true && isIP(l.host) !== 6) {
+        issues.push({ path: `/listeners/${i}/ipv6_only`, message: 'needs an IPv6 host' });
+      }
       issues.push(...tlsIssues(l.tls, `/listeners/${i}/tls`, baseDir));
       // Port 0 asks for a fresh ephemeral port each time, so it never collides.
       if (typeof l.port !== 'number' || l.port === 0) return;
@@ -347,7 +352,18 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
       const first = seen.get(key);
       if (first === undefined) seen.set(key, i);
       else issues.push({ path: `/listeners/${i}`, message: `duplicates /listeners/${first}` });
+      if (isIP(l.host) === 4) v4ports.set(l.port, v4ports.get(l.port) ?? i);
+      else if (/^[0:]+$/.test(l.host) && l.ipv6_only !== true) dualPorts.set(l.port, i);
     });
+    // A dual-stack "::" takes the port on every IPv4 address as well.
+    for (const [port, dual] of dualPorts) {
+      const v4 = v4ports.get(port);
+      if (v4 === undefined) continue;
+      issues.push({
+        path: `/listeners/${Math.max(v4, dual)}`,
+        message: `port ${port} is taken for IPv4 too by the dual-stack "::" of /listeners/${dual} (set "ipv6_only": true there to bind IPv4 separately)`,
+      });
+    }
   }
 
   issues.push(...aclIssues(data.acl, '/acl'));
@@ -588,10 +604,11 @@ interface RawTls {
 }
 
 function normalizeListener(
-  l: { host: string; port: number; tls?: unknown },
+  l: { host: string; port: number; ipv6_only?: boolean; tls?: unknown },
   baseDir: string,
 ): ListenerConfig {
   const listener: ListenerConfig = { host: l.host, port: l.port };
+  if (l.ipv6_only) listener.ipv6_only = true;
   if (!l.tls) return listener;
   const t = l.tls as RawTls;
   const certificates = t.certificates.map((c) => ({

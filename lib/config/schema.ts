@@ -187,9 +187,15 @@ export function buildConfigSchema(): Record<string, unknown> {
               type: 'string',
               minLength: 1,
               default: DEFAULT_HOST,
-              description: 'IPv4 or IPv6 address to bind ("0.0.0.0" or "::" for all).',
+              description:
+                'IPv4 or IPv6 address to bind ("0.0.0.0" for all IPv4 addresses, "::" for all IPv4 and IPv6 addresses).',
             },
             port: integer('TCP port; 0 picks a free one.', 0, 65535, DEFAULT_PORT),
+            ipv6_only: {
+              type: 'boolean',
+              description:
+                'With an IPv6 host: accept IPv6 clients only ("::" is otherwise dual-stack: IPv4 clients too).',
+            },
             tls: {
               type: 'object',
               additionalProperties: false,

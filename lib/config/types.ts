@@ -27,6 +27,8 @@ export interface TlsConfig {
 export interface ListenerConfig {
   host: string;
   port: number;
+  /** IPv6 clients only (absent: false; an IPv6 wildcard "::" accepts IPv4 clients too). */
+  ipv6_only?: boolean;
   tls?: TlsConfig;
 }
 

@@ -126,7 +126,8 @@ Settings readSettings(const Napi::Object& o) {
   for (uint32_t i = 0; i < listeners.Length(); ++i) {
     Napi::Object l = listeners.Get(i).As<Napi::Object>();
     const bool tls = i < s.policy.tls.size() && s.policy.tls[i].has_value();
-    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls});
+    const bool v6only = has(l, "ipv6Only") && l.Get("ipv6Only").ToBoolean().Value();
+    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls, v6only});
   }
   s.policy.tls.resize(s.listeners.size());
   Napi::Array services = o.Get("services").As<Napi::Array>();
@@ -223,7 +224,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
   // Main thread, once per batch of events.
   static void deliver(Napi::Env env, Napi::Function onEvents, ServerWrap* self) {
     if (!env) return;
-    std::vector<Event> events = self->channel_->drain();
+    EventChannel::Batch drained = self->channel_->drain();
+    const std::vector<Event>& events = drained.events;
     if (events.empty()) return;
     Napi::Array batch = Napi::Array::New(env);
     bool stopped = false;
@@ -240,7 +242,14 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
       o.Set("message", e.message);
       batch.Set(n++, o);
     }
-    if (n) onEvents.Call({batch});
+    // Lines the full queue dropped, by level (error, warn, info, debug).
+    Napi::Array dropped = Napi::Array::New(env, drained.dropped.size());
+    uint64_t lost = 0;
+    for (uint32_t i = 0; i < drained.dropped.size(); ++i) {
+      dropped.Set(i, Napi::Number::New(env, double(drained.dropped[i])));
+      lost += drained.dropped[i];
+    }
+    if (n || lost) onEvents.Call({batch, dropped});
     if (stopped) self->finishStop(env);
   }
 

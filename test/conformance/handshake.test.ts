@@ -173,6 +173,44 @@ t.test('a query string does not change the route', async (t) => {
   await checkUpgraded(t, await exchange(req({ key, path: '/echo?token=abc&x=1' })), key);
 });
 
+t.test(
+  'an absolute-form target is accepted and routed by its path (RFC 9112 §3.2.2)',
+  async (t) => {
+    for (const target of [
+      `http://127.0.0.1:${server.port}/echo`,
+      'ws://localhost/echo?x=1',
+      'WSS://[::1]:443/echo',
+    ]) {
+      const key = randomKey();
+      const x = await exchange(req({ key, path: target }));
+      await t.test(target, (t) => checkUpgraded(t, x, key));
+    }
+    const x = await exchange(req({ path: 'http://localhost/nope' }));
+    await t.test('a path no service answers: 404', async (t) => checkError(t, x, 404));
+  },
+);
+
+t.test('with an absolute-form target, Origin is compared with its host, not Host', async (t) => {
+  // RFC 9112 §3.2.2: the target's authority replaces the Host header.
+  const key = randomKey();
+  const same = await exchange(
+    req({ key, path: 'http://app.test:81/echo', extra: ['Origin: http://app.test:81'] }),
+  );
+  await t.test("Origin matches the target's host", (t) => checkUpgraded(t, same, key));
+  const x = await exchange(
+    req({
+      path: 'http://app.test:81/echo',
+      host: 'localhost',
+      extra: ['Origin: http://localhost'],
+    }),
+  );
+  await t.test('Origin matches only the Host header: 403', async (t) => {
+    if (!x.res) return t.fail('no response');
+    t.equal(x.res.status, 403, x.res.statusLine);
+    t.equal(x.tcp, 'fin', 'closed');
+  });
+});
+
 t.test('400 for malformed requests', async (t) => {
   const cases: [string, string | Buffer][] = [
     ['garbage line', 'GARBAGE\r\n\r\n'],
@@ -212,6 +250,17 @@ t.test('400 for requests breaking §4.2.1', async (t) => {
       'two Sec-WebSocket-Key headers (§11.3.1)',
       req({ extra: [`Sec-WebSocket-Key: ${randomKey()}`] }),
     ],
+    ['two Sec-WebSocket-Version headers', req({ extra: ['Sec-WebSocket-Version: 13'] })],
+    [
+      'two Origin headers (RFC 6454 §7.3)',
+      req({ host: 'localhost', extra: ['Origin: http://localhost', 'Origin: http://evil.test'] }),
+    ],
+    [
+      'two Origin headers, the same value',
+      req({ host: 'localhost', extra: ['Origin: http://localhost', 'Origin: http://localhost'] }),
+    ],
+    ['absolute-form target without a Host header', req({ path: 'http://h/echo', omit: ['host'] })],
+    ['absolute-form target with user info', req({ path: 'http://u:p@localhost/echo' })],
   ];
   for (const [name, request] of cases) {
     const x = await exchange(request);

@@ -155,6 +155,44 @@ t.test('cws callbacks in a reactive service, ws:// and wss://', async (t) => {
   ws.close();
 });
 
+t.test('cws handlers are numbers, as in LAppS: concatenated, table keys, sent to', async (t) => {
+  const plain = await echoWss();
+  t.teardown(() => plain.close());
+  const port = (plain.address() as net.AddressInfo).port;
+  const server = await startTestServer({
+    workers: 1,
+    services: [
+      {
+        name: 'cws_lapps',
+        request_target: '/cws',
+        source: path.join(dir, 'cws_lapps.lua'),
+        preload: ['cws'],
+        instances: 1,
+      },
+    ],
+  });
+  t.teardown(() => server.stop());
+  const ws = await openWs(server.url('/cws'));
+  const answer = await ask(ws, `open ws://127.0.0.1:${port}/ 3`);
+  const fields = Object.fromEntries(
+    answer.split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+  t.same(fields, {
+    types: 'number',
+    keys: '3',
+    counts: '3,3,3',
+    stale: 'cws:send: closed',
+    madeup: 'cws:send: no such socket',
+    fraction: 'cws:send: no such socket',
+    foreign: 'cws:send: no such socket',
+    closeunknown: 'cws:close: no such socket',
+    misuse: "bad argument #2 to '?' (cws handler expected, got string)",
+    log: '',
+  });
+  t.same(server.errors(), []);
+  ws.close();
+});
+
 t.test('cws driven by eventLoop() in a standalone run()', async (t) => {
   const plain = await echoWss();
   t.teardown(() => plain.close());

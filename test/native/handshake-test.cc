@@ -136,7 +136,13 @@ TEST("handshake: each error and its HTTP status") {
       {request(h, "GET /chat"), E::Malformed},
       {request(h, "GET  /chat HTTP/1.1"), E::Malformed},
       {request(h, "GET /chat HTTP/1.1 "), E::Malformed},
-      {request(h, "GET http://h/chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET h/chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET ftp://h/chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET http:/h/chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET http:///chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET http://user@h/chat HTTP/1.1"), E::Malformed},
+      {request(h, "GET http://h#f HTTP/1.1"), E::Malformed},
+      {request(h, "GET * HTTP/1.1"), E::Malformed},
       {request(h, "GET /ch\x01t HTTP/1.1"), E::Malformed},
       {request(h, "GET /chat HTTPS/1.1"), E::Malformed},
       {request(h, "GET /chat HTTP/1.10"), E::Malformed},
@@ -149,7 +155,11 @@ TEST("handshake: each error and its HTTP status") {
       {request(h + std::string("X-Nul: a\0b\r\n", 12)), E::Malformed},
       {request(h + "X-Cr: a\rb\r\n"), E::Malformed},
       {request(h + "X-Del: a\x7f\r\n"), E::Malformed},
-      {request(h + "Host: again\r\n"), E::Malformed},
+      {request(h + "Host: again\r\n"), E::RepeatedField},
+      {request(h + "host: server.example.com\r\n"), E::RepeatedField},
+      {request(h + "Origin: http://example.com\r\n"), E::RepeatedField},
+      {request(h + "ORIGIN: http://evil.example\r\n"), E::RepeatedField},
+      {request(h + "Origin:\r\n"), E::RepeatedField},
       {request(h, "POST /chat HTTP/1.1"), E::MethodNotAllowed},
       {request(h, "get /chat HTTP/1.1"), E::MethodNotAllowed},
       {request(h, "GET /chat HTTP/1.0"), E::HttpVersion},
@@ -166,7 +176,8 @@ TEST("handshake: each error and its HTTP status") {
       {request(without("Sec-WebSocket-Version")), E::BadVersion},
       {request(replaced("Sec-WebSocket-Version", "8")), E::BadVersion},
       {request(replaced("Sec-WebSocket-Version", "13, 8")), E::BadVersion},
-      {request(h + "Sec-WebSocket-Version: 13\r\n"), E::BadVersion},
+      {request(h + "Sec-WebSocket-Version: 13\r\n"), E::RepeatedField},
+      {request(h + "Sec-WebSocket-Version: 8\r\n"), E::RepeatedField},
       {request(without("Sec-WebSocket-Key")), E::BadKey},
       {request(replaced("Sec-WebSocket-Key", "")), E::BadKey},
       {request(replaced("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=")), E::BadKey},
@@ -175,7 +186,9 @@ TEST("handshake: each error and its HTTP status") {
       {request(replaced("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQAA")), E::BadKey},
       {request(replaced("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25j*Q==")), E::BadKey},
       {request(replaced("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==AAAA")), E::BadKey},
-      {request(h + "Sec-WebSocket-Key: " + kKey + "\r\n"), E::BadKey},
+      {request(h + "Sec-WebSocket-Key: " + kKey + "\r\n"), E::RepeatedField},
+      // A repeated field fails at once, before the checks of the complete head.
+      {request("Host: a\r\nHost: b\r\n"), E::RepeatedField},
       // Checks run in order: method, version, host, upgrade, connection, version 13, key.
       {request("Sec-WebSocket-Version: 7\r\n", "POST / HTTP/1.0"), E::MethodNotAllowed},
       {request("Sec-WebSocket-Version: 7\r\n", "GET / HTTP/1.0"), E::HttpVersion},
@@ -199,8 +212,47 @@ TEST("handshake: each error and its HTTP status") {
   CHECK_EQ(httpStatusFor(E::TooManyHeaders), 431);
   CHECK_EQ(httpStatusFor(E::NotWebSocket), 426);
   CHECK_EQ(httpStatusFor(E::BadVersion), 426);
-  for (int i = 0; i <= static_cast<int>(E::BadVersion); ++i)
+  CHECK_EQ(httpStatusFor(E::RepeatedField), 400);
+  for (int i = 0; i <= static_cast<int>(E::RepeatedField); ++i)
     CHECK(describe(static_cast<E>(i)) != nullptr && *describe(static_cast<E>(i)) != '\0');
+}
+
+TEST("handshake: absolute-form target: routed by its path, host from its authority") {
+  struct Case {
+    const char* line;
+    const char* target;
+    const char* host;
+  };
+  const Case cases[] = {
+      {"GET http://127.0.0.1:5083/echo HTTP/1.1", "/echo", "127.0.0.1:5083"},
+      {"GET ws://example.com/chat?x=1 HTTP/1.1", "/chat?x=1", "example.com"},
+      {"GET WSS://[::1]:8443/a/b HTTP/1.1", "/a/b", "[::1]:8443"},
+      {"GET https://example.com HTTP/1.1", "/", "example.com"},
+      {"GET Http://example.com?q=1 HTTP/1.1", "/", "example.com"},
+  };
+  for (const Case& c : cases) {
+    // The Host header is still required, and ignored (RFC 9112 §3.2.2).
+    const std::string req = request(validHeaders(), c.line);
+    HandshakeParser p;
+    if (!CHECK_EQ(p.parse(req.data(), req.size()), Status::Complete)) {
+      FAIL(std::string("request line: ") + c.line);
+      continue;
+    }
+    CHECK_EQ(p.request().target, std::string_view(c.target));
+    CHECK_EQ(p.target(), std::string_view(c.target));
+    CHECK_EQ(p.request().host, std::string_view(c.host));
+    CHECK_EQ(p.request().origin, "http://example.com");
+  }
+  // Routing may start as soon as the request line is there.
+  HandshakeParser q;
+  const std::string line = "GET ws://h:1/route?a HTTP/1.1\r\n";
+  CHECK_EQ(q.parse(line.data(), line.size()), Status::Incomplete);
+  CHECK(q.requestLineParsed());
+  CHECK_EQ(q.target(), "/route?a");
+  // Without a Host header it is still a bad request.
+  std::string noHost = validHeaders();
+  noHost.erase(0, noHost.find("\r\n") + 2);
+  CHECK_EQ(errorOf(request(noHost, "GET http://h/chat HTTP/1.1")), HandshakeError::MissingHost);
 }
 
 TEST("handshake: failure is sticky and early (request line errors before headers)") {

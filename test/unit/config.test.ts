@@ -415,6 +415,31 @@ t.test('cross-field checks', async (t) => {
       [{ path: '/listeners/3', message: 'duplicates /listeners/0' }],
     );
   });
+  t.test('"::" is dual-stack: it takes the port for IPv4 too; ipv6_only needs IPv6', async (t) => {
+    t.same(
+      issuesOf(
+        t,
+        {
+          listeners: [
+            { host: '::', port: 9000 },
+            { host: '0.0.0.0', port: 9000 },
+            { host: '127.0.0.1', port: 9001 },
+            { host: '::', port: 9001, ipv6_only: true },
+            { host: '127.0.0.1', port: 9002, ipv6_only: true },
+          ],
+        },
+        dir,
+      ),
+      [
+        { path: '/listeners/4/ipv6_only', message: 'needs an IPv6 host' },
+        {
+          path: '/listeners/1',
+          message:
+            'port 9000 is taken for IPv4 too by the dual-stack "::" of /listeners/0 (set "ipv6_only": true there to bind IPv4 separately)',
+        },
+      ],
+    );
+  });
   t.test('cross-field issues are listed together with schema issues', async (t) => {
     const issues = issuesOf(
       t,

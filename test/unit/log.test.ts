@@ -110,3 +110,60 @@ t.test('writes to stderr by default', async (t) => {
   }
   t.match(written, /ERROR to stderr\n$/);
 });
+
+t.test(
+  'a stream that does not keep up: entries are dropped, counted, then reported once',
+  async (t) => {
+    const written: string[] = [];
+    const pending: (() => void)[] = [];
+    // A stream whose writes complete only when the test says so: a pipe nobody reads.
+    const stream = new Writable({
+      highWaterMark: 256,
+      write(chunk: Buffer, _enc, done) {
+        written.push(chunk.toString());
+        pending.push(done);
+      },
+    });
+    const log = createLogger({ level: 'info', json: false }, stream, 1024);
+    for (let i = 0; i < 100; ++i) log.info(`line ${i} ${'x'.repeat(90)}`);
+    t.ok(stream.writableLength < 1024 + 200, `bounded: ${stream.writableLength} bytes buffered`);
+    const kept = 100 - log.overflowed;
+    t.ok(log.overflowed > 80, `${log.overflowed} dropped`);
+    log.dropped('warn', 5); // the native queue lost 5 warnings meanwhile
+    log.dropped('debug', 7); // below the level: never reported
+    log.error('also dropped while stalled');
+    t.equal(log.overflowed, 101 - kept);
+
+    // The reader comes back: everything buffered is written, then one line with the count.
+    while (pending.length > 0) {
+      pending.shift()!();
+      await new Promise((r) => setImmediate(r));
+    }
+    const lines = written.join('').split('\n').filter(Boolean);
+    t.equal(lines.length, kept + 1);
+    t.match(lines[kept - 1], new RegExp(`line ${kept - 1} x`), 'the kept lines in order');
+    t.match(
+      lines[kept],
+      new RegExp(
+        `WARN  \\[log\\] ${log.overflowed + 5} log lines dropped \\(log output not keeping up\\)$`,
+      ),
+    );
+    log.info('writing again');
+    while (pending.length > 0) pending.shift()!();
+    t.match(written.at(-1), /INFO  writing again\n$/);
+  },
+);
+
+t.test('drops reported while the stream keeps up are logged at once', async (t) => {
+  const { lines, log } = capture({ level: 'warn', json: true });
+  log.dropped('info', 3); // below the level
+  t.equal(lines.length, 0);
+  log.dropped('error', 1);
+  t.equal(lines.length, 1);
+  t.match(JSON.parse(lines[0]!), {
+    level: 'warn',
+    source: 'log',
+    msg: '1 log line dropped (log output not keeping up)',
+  });
+  t.equal(log.overflowed, 0, 'only what the logger itself dropped counts as overflowed');
+});

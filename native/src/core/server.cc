@@ -159,7 +159,14 @@ SendStatus Server::broadcastFromOutside(uint64_t channel, SharedBuffer* frame) {
 
 namespace {
 
-int openListener(const sockaddr* addr, socklen_t len, std::string& error,
+// IPV6_V6ONLY set explicitly, never left to the system default (net.ipv6.bindv6only).
+void setV6Only(int fd, const sockaddr* addr, bool v6only) {
+  if (addr->sa_family != AF_INET6) return;
+  int on = v6only ? 1 : 0;
+  ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+}
+
+int openListener(const sockaddr* addr, socklen_t len, bool v6only, std::string& error,
                  const std::string& where) {
   int fd = ::socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -169,7 +176,7 @@ int openListener(const sockaddr* addr, socklen_t len, std::string& error,
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (addr->sa_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  setV6Only(fd, addr, v6only);
   if (::bind(fd, addr, len) != 0 || ::listen(fd, 4096) != 0) {
     error = where + ": " + std::strerror(errno);
     ::close(fd);
@@ -211,9 +218,8 @@ bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
       int probe = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       int one = 1;
       ::setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      if (addr.ss_family == AF_INET6) {
-        ::setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-      }
+      // Dual-stack: the port must be free for IPv4 as well.
+      setV6Only(probe, reinterpret_cast<sockaddr*>(&addr), l.ipv6Only);
       if (probe < 0 || ::bind(probe, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
         error = where + ": " + std::strerror(errno);
         if (probe >= 0) ::close(probe);
@@ -232,7 +238,7 @@ bool Server::bindListeners(std::vector<uint16_t>& ports, std::string& error) {
       } else {
         reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(port);
       }
-      int fd = openListener(reinterpret_cast<sockaddr*>(&addr), len, error, where);
+      int fd = openListener(reinterpret_cast<sockaddr*>(&addr), len, l.ipv6Only, error, where);
       if (fd < 0) return false;
       w->addListener(fd);
     }

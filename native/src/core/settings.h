@@ -44,6 +44,8 @@ struct ListenerSettings {
   std::string host;
   uint16_t port = 0;
   bool tls = false;  // wss: PolicySettings::tls holds its certificates
+  // IPV6_V6ONLY on an IPv6 address; off, "::" also takes IPv4 clients (as ::ffff:a.b.c.d).
+  bool ipv6Only = false;
 };
 
 // Rules as configured; absent = everyone may connect.

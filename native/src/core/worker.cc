@@ -72,6 +72,24 @@ void Worker::log(LogLevel level, std::string message) {
   server_.events().log(level, name_, std::move(message));
 }
 
+void Worker::logRepeated(RepeatedLog& r, LogLevel level, std::string message) {
+  if (!r.note(nowMs_, message)) return;
+  log(level, std::move(message));
+  // The flush timer re-arms itself while repeats keep coming; `r` is a member of this worker.
+  struct Flush {
+    Worker* w;
+    RepeatedLog* r;
+    LogLevel level;
+    void operator()() const {
+      std::string line = r->flush(w->nowMs_);
+      if (line.empty()) return;
+      w->log(level, std::move(line));
+      w->addTimer(r->intervalMs(), *this);
+    }
+  };
+  addTimer(r.intervalMs(), Flush{this, &r, level});
+}
+
 void Worker::start() {
   thread_ = std::thread([this] { run(); });
 }
@@ -163,8 +181,9 @@ void Worker::onListener(size_t index) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
       if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
       // Out of descriptors or memory: stop accepting for a moment instead of spinning
-      // on a listener that stays readable.
-      log(LogLevel::Warn, std::string("accept: ") + std::strerror(errno) + "; pausing accepts");
+      // on a listener that stays readable. This repeats every pause while it lasts.
+      logRepeated(acceptErrors_, LogLevel::Warn,
+                  std::string("accept failed: ") + std::strerror(errno) + "; pausing accepts");
       listenersPaused_ = true;
       resumeListenersAt_ = nowMs_ + kAcceptPauseMs;
       for (int l : listeners_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
@@ -211,7 +230,8 @@ void Worker::onListener(size_t index) {
       c->tls = tls->newSession(cfd);
       c->tlsContext = tls;
       if (!c->tls) {
-        log(LogLevel::Error, "TLS: cannot create a session (out of memory?)");
+        logRepeated(tlsSessionErrors_, LogLevel::Error,
+                    "TLS: cannot create a session (out of memory?)");
         kill(*c, nullptr);
       }
     }

@@ -19,6 +19,7 @@
 #include "core/handle.h"
 #include "core/inbox.h"
 #include "core/policy.h"
+#include "core/repeated-log.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/stats.h"
@@ -121,6 +122,9 @@ class Worker final : public Host {
 
   EventChannel& events();
   void log(LogLevel level, std::string message);
+  // log() for a line that may repeat many times a second: at most one per interval of `r`,
+  // then one with the count of the repeats.
+  void logRepeated(RepeatedLog& r, LogLevel level, std::string message);
 
  private:
   friend struct FrameSink;
@@ -219,6 +223,8 @@ class Worker final : public Host {
   uint64_t stopDeadline_ = 0;
   bool listenersPaused_ = false;
   uint64_t resumeListenersAt_ = 0;
+  RepeatedLog acceptErrors_;      // accept() failing (descriptor limit, out of memory)
+  RepeatedLog tlsSessionErrors_;  // no TLS session for an accepted socket
   std::vector<uint8_t> readBuf_;
   BufferPool pool_;  // outbound chunks, recycled
   // Broadcast channel -> handles of this worker's subscribed connections.

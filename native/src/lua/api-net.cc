@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "client/tcp-client.h"
@@ -566,20 +567,25 @@ lapps.tcp = tcp
 
 // --- cws (LAppS) -----------------------------------------------------------------------
 // cws:new(url, {onopen, onmessage, onerror, onclose}[, {verify, ca}]) -> socket
-// cws:send(socket, data, opcode) -> true | false, err; socket:close(); cws:eventLoop().
+// cws:send(handler, data, opcode) -> true | false, err; socket:close(); cws:eventLoop().
 // Callbacks run on the instance's loop as soon as the socket has news; eventLoop() gives
 // the loop a turn (in a standalone run() it waits up to 100 ms for news).
+//
+// As in LAppS, callbacks get the socket's handler as a number (LAppS gave its fd), which
+// services concatenate into strings and use as table keys. Numbers are per instance and
+// never reused, so a stale or made-up number finds nothing and is refused.
 
 class CwsHub;
 
 class CwsSocket final : public InstanceResource, public WsClientListener {
  public:
-  CwsSocket(LuaInstance* inst, CwsHub* hub, WsClientOptions opts, int callbacksRef)
-      : inst_(inst),
+  CwsSocket(LuaInstance* inst, CwsHub* hub, WsClientOptions opts, int callbacksRef, int64_t id)
+      : id(id),
+        inst_(inst),
         hub_(hub),
         callbacksRef_(callbacksRef),
         client(*inst->host(), *this, std::move(opts)) {}
-  ~CwsSocket() override { *alive_ = false; }
+  ~CwsSocket() override;
 
   void onOpen() override { fire("onopen", nullptr); }
   void onMessage(int opcode, const uint8_t* data, size_t len) override {
@@ -592,13 +598,15 @@ class CwsSocket final : public InstanceResource, public WsClientListener {
   }
   void onClosed(uint16_t, std::string_view, std::string_view error) override;
 
+  const int64_t id;  // the handler number Lua sees
+
  private:
   LuaInstance* inst_;
   CwsHub* hub_;
   int callbacksRef_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
-  // Calls callbacks[name](socket, extra...) through the instance.
+  // Calls callbacks[name](handler, extra...) through the instance.
   void fire(const char* name, std::function<int(lua_State*)> extra);
 
  public:
@@ -606,11 +614,33 @@ class CwsSocket final : public InstanceResource, public WsClientListener {
   int selfRef = LUA_NOREF;  // keeps the userdata alive while the socket is
 };
 
-// Per instance: the eventLoop() waiter, woken by any socket's news.
+// Per instance: the eventLoop() waiter, woken by any socket's news, and the sockets by
+// handler number.
 class CwsHub final : public NetObject {
  public:
   using NetObject::NetObject;
+
+  int64_t add(CwsSocket* s) {
+    sockets_[s->id] = s;
+    return s->id;
+  }
+  int64_t nextId() { return nextId_++; }
+  void remove(int64_t id) { sockets_.erase(id); }
+  CwsSocket* find(int64_t id) const {
+    auto it = sockets_.find(id);
+    return it == sockets_.end() ? nullptr : it->second;
+  }
+
+ private:
+  std::unordered_map<int64_t, CwsSocket*> sockets_;
+  int64_t nextId_ = 1;
 };
+
+CwsSocket::~CwsSocket() {
+  *alive_ = false;
+  // At instance teardown the hub may be gone already (it no longer belongs to the instance).
+  if (hub_ && inst_->owns(hub_)) hub_->remove(id);
+}
 
 CwsHub* cwsHub(LuaInstance* inst) {
   lua_State* L = inst->state();
@@ -625,12 +655,12 @@ CwsHub* cwsHub(LuaInstance* inst) {
   return h;
 }
 
-// A trampoline run on the main Lua stack: (callbacks, name, socket, extra...) ->
-// callbacks[name](socket, extra...) if it is a function.
+// A trampoline run on the main Lua stack: (callbacks, name, handler, extra...) ->
+// callbacks[name](handler, extra...) if it is a function.
 constexpr const char* kCwsFire = R"lua(
-local callbacks, name, socket = ...
+local callbacks, name, handler = ...
 local fn = callbacks[name]
-if type(fn) == "function" then return fn(socket, select(4, ...)) end
+if type(fn) == "function" then return fn(handler, select(4, ...)) end
 )lua";
 
 void CwsSocket::fire(const char* name, std::function<int(lua_State*)> extra) {
@@ -639,14 +669,15 @@ void CwsSocket::fire(const char* name, std::function<int(lua_State*)> extra) {
   if (!L) return;
   lua_getfield(L, LUA_REGISTRYINDEX, "lapps.cws.fire");
   int fireRef = luaL_ref(L, LUA_REGISTRYINDEX);  // one reference per call, released below
-  int cbRef = callbacksRef_, sockRef = selfRef;
+  int cbRef = callbacksRef_;
+  const int64_t handler = id;
   inst_->callRef(
       fireRef, name,
-      [fireRef, cbRef, sockRef, name, extra = std::move(extra)](lua_State* S) {
+      [fireRef, cbRef, handler, name, extra = std::move(extra)](lua_State* S) {
         luaL_unref(S, LUA_REGISTRYINDEX, fireRef);
         lua_rawgeti(S, LUA_REGISTRYINDEX, cbRef);
         lua_pushstring(S, name);
-        lua_rawgeti(S, LUA_REGISTRYINDEX, sockRef);
+        lua_pushnumber(S, lua_Number(handler));
         return 3 + (extra ? extra(S) : 0);
       },
       alive_);
@@ -690,7 +721,9 @@ int cwsNew(lua_State* L) {
   }
   lua_pushvalue(L, base + 1);
   int cbRef = luaL_ref(L, LUA_REGISTRYINDEX);
-  auto* sock = new CwsSocket(inst, cwsHub(inst), std::move(opts), cbRef);
+  CwsHub* hub = cwsHub(inst);
+  auto* sock = new CwsSocket(inst, hub, std::move(opts), cbRef, hub->nextId());
+  hub->add(sock);
   inst->adopt(sock);
   pushObject(L, sock, kCwsMeta);
   lua_pushvalue(L, -1);
@@ -704,15 +737,31 @@ int cwsNew(lua_State* L) {
   return 1;
 }
 
-// cws:send(socket, data[, opcode]) or socket:send(data[, opcode])
+// The socket at `idx`: a handler number or the object cws:new returned. Null when it is
+// gone or was never one of this instance's (the caller answers false, err).
+CwsSocket* cwsSocketAt(lua_State* L, int idx, LuaInstance* inst) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    const lua_Number n = lua_tonumber(L, idx);
+    const int64_t id = int64_t(n);
+    if (lua_Number(id) != n) return nullptr;
+    lua_getfield(L, LUA_REGISTRYINDEX, "lapps.cws.hub");
+    auto* hub = static_cast<CwsHub*>(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    return hub && inst->owns(hub) ? hub->find(id) : nullptr;
+  }
+  if (!luaL_testudata(L, idx, kCwsMeta)) luaL_typerror(L, idx, "cws handler");
+  return checkObject<CwsSocket>(L, idx, kCwsMeta, inst);
+}
+
+// cws:send(handler, data[, opcode]), cws.send(handler, ...) or socket:send(data[, opcode])
 int cwsSend(lua_State* L) {
   LuaInstance* inst = self(L);
-  int base = luaL_testudata(L, 1, kCwsMeta) ? 1 : 2;
-  auto* s = checkObject<CwsSocket>(L, base, kCwsMeta, inst);
+  const int base = lua_istable(L, 1) ? 2 : 1;  // cws:send(...): the module comes first
+  CwsSocket* s = cwsSocketAt(L, base, inst);
   size_t len;
   const char* data = luaL_checklstring(L, base + 1, &len);
   int op = int(luaL_optinteger(L, base + 2, 2));
-  const char* why = "socket is closed";
+  const char* why = s ? "socket is closed" : "no such socket";
   if (s && (op == 1 || op == 2) &&
       s->client.send(op, reinterpret_cast<const uint8_t*>(data), len, &why)) {
     lua_pushboolean(L, true);
@@ -724,12 +773,20 @@ int cwsSend(lua_State* L) {
   return 2;
 }
 
+// cws:close(handler[, code]) or socket:close([code]) -> true | false, err
 int cwsClose(lua_State* L) {
   LuaInstance* inst = self(L);
-  int base = luaL_testudata(L, 1, kCwsMeta) ? 1 : 2;
-  auto* s = checkObject<CwsSocket>(L, base, kCwsMeta, inst);
-  if (s) s->client.close(uint16_t(luaL_optinteger(L, base + 1, 1000)));
-  return 0;
+  const int base = lua_istable(L, 1) ? 2 : 1;
+  CwsSocket* s = cwsSocketAt(L, base, inst);
+  const auto code = uint16_t(luaL_optinteger(L, base + 1, 1000));
+  if (!s) {
+    lua_pushboolean(L, false);
+    lua_pushliteral(L, "cws:close: no such socket");
+    return 2;
+  }
+  s->client.close(code);
+  lua_pushboolean(L, true);
+  return 1;
 }
 
 // cws:eventLoop(): gives the loop a turn; in a coroutine it waits (up to 100 ms) for news.

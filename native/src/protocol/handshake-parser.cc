@@ -24,9 +24,10 @@ constexpr ErrorInfo kErrors[] = {
     {400, "Connection header must contain the token 'Upgrade'"},
     {400, "missing or invalid Sec-WebSocket-Key"},
     {426, "unsupported Sec-WebSocket-Version, 13 required"},
+    {400, "Host, Origin, Sec-WebSocket-Key and Sec-WebSocket-Version may appear only once"},
 };
 static_assert(sizeof(kErrors) / sizeof(kErrors[0]) ==
-              static_cast<size_t>(HandshakeError::BadVersion) + 1);
+              static_cast<size_t>(HandshakeError::RepeatedField) + 1);
 
 // tchar of RFC 9110 §5.6.2: the characters of a method or a field name.
 bool isTokenChar(unsigned char c) {
@@ -158,8 +159,7 @@ HandshakeError HandshakeParser::parseRequestLine(std::string_view line, size_t o
   const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string_view version = line.substr(sp2 + 1);
   if (!isToken(method)) return HandshakeError::Malformed;
-  // Origin-form only: the target is used as the route.
-  if (target.empty() || target[0] != '/') return HandshakeError::Malformed;
+  if (target.empty()) return HandshakeError::Malformed;
   for (char c : target)
     if (c <= ' ' || c >= 0x7F) return HandshakeError::Malformed;
   if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' ||
@@ -168,8 +168,39 @@ HandshakeError HandshakeParser::parseRequestLine(std::string_view line, size_t o
   if (method != "GET") return HandshakeError::MethodNotAllowed;
   if (version[5] != '1' || version[7] == '0') return HandshakeError::HttpVersion;
   spans_[kMethod] = {off, sp1, true};
-  spans_[kTarget] = {off + sp1 + 1, target.size(), true};
+  if (target[0] == '/') {
+    spans_[kTarget] = {off + sp1 + 1, target.size(), true};  // origin-form: the route
+  } else {
+    HandshakeError e = parseAbsoluteTarget(target, off + sp1 + 1);
+    if (e != HandshakeError::None) return e;
+  }
   requestLine_ = true;
+  return HandshakeError::None;
+}
+
+// absolute-form (RFC 9112 §3.2.2): scheme "://" authority path-abempty ["?" query]. A server
+// must accept it; the route is its path and query, the host its authority.
+HandshakeError HandshakeParser::parseAbsoluteTarget(std::string_view target, size_t off) {
+  const size_t sep = target.find("://");
+  if (sep == std::string_view::npos) return HandshakeError::Malformed;
+  const std::string_view scheme = target.substr(0, sep);
+  if (!equalsNoCase(scheme, "ws") && !equalsNoCase(scheme, "wss") &&
+      !equalsNoCase(scheme, "http") && !equalsNoCase(scheme, "https"))
+    return HandshakeError::Malformed;
+  const size_t start = sep + 3;
+  size_t end = target.find_first_of("/?#", start);
+  if (end == std::string_view::npos) end = target.size();
+  const std::string_view authority = target.substr(start, end - start);
+  // userinfo is deprecated and a recipient should treat it as an error (RFC 9110 §4.2.4).
+  if (authority.empty() || authority.find('@') != std::string_view::npos)
+    return HandshakeError::Malformed;
+  if (end < target.size() && target[end] == '#') return HandshakeError::Malformed;
+  authority_ = {off + start, authority.size(), true};
+  if (end < target.size() && target[end] == '/') {
+    spans_[kTarget] = {off + end, target.size() - end, true};
+  } else {
+    rootTarget_ = true;  // "ws://host" or "ws://host?q": the path is "/" (RFC 9112 §3.2.1)
+  }
   return HandshakeError::None;
 }
 
@@ -190,15 +221,17 @@ HandshakeError HandshakeParser::parseHeaderLine(std::string_view line, size_t of
   auto keepFirst = [&](Field f) {
     if (!spans_[f].seen) spans_[f] = span;
   };
+  auto once = [&](Field f) {
+    if (spans_[f].seen) return HandshakeError::RepeatedField;
+    spans_[f] = span;
+    return HandshakeError::None;
+  };
   switch (name.size()) {
     case 4:
-      if (equalsNoCase(name, "host")) {
-        if (spans_[kHost].seen) return HandshakeError::Malformed;  // RFC 9112 §3.2
-        spans_[kHost] = span;
-      }
+      if (equalsNoCase(name, "host")) return once(kHost);
       break;
     case 6:
-      if (equalsNoCase(name, "origin")) keepFirst(kOrigin);
+      if (equalsNoCase(name, "origin")) return once(kOrigin);
       break;
     case 7:
       if (equalsNoCase(name, "upgrade") && hasToken(value, "websocket")) upgradeWebSocket_ = true;
@@ -207,16 +240,10 @@ HandshakeError HandshakeParser::parseHeaderLine(std::string_view line, size_t of
       if (equalsNoCase(name, "connection") && hasToken(value, "upgrade")) connectionUpgrade_ = true;
       break;
     case 17:
-      if (equalsNoCase(name, "sec-websocket-key")) {
-        repeatedKey_ = repeatedKey_ || spans_[kKey].seen;
-        keepFirst(kKey);
-      }
+      if (equalsNoCase(name, "sec-websocket-key")) return once(kKey);
       break;
     case 21:
-      if (equalsNoCase(name, "sec-websocket-version")) {
-        repeatedVersion_ = repeatedVersion_ || spans_[kVersion].seen;
-        keepFirst(kVersion);
-      }
+      if (equalsNoCase(name, "sec-websocket-version")) return once(kVersion);
       break;
     case 22:
       if (equalsNoCase(name, "sec-websocket-protocol")) keepFirst(kProtocols);
@@ -236,10 +263,8 @@ HandshakeError HandshakeParser::validate(const char* buf) const {
   if (!spans_[kHost].seen || spans_[kHost].len == 0) return HandshakeError::MissingHost;
   if (!upgradeWebSocket_) return HandshakeError::NotWebSocket;
   if (!connectionUpgrade_) return HandshakeError::BadUpgrade;
-  if (!spans_[kVersion].seen || repeatedVersion_ || view(spans_[kVersion]) != "13")
-    return HandshakeError::BadVersion;
-  if (!spans_[kKey].seen || repeatedKey_ || !isValidKey(view(spans_[kKey])))
-    return HandshakeError::BadKey;
+  if (!spans_[kVersion].seen || view(spans_[kVersion]) != "13") return HandshakeError::BadVersion;
+  if (!spans_[kKey].seen || !isValidKey(view(spans_[kKey]))) return HandshakeError::BadKey;
   return HandshakeError::None;
 }
 
@@ -249,6 +274,9 @@ void HandshakeParser::bind(const char* buf) {
       &request_.version, &request_.protocols, &request_.origin, &request_.extensions};
   for (int f = 0; f < kFieldCount; ++f)
     if (spans_[f].seen) *fields[f] = std::string_view(buf + spans_[f].off, spans_[f].len);
+  if (rootTarget_) request_.target = "/";
+  // The authority of an absolute-form target replaces the Host header (RFC 9112 §3.2.2).
+  if (authority_.seen) request_.host = std::string_view(buf + authority_.off, authority_.len);
 }
 
 }  // namespace lapps

@@ -11,7 +11,7 @@ namespace lapps {
 
 enum class HandshakeError : uint8_t {
   None,
-  Malformed,         // bad request line or header syntax, duplicate Host
+  Malformed,         // bad request line or header syntax
   MethodNotAllowed,  // a method other than GET
   HttpVersion,       // not HTTP/1.1 or a later 1.x
   HeadersTooLarge,   // no blank line within maxHeaderBytes
@@ -19,8 +19,11 @@ enum class HandshakeError : uint8_t {
   MissingHost,
   NotWebSocket,  // no "Upgrade: websocket": a plain HTTP request, answered with 426
   BadUpgrade,    // Connection lacks the "upgrade" token
-  BadKey,        // Sec-WebSocket-Key missing, repeated or not base64 of 16 bytes
-  BadVersion,    // Sec-WebSocket-Version missing, repeated or not 13
+  BadKey,        // Sec-WebSocket-Key missing or not base64 of 16 bytes
+  BadVersion,    // Sec-WebSocket-Version missing or not 13
+  // Host (RFC 9112 §3.2), Origin (RFC 6454 §7.3), Sec-WebSocket-Key or -Version (RFC 6455
+  // §11.3.1, §4.1) appears more than once: which one counts would be a guess.
+  RepeatedField,
 };
 
 // HTTP status for a failed handshake (400, 405, 426, 431 or 505).
@@ -31,6 +34,10 @@ const char* describe(HandshakeError e);
 // Views into the buffer given to the latest HandshakeParser::parse() call. Fields whose
 // header was absent are empty.
 struct HandshakeRequest {
+  // `target` is always in origin form ("/path?query"), the route: from an absolute-form
+  // request line ("GET ws://host:port/path HTTP/1.1", RFC 9112 §3.2.2) it is the path and
+  // query of the URI ("/" when it has no path: then a static string, not in the buffer),
+  // and `host` is the URI's authority, which replaces the Host header (still required).
   std::string_view method, target, host, key, version;
   std::string_view protocols;   // first Sec-WebSocket-Protocol header
   std::string_view origin;      // first Origin header
@@ -78,6 +85,8 @@ class HandshakeParser {
   Status scan(const char* buf, size_t len);
   Status fail(HandshakeError e);
   HandshakeError parseRequestLine(std::string_view line, size_t off);
+  // Absolute-form target: sets the target (path and query) and authority spans.
+  HandshakeError parseAbsoluteTarget(std::string_view target, size_t off);
   HandshakeError parseHeaderLine(std::string_view line, size_t off);
   HandshakeError validate(const char* buf) const;
   void bind(const char* buf);
@@ -90,7 +99,8 @@ class HandshakeParser {
   bool requestLine_ = false;
   bool upgradeWebSocket_ = false;   // some Upgrade header lists "websocket"
   bool connectionUpgrade_ = false;  // some Connection header lists "upgrade"
-  bool repeatedKey_ = false, repeatedVersion_ = false;
+  Span authority_;                  // absolute-form target: its host[:port], used as the host
+  bool rootTarget_ = false;         // absolute-form target without a path: the route is "/"
   Status status_ = Status::Incomplete;
   HandshakeError error_ = HandshakeError::None;
   HandshakeRequest request_;

@@ -13,8 +13,8 @@ local callbacks = {
     received = received + 1
     cws:send(h, msg, 2)
   end,
-  onerror = function(h, err) -- luacheck: no unused args
-    print("cws_bench: " .. tostring(err))
+  onerror = function(h, err)
+    print("cws_bench: socket " .. h .. ": " .. tostring(err)) -- handlers are numbers, as in LAppS
   end,
   onclose = function(h) -- luacheck: no unused args
   end,

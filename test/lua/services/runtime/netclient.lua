@@ -50,13 +50,13 @@ end
 commands.cws = function(h, url)
   local got = {}
   cws:new(url, {
-    onopen = function(s) cws:send(s, "one", 1) end,
-    onmessage = function(s, msg, opcode)
+    onopen = function(h2) cws:send(h2, "one", 1) end,
+    onmessage = function(h2, msg, opcode)
       got[#got + 1] = msg .. ":" .. opcode
       if #got == 1 then
-        s:send("two", 2)
+        cws:send(h2, "two", 2)
       else
-        s:close()
+        cws:close(h2)
       end
     end,
     onerror = function(_, err) send(h, "cws error " .. tostring(err)) end,
