@@ -319,6 +319,7 @@ void Worker::completeHandshake(Connection& c) {
   c.instance = svc->instances[size_t(inst)].get();
   c.state = ConnState::Open;
   c.opened = true;
+  directory_.publish(c.slot, c.generation, svc->settings.index);
   stats_->add(Counter::HandshakesOk);
   markDirty(c);
   scheduleActivityTimer(c);
@@ -575,6 +576,7 @@ void Worker::reapDead() {
 }
 
 void Worker::teardown(Connection& c) {
+  directory_.clear(c.slot);  // other workers stop forwarding to it
   if (c.tls) {
     SSL_free(c.tls);
     c.tls = nullptr;

@@ -40,6 +40,9 @@ class ServiceInstance {
   void setServer(Server* server) { server_ = server; }
   Server* server() const { return server_; }
   const std::string& name() const { return name_; }
+  // The service's index (ServiceSettings::index): a service may name only connections
+  // routed to it (Worker::send and the rest refuse any other handle).
+  uint32_t service() const { return service_; }
 
   virtual void onStart() = 0;
   // Delivers the batch in order. A handler that fails gets its connection closed with
@@ -51,10 +54,11 @@ class ServiceInstance {
   virtual void onShutdown() = 0;
 
  protected:
-  explicit ServiceInstance(std::string name) : name_(std::move(name)) {}
+  ServiceInstance(std::string name, uint32_t service) : name_(std::move(name)), service_(service) {}
 
  private:
   std::string name_;
+  uint32_t service_;
   Worker* worker_ = nullptr;
   Server* server_ = nullptr;
 };

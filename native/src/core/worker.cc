@@ -280,20 +280,21 @@ void Worker::onInbox() {
         adopt(m);
         break;
       case InboxMessage::Kind::Send:
-        send(m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size());
+        send(m.service, m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()),
+             m.bytes.size());
         break;
       case InboxMessage::Kind::Close:
-        close(m.handle, m.code, m.bytes);
+        close(m.service, m.handle, m.code, m.bytes);
         break;
       case InboxMessage::Kind::Broadcast:
         broadcastLocal(m.channel, m.frame);
         m.frame->release(&pool_);
         break;
       case InboxMessage::Kind::Subscribe:
-        subscribe(m.channel, m.handle);
+        subscribe(m.service, m.channel, m.handle);
         break;
       case InboxMessage::Kind::Unsubscribe:
-        unsubscribe(m.channel, m.handle);
+        unsubscribe(m.service, m.channel, m.handle);
         break;
       case InboxMessage::Kind::Task:
         m.task();
@@ -410,22 +411,41 @@ void Worker::onTimers() {
 }
 
 SendStatus Worker::forward(Handle h, InboxMessage m) {
-  // Fire and forget: the owning worker applies it (or finds the handle stale) later.
-  if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+  // Answered now if the handle names no connection of the caller's service there; else
+  // fire and forget: the owning worker applies it (or finds the handle stale) later.
+  if (h.worker >= server_.workerCount() ||
+      !server_.worker(h.worker).directory().routes(h, m.service)) {
+    return SendStatus::NoConnection;
+  }
   server_.worker(h.worker).inbox().push(std::move(m));
   return SendStatus::Ok;
 }
 
-SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t len) {
+bool Worker::reaches(uint32_t service, uint64_t handle) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    return h.worker < server_.workerCount() &&
+           server_.worker(h.worker).directory().routes(h, service);
+  }
+  Connection* c = lookup(handle);
+  return c && c->opened && c->state != ConnState::Dead && c->service->settings.index == service;
+}
+
+SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data,
+                        size_t len) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
     return forward(h, {.kind = InboxMessage::Kind::Send,
                        .handle = handle,
+                       .service = service,
                        .opcode = op,
                        .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
   Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  // Another service's connection does not exist as far as the caller is concerned.
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
     // The client does not read what we send: drop it rather than buffer without bound.
@@ -443,30 +463,38 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
   return SendStatus::Ok;
 }
 
-SendStatus Worker::close(uint64_t handle, uint16_t code, std::string_view reason) {
+SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
+                         std::string_view reason) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
     return forward(h, {.kind = InboxMessage::Kind::Close,
                        .handle = handle,
+                       .service = service,
                        .code = code,
                        .bytes = std::string(reason)});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   beginClose(*c, code, reason);
   return SendStatus::Ok;
 }
 
-SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
+SendStatus Worker::subscribe(uint32_t service, uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    return forward(h,
-                   {.kind = InboxMessage::Kind::Subscribe, .handle = handle, .channel = channel});
+    return forward(h, {.kind = InboxMessage::Kind::Subscribe,
+                       .handle = handle,
+                       .service = service,
+                       .channel = channel});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   for (uint64_t ch : c->channels) {
     if (ch == channel) return SendStatus::Ok;  // already subscribed
   }
@@ -475,15 +503,19 @@ SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
   return SendStatus::Ok;
 }
 
-SendStatus Worker::unsubscribe(uint64_t channel, uint64_t handle) {
+SendStatus Worker::unsubscribe(uint32_t service, uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    return forward(h,
-                   {.kind = InboxMessage::Kind::Unsubscribe, .handle = handle, .channel = channel});
+    return forward(h, {.kind = InboxMessage::Kind::Unsubscribe,
+                       .handle = handle,
+                       .service = service,
+                       .channel = channel});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   std::erase(c->channels, channel);
   auto it = subscribers_.find(channel);
   if (it != subscribers_.end()) {

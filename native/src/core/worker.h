@@ -21,6 +21,7 @@
 #include "core/policy.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
+#include "core/slot-directory.h"
 #include "core/stats.h"
 #include "protocol/opcode.h"
 #include "runtime/host.h"
@@ -42,6 +43,7 @@ struct InboxMessage {
   SSL* tls = nullptr;     // Adopt: the TLS session, owned by the message until adopted
   std::shared_ptr<const TlsServerContext> tlsContext{};  // Adopt
   uint64_t handle = 0;                                   // Send / Close
+  uint32_t service = 0;  // Send / Close / (Un)subscribe: the calling service (checked again)
   Opcode opcode = Opcode::Text;
   uint16_t code = 0;              // Close
   std::string bytes{};            // Adopt: bytes read so far; Send: payload; Close: reason
@@ -72,14 +74,21 @@ class Worker final : public Host {
 
   Inbox<InboxMessage>& inbox() { return inbox_; }
 
-  // Service API, called on this worker's thread (from Lua or C handlers). A handle of
-  // another worker is forwarded through that worker's inbox.
-  SendStatus send(uint64_t handle, Opcode op, const uint8_t* data, size_t len);
-  SendStatus close(uint64_t handle, uint16_t code, std::string_view reason);
+  // Service API, called on this worker's thread (from Lua or C handlers) by an instance of
+  // `service` (ServiceInstance::service()). A handle of a connection that is not routed to
+  // that service is refused with NoConnection, whichever worker it is on. A handle of
+  // another worker is checked against that worker's directory, then forwarded through its
+  // inbox.
+  SendStatus send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data, size_t len);
+  SendStatus close(uint32_t service, uint64_t handle, uint16_t code, std::string_view reason);
   // Broadcast channels. `frame` is a complete encoded frame; the caller keeps its own
   // reference. A subscription ends with its connection.
-  SendStatus subscribe(uint64_t channel, uint64_t handle);
-  SendStatus unsubscribe(uint64_t channel, uint64_t handle);
+  SendStatus subscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  SendStatus unsubscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  // Is `handle` an open connection (on any worker) routed to `service`?
+  bool reaches(uint32_t service, uint64_t handle);
+  // Any thread: the service of each open connection of this worker, by slot.
+  const SlotDirectory& directory() const { return directory_; }
   SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
 
   // For the Lua dispatcher: is the connection whose messages are being delivered open
@@ -188,6 +197,7 @@ class Worker final : public Host {
 
   std::vector<Connection*> slots_;  // slot -> connection (null when free)
   std::vector<uint32_t> generations_;
+  SlotDirectory directory_;
   std::vector<uint32_t> freeSlots_;
   // Handles, not pointers: a connection may die and be freed while listed.
   std::vector<uint64_t> dirtyList_;

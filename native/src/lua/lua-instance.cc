@@ -138,7 +138,7 @@ __attribute__((visibility("default"))) void lapps_message_returned_false(void* i
 
 LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events,
                          Role role)
-    : ServiceInstance(service.name + "#" + std::to_string(index)),
+    : ServiceInstance(service.name + "#" + std::to_string(index), service.index),
       service_(service),
       events_(events),
       role_(role),
