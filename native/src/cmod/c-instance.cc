@@ -125,7 +125,7 @@ class CInstance final : public ServiceInstance {
 
   void onMessages(MessageBatch& batch) override {
     Worker* w = worker();
-    while (batch.next < batch.count && w->currentOpen()) {
+    while (batch.next < batch.count && w->currentOpen() && w->sliceGoesOn()) {
       const InboundMessage& m = batch.items[batch.next++];
       int rc = module_->on_message(self_, batch.handle, m.opcode, m.data, m.len);
       if (rc != 0) {

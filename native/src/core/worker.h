@@ -103,8 +103,14 @@ class Worker final : public Host {
   // queue or a socket): the connection's later messages wait, in order, and reading from
   // it pauses until release(handle).
   void holdCurrent();
-  // The suspended handler of `handle` finished: deliver what waited, resume reading.
+  // The suspended handler of `handle` finished: what waited is served (in slices), then
+  // reading resumes.
   void release(uint64_t handle);
+  // Asked by an instance before it hands the next message of a batch to its handler:
+  // false once the slice of the connection being served is spent (see kSliceNs); the
+  // messages left wait for the next loop turn, in order. The first message of a slice
+  // costs no clock read (a read of one message never does), later ones a coarse one.
+  bool sliceGoesOn() { return ++sliceCalls_ == 1 || sliceTimeLeft(); }
   // Runs fn with `handle` as the current connection (a resumed handler), as a batch does.
   template <class F>
   void asCurrent(uint64_t handle, F&& fn) {
@@ -180,7 +186,28 @@ class Worker final : public Host {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   void setEpoll(Connection& c, bool wantWrite);
-  void deliverPending(Connection& c);
+  // Fairness: per loop turn a connection gets one slice: at most its instance's
+  // sliceMessages() messages, which serveBacklog adapts so that a slice takes about kSliceNs,
+  // and, as a backstop for handlers slower than that count was learned on, no new message
+  // once the slice has lasted longer (sliceGoesOn). What it sent beyond waits in its
+  // backlog, unparsed, with reading paused; the loop serves one slice of each backlog per
+  // turn, after the other connections' events, and does not block in epoll_wait while any
+  // is left.
+  static constexpr uint64_t kSliceNs = 2'000'000;
+  static constexpr uint32_t kMaxSliceMessages = 1u << 16;
+  void startSlice(uint32_t messages) {
+    sliceLeft_ = messages;
+    sliceCalls_ = 0;
+  }
+  bool sliceTimeLeft();  // the clock part of sliceGoesOn
+  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
+  size_t parseSlice(Connection& c, uint8_t* data, size_t len);
+  void keepBacklog(Connection& c, const uint8_t* data, size_t len);
+  void scheduleBacklog(Connection& c);
+  void serveBacklogs();
+  void serveBacklog(Connection& c);
+  void pauseReading(Connection& c);
+  void resumeReading(Connection& c);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -221,6 +248,11 @@ class Worker final : public Host {
   // Broadcast channel -> handles of this worker's subscribed connections.
   std::unordered_map<uint64_t, std::vector<uint64_t>> subscribers_;
   std::vector<InboundMessage> batch_;  // complete messages of the connection being read
+  size_t sliceLeft_ = 0;               // messages the connection being read may still parse
+  uint32_t sliceCalls_ = 0;            // messages handed to handlers in the current slice
+  uint64_t sliceStartNs_ = 0;          // coarse clock at the slice's second message
+  uint64_t sliceLimitNs_ = 0;          // coarse time after which a slice is spent
+  std::vector<uint64_t> backlog_;      // connections with a backlog to serve (handles)
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
