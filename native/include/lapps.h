@@ -48,7 +48,7 @@ extern "C" {
 
 /* Results of the API functions. Values never change meaning; new ones may be added. */
 #define LAPPS_OK 0
-#define LAPPS_NO_CONNECTION 1 /* handle is stale, invalid, or its connection is gone */
+#define LAPPS_NO_CONNECTION 1 /* stale, invalid, gone, or another service's connection */
 #define LAPPS_CLOSING 2       /* the connection is closing: nothing more can be sent */
 #define LAPPS_SLOW_CONSUMER 3 /* over its outbound limit: the connection was closed */
 #define LAPPS_NOT_UTF8 4      /* text message or close reason is not valid UTF-8 */
@@ -64,8 +64,10 @@ extern "C" {
 
 /* A connection: opaque, never 0. A handle outlives its connection only as a number: the
  * server detects a stale one and answers LAPPS_NO_CONNECTION, even after the slot has
- * been reused by another connection. Handles of connections on other workers are valid:
- * sends to them are forwarded (and answer LAPPS_OK once queued). */
+ * been reused by another connection. A module names only connections routed to its own
+ * service: a handle of another service's connection is answered LAPPS_NO_CONNECTION too.
+ * Handles of the service's connections on other workers are valid: calls on them are
+ * forwarded (and answer LAPPS_OK once queued). */
 typedef uint64_t lapps_handle;
 
 /*

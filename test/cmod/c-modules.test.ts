@@ -209,6 +209,61 @@ if (!existsSync(so('lapps_cmod_recorder'))) {
     b.close();
   });
 
+  t.test('the API refuses connections of another service, on any worker', async (t) => {
+    const victim = {
+      name: 'victim',
+      request_target: '/victim',
+      source: path.join(repoRoot, 'test', 'lua', 'services', 'isolation', 'victim.lua'),
+    };
+    const server = await startTestServer({
+      workers: 2,
+      services: [
+        { ...victim, instances: 2 },
+        { ...recorder, instances: 2 },
+      ],
+    });
+    t.teardown(() => server.stop());
+    const workerOf = (h: string): number => Math.floor(Number(h) / 2 ** 20) % 256;
+    // Connections stay on the worker that accepted them: get one of each kind on both.
+    const victims: { ws: import('ws').WebSocket; handle: string; got: string[] }[] = [];
+    const recs: { ws: import('ws').WebSocket; handle: string }[] = [];
+    for (let i = 0; i < 40; i++) {
+      const on = (list: { handle: string }[], w: number): boolean =>
+        list.some((c) => workerOf(c.handle) === w);
+      if ([0, 1].every((w) => on(victims, w) && on(recs, w))) break;
+      const v = await openWs(server.url('/victim'));
+      const got: string[] = [];
+      victims.push({ ws: v, handle: await ask(v, 'handle'), got });
+      v.on('message', (d) => got.push(String(d)));
+      const r = await openWs(server.url('/rec'));
+      recs.push({ ws: r, handle: await ask(r, 'handle') });
+    }
+    const r0 = recs.find((c) => workerOf(c.handle) === 0);
+    const r1 = recs.find((c) => workerOf(c.handle) === 1);
+    t.ok(r0 && r1, 'a recorder connection on each worker');
+    if (!r0 || !r1) return;
+    t.equal(await ask(r0.ws, 'bcast create 6'), 'rc 0');
+    for (const v of victims) {
+      const where = workerOf(v.handle) === 0 ? 'same worker' : 'other worker';
+      t.equal(await ask(r0.ws, `send ${v.handle} intruder`), 'rc 1', `send, ${where}`);
+      t.equal(await ask(r0.ws, `bcast subh 6 ${v.handle}`), 'rc 1', `subscribe, ${where}`);
+      t.equal(await ask(r0.ws, `bcast unsubh 6 ${v.handle}`), 'rc 1', `unsubscribe, ${where}`);
+      t.equal(await ask(r0.ws, `closeh ${v.handle}`), 'rc 1', `close, ${where}`);
+    }
+    t.equal(await ask(r0.ws, 'bcast send 6 leak'), 'rc 0');
+    await new Promise((r) => setTimeout(r, 200));
+    for (const v of victims) {
+      t.equal(await ask(v.ws, 'still here'), 'still here', `victim ${v.handle} open`);
+      t.same(v.got, ['still here'], `victim ${v.handle} received nothing else`);
+    }
+    // The module's own connections on the other worker stay reachable.
+    const got = nextMessage(r1.ws);
+    t.equal(await ask(r0.ws, `send ${r1.handle} across`), 'rc 0', 'own connection, other worker');
+    t.equal(await got, 'across');
+    for (const c of [...victims, ...recs]) c.ws.close();
+    t.same(server.errors(), [], 'no error in the log');
+  });
+
   t.test('bad modules are refused at start with a clear error', async (t) => {
     const cases: [string, string, RegExp][] = [
       [

@@ -4,8 +4,11 @@
  *   count                  replies "count <n>": messages this instance has seen
  *   send <handle> <text>   sends <text> to <handle>, replies "rc <result>"
  *   close <code> [reason]  closes this connection; replies "rc <result>" on failure
+ *   closeh <handle>        closes <handle> with 4000, replies "rc <result>"
  *   badopcode / badutf8 / badclose / nullsend   misuses the API, replies "rc <result>"
  *   thread                 calls send from another thread, replies "rc <result>"
+ *   bcast create|sub|unsub <channel>, bcast send <channel> <text>: broadcast channels for
+ *                          this connection; bcast subh|unsubh <channel> <handle>: for <handle>
  *   fail                   on_message fails (the connection gets 1011)
  * Logs "create <instance>", "start <instance>", "disconnect <handle>", "shutdown
  * <instance>", so tests can count the callbacks. */
@@ -106,6 +109,9 @@ static int rec_on_message(void* self, lapps_handle h, int opcode, const void* da
     lapps_handle to = strtoull(cmd + 5, &rest, 10);
     if (*rest == ' ') rest++;
     reply_rc(r, h, r->api->send(r->host, to, LAPPS_OPCODE_TEXT, rest, strlen(rest)));
+  } else if (starts_with(cmd, len, "closeh ")) {
+    lapps_handle to = strtoull(cmd + 7, NULL, 10);
+    reply_rc(r, h, r->api->close(r->host, to, 4000, "intruder", 8));
   } else if (starts_with(cmd, len, "close ")) {
     char* rest;
     int code = (int)strtol(cmd + 6, &rest, 10);
@@ -126,6 +132,11 @@ static int rec_on_message(void* self, lapps_handle h, int opcode, const void* da
       reply_rc(r, h, r->api->bcast_subscribe(r->host, channel, h));
     } else if (strcmp(what, "unsub") == 0) {
       reply_rc(r, h, r->api->bcast_unsubscribe(r->host, channel, h));
+    } else if (strcmp(what, "subh") == 0) {
+      reply_rc(r, h, r->api->bcast_subscribe(r->host, channel, strtoull(cmd + 6 + used, NULL, 10)));
+    } else if (strcmp(what, "unsubh") == 0) {
+      reply_rc(r, h,
+               r->api->bcast_unsubscribe(r->host, channel, strtoull(cmd + 6 + used, NULL, 10)));
     } else {
       const char* text = cmd + 6 + used;
       reply_rc(r, h, r->api->bcast_send(r->host, channel, LAPPS_OPCODE_TEXT, text, strlen(text)));

@@ -60,7 +60,7 @@ LogLevel toLogLevel(int level) {
 class CInstance final : public ServiceInstance {
  public:
   CInstance(const ServiceSettings& service, uint32_t index, EventChannel& events)
-      : ServiceInstance(service.name + "#" + std::to_string(index)),
+      : ServiceInstance(service.name + "#" + std::to_string(index), service.index),
         source_(service.source),
         events_(events) {}
 
@@ -125,7 +125,7 @@ class CInstance final : public ServiceInstance {
 
   void onMessages(MessageBatch& batch) override {
     Worker* w = worker();
-    while (batch.next < batch.count && w->currentOpen()) {
+    while (batch.next < batch.count && w->currentOpen() && w->sliceGoesOn()) {
       const InboundMessage& m = batch.items[batch.next++];
       int rc = module_->on_message(self_, batch.handle, m.opcode, m.data, m.len);
       if (rc != 0) {
@@ -164,7 +164,8 @@ class CInstance final : public ServiceInstance {
     const auto* bytes = data ? static_cast<const uint8_t*>(data) : &kEmpty;
     if (opcode == LAPPS_OPCODE_TEXT && !isValidUtf8(bytes, len)) return LAPPS_NOT_UTF8;
     return fromStatus(self->worker()->send(
-        handle, opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes, len));
+        self->service(), handle, opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes,
+        len));
   }
 
   static int apiClose(void* host, uint64_t handle, int code, const char* reason, size_t len) {
@@ -174,7 +175,8 @@ class CInstance final : public ServiceInstance {
     if ((!reason && len) || len > kMaxCloseReason) return LAPPS_INVALID;
     if (!reason) reason = "";
     if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return LAPPS_NOT_UTF8;
-    return fromStatus(self->worker()->close(handle, uint16_t(code), std::string_view(reason, len)));
+    return fromStatus(self->worker()->close(self->service(), handle, uint16_t(code),
+                                            std::string_view(reason, len)));
   }
 
   static void apiLog(void* host, int level, const char* message) {
@@ -198,7 +200,8 @@ class CInstance final : public ServiceInstance {
     if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
     if (channel > kMaxChannel) return LAPPS_INVALID;
     Worker* w = self->worker();
-    return fromStatus(on ? w->subscribe(channel, handle) : w->unsubscribe(channel, handle));
+    return fromStatus(on ? w->subscribe(self->service(), channel, handle)
+                         : w->unsubscribe(self->service(), channel, handle));
   }
   static int apiBcastSubscribe(void* host, uint64_t channel, uint64_t handle) {
     return subscription(host, channel, handle, true);

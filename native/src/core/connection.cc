@@ -34,7 +34,8 @@ struct FrameSink {
     if (first && last && c.state == ConnState::Open) [[likely]] {
       // Zero copy: the message points into the read buffer until the batch is dispatched.
       w.batch_.push_back(InboundMessage{data, len, text ? 1 : 2});
-      return true;
+      // The connection's share of this loop turn is full: the rest waits (backlog).
+      return --w.sliceLeft_ != 0;
     }
     return onDataSlow(data, len, first, last, text);
   }
@@ -52,6 +53,7 @@ struct FrameSink {
     if (want > c.message.capacity()) c.message.reserve(want);
     c.message.append(reinterpret_cast<const char*>(data), len);
     if (last) {
+      --w.sliceLeft_;  // at least 1: the parser would have stopped otherwise
       // The reassembly buffer is reused by the next message: dispatch right away.
       w.batch_.push_back(InboundMessage{reinterpret_cast<const uint8_t*>(c.message.data()),
                                         c.message.size(), text ? 1 : 2});
@@ -64,13 +66,20 @@ struct FrameSink {
         c.message.clear();
       }
     }
-    return c.state == ConnState::Open || c.state == ConnState::Closing;
+    return c.state == ConnState::Closing || (c.state == ConnState::Open && mayGoOn());
   }
+
+  // Whether an open connection's next message may be handled in this slice: not after a
+  // handler suspended (its later messages wait), nor past the slice's end.
+  bool mayGoOn() const { return !c.held && w.sliceLeft_ > 0; }
 
   // Control frames act in stream order: the messages before them are handled first.
   bool onPing(uint8_t* payload, size_t len) {
     w.dispatchBatch(c);
-    if (c.state == ConnState::Open) w.queueFrame(c, Opcode::Pong, payload, len);
+    if (c.state == ConnState::Open) {
+      w.queueFrame(c, Opcode::Pong, payload, len);
+      return mayGoOn();
+    }
     return true;
   }
 
@@ -322,6 +331,7 @@ void Worker::completeHandshake(Connection& c) {
   c.instance = svc->instances[size_t(inst)].get();
   c.state = ConnState::Open;
   c.opened = true;
+  directory_.publish(c.slot, c.generation, svc->settings.index);
   stats_->add(Counter::HandshakesOk);
   markDirty(c);
   scheduleActivityTimer(c);
@@ -351,9 +361,33 @@ void Worker::finishAndDrain(Connection& c) {
 }
 
 void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
+  if (c.backlogOff < c.backlog.size()) [[unlikely]] {
+    // Read while unparsed bytes wait (the last read of a stop): they go behind them.
+    c.backlog.erase(0, c.backlogOff);
+    c.backlog.append(reinterpret_cast<const char*>(data), len);
+    c.backlogOff = 0;
+    return;
+  }
+  startSlice(c.instance->sliceMessages());
+  size_t used = parseSlice(c, data, len);
+  // The slice ended (or a handler suspended) before all of it was handled.
+  if (used < len || !c.pending.empty()) keepBacklog(c, data + used, len - used);
+}
+
+size_t Worker::parseSlice(Connection& c, uint8_t* data, size_t len) {
   FrameSink sink{*this, c};
-  parseFrames(c.parser, c.service->limits, data, len, sink);
+  size_t used = parseFrames(c.parser, c.service->limits, data, len, sink);
   dispatchBatch(c);
+  return used;
+}
+
+void Worker::keepBacklog(Connection& c, const uint8_t* data, size_t len) {
+  // Past a close frame or a protocol error nothing more is parsed: the rest is dropped.
+  if ((c.state != ConnState::Open && c.state != ConnState::Closing) || c.parser.failed()) return;
+  c.backlog.assign(reinterpret_cast<const char*>(data), len);
+  c.backlogOff = 0;
+  pauseReading(c);
+  if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
 }
 
 void Worker::dispatchBatch(Connection& c) {
@@ -370,8 +404,9 @@ void Worker::dispatchBatch(Connection& c) {
     currentHandle_ = 0;
     next = batch.next;
   }
-  if (c.held && c.state == ConnState::Open) {
-    // A handler suspended: what it has not seen yet waits, in order, for its return.
+  if (next < batch_.size() && c.state == ConnState::Open) {
+    // A handler suspended, or the slice is spent: what the handlers have not seen yet waits,
+    // in order (for the handler's return, or the next loop turn).
     for (size_t i = next; i < batch_.size(); ++i) {
       const InboundMessage& m = batch_[i];
       c.pending.push_back({std::string(reinterpret_cast<const char*>(m.data), m.len), m.opcode});
@@ -388,7 +423,11 @@ void Worker::failCurrent() {
 
 void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
   if (c.state != ConnState::Open) return;
-  if (c.paused) {
+  if (c.backlogOff < c.backlog.size() || !c.pending.empty()) {
+    // The peer's close frame may be among the bytes read already: they are parsed first
+    // (serveBacklog also drops the messages that waited, and then reads again).
+    scheduleBacklog(c);
+  } else if (c.paused) {
     // Reading again: the peer's close frame must be seen.
     c.paused = false;
     setEpoll(c, c.epollOut);
@@ -578,6 +617,7 @@ void Worker::reapDead() {
 }
 
 void Worker::teardown(Connection& c) {
+  directory_.clear(c.slot);  // other workers stop forwarding to it
   if (c.tls) {
     SSL_free(c.tls);
     c.tls = nullptr;

@@ -60,12 +60,18 @@ struct Connection {
   bool paused = false;   // reading stopped (EPOLLIN off) while held
   bool counted = false;  // admitted by the ConnLimiter: released at teardown
   bool tlsWantsWrite = false;  // SSL_read needs the socket writable (handshake bytes pending)
+  bool backlogged = false;     // in the worker's list of connections with work left (backlog_)
 
   struct PendingMessage {
     std::string data;
     int opcode;
   };
   std::deque<PendingMessage> pending;  // messages parsed while held, in order
+  // Bytes read but not parsed yet: what followed the end of a slice (the connection had
+  // its share of the loop turn) or a suspended handler. Parsed in place, from backlogOff,
+  // before anything else is read from the socket (reading is paused meanwhile).
+  std::string backlog;
+  size_t backlogOff = 0;
 
   const ServiceRuntime* service = nullptr;
   ServiceInstance* instance = nullptr;

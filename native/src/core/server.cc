@@ -132,18 +132,6 @@ bool Server::startStandalone(std::string& error) {
   return true;
 }
 
-SendStatus Server::subscribeFromOutside(uint64_t channel, uint64_t handle, bool subscribe) {
-  if (!channels_.exists(channel)) return SendStatus::NoChannel;
-  Handle h = Handle::unpack(handle);
-  if (h.worker >= workers_.size() || h.generation == 0) return SendStatus::NoConnection;
-  InboxMessage m;
-  m.kind = subscribe ? InboxMessage::Kind::Subscribe : InboxMessage::Kind::Unsubscribe;
-  m.handle = handle;
-  m.channel = channel;
-  workers_[h.worker]->inbox().push(std::move(m));
-  return SendStatus::Ok;
-}
-
 SendStatus Server::broadcastFromOutside(uint64_t channel, SharedBuffer* frame) {
   if (!channels_.exists(channel)) return SendStatus::NoChannel;
   for (auto& w : workers_) {

@@ -65,9 +65,8 @@ class Server {
   BroadcastRegistry& channels() { return channels_; }
   ConnLimiter& limiter() { return limiter_; }
   MessageQueues& queues() { return queues_; }
-  // bcast from a thread that is not a worker (standalone services): the request goes to
-  // the worker(s) concerned through their inboxes.
-  SendStatus subscribeFromOutside(uint64_t channel, uint64_t handle, bool subscribe);
+  // bcast:send from a thread that is not a worker (standalone services): the frame goes to
+  // every worker through its inbox.
   SendStatus broadcastFromOutside(uint64_t channel, SharedBuffer* frame);
   uint64_t* statsBlock() { return reinterpret_cast<uint64_t*>(stats_.get()); }
   size_t statsWords() const { return size_t(settings_.workers) * kCounterCount; }

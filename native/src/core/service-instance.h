@@ -40,6 +40,14 @@ class ServiceInstance {
   void setServer(Server* server) { server_ = server; }
   Server* server() const { return server_; }
   const std::string& name() const { return name_; }
+  // The service's index (ServiceSettings::index): a service may name only connections
+  // routed to it (Worker::send and the rest refuse any other handle).
+  uint32_t service() const { return service_; }
+  // How many messages of one connection the worker hands over per loop turn before it
+  // serves the others: learned by the worker from how long this instance's handlers take
+  // (Worker::serveBacklog). Worker thread only.
+  uint32_t sliceMessages() const { return sliceMessages_; }
+  void setSliceMessages(uint32_t n) { sliceMessages_ = n; }
 
   virtual void onStart() = 0;
   // Delivers the batch in order. A handler that fails gets its connection closed with
@@ -51,10 +59,12 @@ class ServiceInstance {
   virtual void onShutdown() = 0;
 
  protected:
-  explicit ServiceInstance(std::string name) : name_(std::move(name)) {}
+  ServiceInstance(std::string name, uint32_t service) : name_(std::move(name)), service_(service) {}
 
  private:
   std::string name_;
+  uint32_t service_;
+  uint32_t sliceMessages_ = 16;  // until measured: a few ms even for a slow handler
   Worker* worker_ = nullptr;
   Server* server_ = nullptr;
 };

@@ -50,7 +50,13 @@ Worker::Worker(Server& server, uint32_t index)
       name_("worker " + std::to_string(index)),
       epfd_(::epoll_create1(EPOLL_CLOEXEC)),
       readBuf_(kReadBufferSize),
-      stats_(server.stats(index)) {}
+      stats_(server.stats(index)) {
+  // The coarse clock moves in ticks (often 4 ms): a slice is spent once it has lasted
+  // kSliceNs for sure, never earlier (that would only cut fast handlers' batches short).
+  timespec res{};
+  ::clock_getres(CLOCK_MONOTONIC_COARSE, &res);
+  sliceLimitNs_ = kSliceNs + uint64_t(res.tv_sec) * 1000000000 + uint64_t(res.tv_nsec);
+}
 
 Worker::~Worker() {
   join();
@@ -121,6 +127,7 @@ void Worker::run() {
       uint64_t d = resumeListenersAt_ > nowMs_ ? resumeListenersAt_ - nowMs_ : 0;
       if (timeout < 0 || uint64_t(timeout) > d) timeout = int(d);
     }
+    if (!backlog_.empty()) timeout = 0;  // backlogs are served every turn
     int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
     nowMs_ = monotonicMs();
     for (int i = 0; i < n; ++i) {
@@ -154,6 +161,7 @@ void Worker::run() {
         if (c && c->tls && !c->paused && c->state != ConnState::Dead) onTlsReadable(*c);
       }
     }
+    serveBacklogs();
     // Handlers run during flushes and teardowns may dirty or kill other connections.
     while (!dirtyList_.empty() || !deadList_.empty()) {
       flushDirty();
@@ -305,20 +313,21 @@ void Worker::onInbox() {
         adopt(m);
         break;
       case InboxMessage::Kind::Send:
-        send(m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size());
+        send(m.service, m.handle, m.opcode, reinterpret_cast<const uint8_t*>(m.bytes.data()),
+             m.bytes.size());
         break;
       case InboxMessage::Kind::Close:
-        close(m.handle, m.code, m.bytes);
+        close(m.service, m.handle, m.code, m.bytes);
         break;
       case InboxMessage::Kind::Broadcast:
         broadcastLocal(m.channel, m.frame);
         m.frame->release(&pool_);
         break;
       case InboxMessage::Kind::Subscribe:
-        subscribe(m.channel, m.handle);
+        subscribe(m.service, m.channel, m.handle);
         break;
       case InboxMessage::Kind::Unsubscribe:
-        unsubscribe(m.channel, m.handle);
+        unsubscribe(m.service, m.channel, m.handle);
         break;
       case InboxMessage::Kind::Task:
         m.task();
@@ -413,10 +422,7 @@ void Worker::beginStop(uint64_t deadlineMs) {
     // until our close frame is out (then it is read and discarded).
     readBeforeStop(*c);
     if (c->state != ConnState::Open) continue;
-    if (!c->paused) {
-      c->paused = true;
-      setEpoll(*c, c->epollOut);
-    }
+    pauseReading(*c);
     closeIfDrained(*c);
   }
   if (deadlineMs <= nowMs_) {
@@ -443,7 +449,8 @@ void Worker::readBeforeStop(Connection& c) {
 }
 
 void Worker::closeIfDrained(Connection& c) {
-  if (c.state == ConnState::Open && !c.held && c.pending.empty()) {
+  if (c.state == ConnState::Open && !c.held && c.pending.empty() &&
+      c.backlogOff == c.backlog.size()) {
     beginClose(c, 1001, "server shutting down");
   }
 }
@@ -536,22 +543,41 @@ void Worker::onTimers() {
 }
 
 SendStatus Worker::forward(Handle h, InboxMessage m) {
-  // Fire and forget: the owning worker applies it (or finds the handle stale) later.
-  if (h.worker >= server_.workerCount() || h.generation == 0) return SendStatus::NoConnection;
+  // Answered now if the handle names no connection of the caller's service there; else
+  // fire and forget: the owning worker applies it (or finds the handle stale) later.
+  if (h.worker >= server_.workerCount() ||
+      !server_.worker(h.worker).directory().routes(h, m.service)) {
+    return SendStatus::NoConnection;
+  }
   server_.worker(h.worker).inbox().push(std::move(m));
   return SendStatus::Ok;
 }
 
-SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t len) {
+bool Worker::reaches(uint32_t service, uint64_t handle) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker != index_) {
+    return h.worker < server_.workerCount() &&
+           server_.worker(h.worker).directory().routes(h, service);
+  }
+  Connection* c = lookup(handle);
+  return c && c->opened && c->state != ConnState::Dead && c->service->settings.index == service;
+}
+
+SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data,
+                        size_t len) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
     return forward(h, {.kind = InboxMessage::Kind::Send,
                        .handle = handle,
+                       .service = service,
                        .opcode = op,
                        .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
   Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  // Another service's connection does not exist as far as the caller is concerned.
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
     // The client does not read what we send: drop it rather than buffer without bound.
@@ -569,30 +595,38 @@ SendStatus Worker::send(uint64_t handle, Opcode op, const uint8_t* data, size_t 
   return SendStatus::Ok;
 }
 
-SendStatus Worker::close(uint64_t handle, uint16_t code, std::string_view reason) {
+SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
+                         std::string_view reason) {
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
     return forward(h, {.kind = InboxMessage::Kind::Close,
                        .handle = handle,
+                       .service = service,
                        .code = code,
                        .bytes = std::string(reason)});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   beginClose(*c, code, reason);
   return SendStatus::Ok;
 }
 
-SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
+SendStatus Worker::subscribe(uint32_t service, uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    return forward(h,
-                   {.kind = InboxMessage::Kind::Subscribe, .handle = handle, .channel = channel});
+    return forward(h, {.kind = InboxMessage::Kind::Subscribe,
+                       .handle = handle,
+                       .service = service,
+                       .channel = channel});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   for (uint64_t ch : c->channels) {
     if (ch == channel) return SendStatus::Ok;  // already subscribed
   }
@@ -601,15 +635,19 @@ SendStatus Worker::subscribe(uint64_t channel, uint64_t handle) {
   return SendStatus::Ok;
 }
 
-SendStatus Worker::unsubscribe(uint64_t channel, uint64_t handle) {
+SendStatus Worker::unsubscribe(uint32_t service, uint64_t channel, uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    return forward(h,
-                   {.kind = InboxMessage::Kind::Unsubscribe, .handle = handle, .channel = channel});
+    return forward(h, {.kind = InboxMessage::Kind::Unsubscribe,
+                       .handle = handle,
+                       .service = service,
+                       .channel = channel});
   }
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead) return SendStatus::NoConnection;
+  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+    return SendStatus::NoConnection;
+  }
   std::erase(c->channels, channel);
   auto it = subscribers_.find(channel);
   if (it != subscribers_.end()) {
@@ -694,44 +732,142 @@ void Worker::unwatch(int fd) {
 void Worker::holdCurrent() {
   if (!current_ || current_->held) return;
   current_->held = true;
-  if (current_->state == ConnState::Open && !current_->paused) {
-    current_->paused = true;
-    setEpoll(*current_, current_->epollOut);
-  }
+  if (current_->state == ConnState::Open) pauseReading(*current_);
 }
 
 void Worker::release(uint64_t handle) {
   Connection* c = lookup(handle);
   if (!c || !c->held) return;
   c->held = false;
-  deliverPending(*c);
+  // What waited is served by the loop, in slices like any backlog (this turn still).
+  if (!c->pending.empty() || c->backlogOff < c->backlog.size()) {
+    scheduleBacklog(*c);
+  } else if (stopping_) {
+    closeIfDrained(*c);  // reading stays off while stopping
+  } else if (c->state == ConnState::Open) {
+    resumeReading(*c);
+  }
 }
 
-void Worker::deliverPending(Connection& c) {
+void Worker::pauseReading(Connection& c) {
+  if (c.paused) return;
+  c.paused = true;
+  setEpoll(c, c.epollOut);
+}
+
+void Worker::resumeReading(Connection& c) {
+  if (!c.paused) return;
+  c.paused = false;
+  setEpoll(c, c.epollOut);
+  // Records OpenSSL decrypted already are invisible to epoll.
+  if (c.tls && SSL_has_pending(c.tls)) readAgain_.push_back(handleOf(c));
+}
+
+void Worker::scheduleBacklog(Connection& c) {
+  if (c.backlogged) return;
+  c.backlogged = true;
+  backlog_.push_back(handleOf(c));
+}
+
+void Worker::serveBacklogs() {
+  if (backlog_.empty()) return;
+  std::vector<uint64_t> list;
+  list.swap(backlog_);
+  for (uint64_t h : list) {
+    Connection* c = lookup(h);
+    if (!c) continue;
+    c->backlogged = false;
+    if (c->state != ConnState::Dead) serveBacklog(*c);
+  }
+  // Reuse the vector's storage next time.
+  if (backlog_.empty()) {
+    list.clear();
+    backlog_.swap(list);
+  }
+}
+
+namespace {
+
+uint64_t clockNs(clockid_t clock) {
+  timespec ts;
+  ::clock_gettime(clock, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace
+
+bool Worker::sliceTimeLeft() {
+  const uint64_t now = clockNs(CLOCK_MONOTONIC_COARSE);
+  if (sliceCalls_ == 2) {
+    sliceStartNs_ = now;
+    return true;
+  }
+  if (now - sliceStartNs_ < sliceLimitNs_) return true;
+  --sliceCalls_;   // not handed over
+  sliceLeft_ = 0;  // the parser stops too: the rest of the read waits in the backlog
+  return false;
+}
+
+void Worker::serveBacklog(Connection& c) {
+  c.lastActivityMs = nowMs_;  // busy with what it sent: not idle
   const uint64_t handle = handleOf(c);
-  while (!c.pending.empty() && !c.held && c.state == ConnState::Open) {
+  const uint64_t started = clockNs(CLOCK_MONOTONIC);
+  const uint32_t quota = c.instance->sliceMessages();
+  startSlice(quota);
+  // What a suspended handler held back (or a spent slice left) comes first, one call each.
+  while (!c.pending.empty() && !c.held && c.state == ConnState::Open && sliceLeft_ > 0) {
+    --sliceLeft_;
+    // Moved out first: a handler may get the connection closed, which clears pending.
     Connection::PendingMessage m = std::move(c.pending.front());
     c.pending.pop_front();
     InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
-    asCurrent(handle, [&] {
-      MessageBatch batch{handle, &item, 1};
-      c.instance->onMessages(batch);
-    });
+    MessageBatch batch{handle, &item, 1};
+    asCurrent(handle, [&] { c.instance->onMessages(batch); });
+    if (batch.next == 0 && c.state == ConnState::Open && !c.held) {
+      c.pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
+      break;
+    }
   }
-  if (c.state != ConnState::Open) {
+  if (c.state != ConnState::Open) c.pending.clear();
+  // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
+  const bool open = c.state == ConnState::Open;
+  if (c.pending.empty() && (c.state == ConnState::Closing || (open && !c.held && sliceLeft_)) &&
+      c.backlogOff < c.backlog.size()) {
+    uint8_t* data = reinterpret_cast<uint8_t*>(c.backlog.data());
+    c.backlogOff += parseSlice(c, data + c.backlogOff, c.backlog.size() - c.backlogOff);
+  }
+  // Measured per slice, not per message: the next slice of this instance's connections
+  // takes about kSliceNs.
+  const uint64_t done = sliceCalls_;
+  const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
+  if (done && ns > kSliceNs) {
+    c.instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * kSliceNs / ns)));
+  } else if (done >= quota && ns < kSliceNs / 2) {
+    c.instance->setSliceMessages(std::min(kMaxSliceMessages, quota * 2));
+  }
+
+  if ((c.state != ConnState::Open && c.state != ConnState::Closing) || c.parser.failed()) {
+    // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
+    std::string().swap(c.backlog);
+    c.backlogOff = 0;
     c.pending.clear();
+    if (c.state == ConnState::Draining) resumeReading(c);
     return;
   }
-  if (stopping_) {
-    // Reading stays off: the connection closes once what it sent has been handled.
-    closeIfDrained(c);
+  if (c.pending.empty() && c.backlogOff == c.backlog.size()) {
+    std::string().swap(c.backlog);
+    c.backlogOff = 0;
+    if (stopping_ && c.state == ConnState::Open) {
+      // Reading stays off: the connection closes once what it sent has been handled.
+      closeIfDrained(c);
+      return;
+    }
+    if (!c.held || c.state != ConnState::Open) resumeReading(c);
     return;
   }
-  if (!c.held && c.paused) {
-    c.paused = false;
-    setEpoll(c, c.epollOut);
-    if (c.tls && SSL_has_pending(c.tls)) readAgain_.push_back(handle);
-  }
+}
+// More next turn; a suspended handler's release() schedules it again.
+if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
 }
 
 void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,

@@ -22,6 +22,7 @@
 #include "core/repeated-log.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
+#include "core/slot-directory.h"
 #include "core/stats.h"
 #include "protocol/opcode.h"
 #include "runtime/host.h"
@@ -43,6 +44,7 @@ struct InboxMessage {
   SSL* tls = nullptr;     // Adopt: the TLS session, owned by the message until adopted
   std::shared_ptr<const TlsServerContext> tlsContext{};  // Adopt
   uint64_t handle = 0;                                   // Send / Close
+  uint32_t service = 0;  // Send / Close / (Un)subscribe: the calling service (checked again)
   Opcode opcode = Opcode::Text;
   uint16_t code = 0;              // Close
   std::string bytes{};            // Adopt: bytes read so far; Send: payload; Close: reason
@@ -74,14 +76,21 @@ class Worker final : public Host {
 
   Inbox<InboxMessage>& inbox() { return inbox_; }
 
-  // Service API, called on this worker's thread (from Lua or C handlers). A handle of
-  // another worker is forwarded through that worker's inbox.
-  SendStatus send(uint64_t handle, Opcode op, const uint8_t* data, size_t len);
-  SendStatus close(uint64_t handle, uint16_t code, std::string_view reason);
+  // Service API, called on this worker's thread (from Lua or C handlers) by an instance of
+  // `service` (ServiceInstance::service()). A handle of a connection that is not routed to
+  // that service is refused with NoConnection, whichever worker it is on. A handle of
+  // another worker is checked against that worker's directory, then forwarded through its
+  // inbox.
+  SendStatus send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data, size_t len);
+  SendStatus close(uint32_t service, uint64_t handle, uint16_t code, std::string_view reason);
   // Broadcast channels. `frame` is a complete encoded frame; the caller keeps its own
   // reference. A subscription ends with its connection.
-  SendStatus subscribe(uint64_t channel, uint64_t handle);
-  SendStatus unsubscribe(uint64_t channel, uint64_t handle);
+  SendStatus subscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  SendStatus unsubscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  // Is `handle` an open connection (on any worker) routed to `service`?
+  bool reaches(uint32_t service, uint64_t handle);
+  // Any thread: the service of each open connection of this worker, by slot.
+  const SlotDirectory& directory() const { return directory_; }
   SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
 
   // For the Lua dispatcher: is the connection whose messages are being delivered open
@@ -96,8 +105,14 @@ class Worker final : public Host {
   // queue or a socket): the connection's later messages wait, in order, and reading from
   // it pauses until release(handle).
   void holdCurrent();
-  // The suspended handler of `handle` finished: deliver what waited, resume reading.
+  // The suspended handler of `handle` finished: what waited is served (in slices), then
+  // reading resumes.
   void release(uint64_t handle);
+  // Asked by an instance before it hands the next message of a batch to its handler:
+  // false once the slice of the connection being served is spent (see kSliceNs); the
+  // messages left wait for the next loop turn, in order. The first message of a slice
+  // costs no clock read (a read of one message never does), later ones a coarse one.
+  bool sliceGoesOn() { return ++sliceCalls_ == 1 || sliceTimeLeft(); }
   // Runs fn with `handle` as the current connection (a resumed handler), as a batch does.
   template <class F>
   void asCurrent(uint64_t handle, F&& fn) {
@@ -187,7 +202,28 @@ class Worker final : public Host {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   void setEpoll(Connection& c, bool wantWrite);
-  void deliverPending(Connection& c);
+  // Fairness: per loop turn a connection gets one slice: at most its instance's
+  // sliceMessages() messages, which serveBacklog adapts so that a slice takes about kSliceNs,
+  // and, as a backstop for handlers slower than that count was learned on, no new message
+  // once the slice has lasted longer (sliceGoesOn). What it sent beyond waits in its
+  // backlog, unparsed, with reading paused; the loop serves one slice of each backlog per
+  // turn, after the other connections' events, and does not block in epoll_wait while any
+  // is left.
+  static constexpr uint64_t kSliceNs = 2'000'000;
+  static constexpr uint32_t kMaxSliceMessages = 1u << 16;
+  void startSlice(uint32_t messages) {
+    sliceLeft_ = messages;
+    sliceCalls_ = 0;
+  }
+  bool sliceTimeLeft();  // the clock part of sliceGoesOn
+  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
+  size_t parseSlice(Connection& c, uint8_t* data, size_t len);
+  void keepBacklog(Connection& c, const uint8_t* data, size_t len);
+  void scheduleBacklog(Connection& c);
+  void serveBacklogs();
+  void serveBacklog(Connection& c);
+  void pauseReading(Connection& c);
+  void resumeReading(Connection& c);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -204,6 +240,7 @@ class Worker final : public Host {
 
   std::vector<Connection*> slots_;  // slot -> connection (null when free)
   std::vector<uint32_t> generations_;
+  SlotDirectory directory_;
   std::vector<uint32_t> freeSlots_;
   // Handles, not pointers: a connection may die and be freed while listed.
   std::vector<uint64_t> dirtyList_;
@@ -230,6 +267,11 @@ class Worker final : public Host {
   // Broadcast channel -> handles of this worker's subscribed connections.
   std::unordered_map<uint64_t, std::vector<uint64_t>> subscribers_;
   std::vector<InboundMessage> batch_;  // complete messages of the connection being read
+  size_t sliceLeft_ = 0;               // messages the connection being read may still parse
+  uint32_t sliceCalls_ = 0;            // messages handed to handlers in the current slice
+  uint64_t sliceStartNs_ = 0;          // coarse clock at the slice's second message
+  uint64_t sliceLimitNs_ = 0;          // coarse time after which a slice is spent
+  std::vector<uint64_t> backlog_;      // connections with a backlog to serve (handles)
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;

@@ -45,12 +45,16 @@ int fromStatus(SendStatus s) {
   }
 }
 
-// The instance's worker, or null for a standalone instance (which goes through the server).
+// The instance's worker, or null for a standalone instance (whose broadcasts go through the
+// server).
 Worker* workerOf(void* instance) {
   return static_cast<ServiceInstance*>(instance)->worker();
 }
 Server& serverOf(void* instance) {
   return *static_cast<ServiceInstance*>(instance)->server();
+}
+uint32_t serviceOf(void* instance) {
+  return static_cast<ServiceInstance*>(instance)->service();
 }
 
 constexpr const char* kBcastModule = R"lua(
@@ -132,8 +136,10 @@ __attribute__((visibility("default"))) int lapps_bcast_subscribe(void* instance,
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
+  if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
+  // A standalone instance has no connections of its own: any handle is another service's.
   Worker* w = workerOf(instance);
-  return fromStatus(w ? w->subscribe(ch, h) : serverOf(instance).subscribeFromOutside(ch, h, true));
+  return w ? fromStatus(w->subscribe(serviceOf(instance), ch, h)) : kNoConnection;
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instance, double id,
@@ -141,9 +147,9 @@ __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instanc
   uint64_t ch, h;
   if (!toChannel(id, ch)) return kBadChannel;
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
+  if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
   Worker* w = workerOf(instance);
-  return fromStatus(w ? w->unsubscribe(ch, h)
-                      : serverOf(instance).subscribeFromOutside(ch, h, false));
+  return w ? fromStatus(w->unsubscribe(serviceOf(instance), ch, h)) : kNoConnection;
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, double id, int opcode,

@@ -109,8 +109,9 @@ __attribute__((visibility("default"))) int lapps_ws_send(void* instance, double 
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
   const auto* bytes = reinterpret_cast<const uint8_t*>(data);
   if (opcode == 1 && !isValidUtf8(bytes, len)) return kTextNotUtf8;
-  Worker* w = static_cast<LuaInstance*>(instance)->worker();
-  return fromStatus(w->send(h, opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
+  auto* inst = static_cast<LuaInstance*>(instance);
+  return fromStatus(inst->worker()->send(inst->service(), h,
+                                         opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
 }
 
 __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double handle,
@@ -124,8 +125,9 @@ __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double
   }
   if (len > kMaxCloseReason) return kReasonTooLong;
   if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return kReasonNotUtf8;
-  Worker* w = static_cast<LuaInstance*>(instance)->worker();
-  return fromStatus(w->close(h, uint16_t(code), std::string_view(reason, len)));
+  auto* inst = static_cast<LuaInstance*>(instance);
+  return fromStatus(
+      inst->worker()->close(inst->service(), h, uint16_t(code), std::string_view(reason, len)));
 }
 
 }  // extern "C"

@@ -98,12 +98,16 @@ void reject(LuaInstance* inst, uint64_t handle, int code, const std::string& mes
   w.writeText(message.data(), message.size());
   if (withId) writeId(w, *id);
   Worker* worker = inst->worker();
-  worker->send(handle, Opcode::Binary, reinterpret_cast<const uint8_t*>(out.data()), out.size());
+  if (worker->send(inst->service(), handle, Opcode::Binary,
+                   reinterpret_cast<const uint8_t*>(out.data()),
+                   out.size()) == SendStatus::NoConnection) {
+    return;  // not a connection of this service: no state is kept for it
+  }
   LappsConnection& c = inst->lappsConnection(handle);
   if (++c.invalid > kMaxInvalidMessages) {
     inst->log(LogLevel::Warn, "closing a connection after " + std::to_string(c.invalid) +
                                   " invalid LAppS messages");
-    worker->close(handle, 1008, "too many invalid messages");
+    worker->close(inst->service(), handle, 1008, "too many invalid messages");
   }
 }
 
@@ -111,7 +115,12 @@ void reject(LuaInstance* inst, uint64_t handle, int code, const std::string& mes
 int classify(lua_State* L) {
   LuaInstance* inst = self(L);
   uint64_t handle;
-  if (!Handle::fromNumber(lua_tonumber(L, 1), handle)) return 0;
+  // Called by the dispatcher for the connection being served; any other handle (the
+  // registry is reachable without the sandbox) is refused before any state is kept.
+  if (!Handle::fromNumber(lua_tonumber(L, 1), handle) ||
+      handle != inst->worker()->currentHandle()) {
+    return 0;
+  }
   size_t len;
   const char* data = lua_tolstring(L, 2, &len);
   std::string err;
@@ -229,7 +238,9 @@ int sendObject(lua_State* L) {
     return 2;
   }
   uint64_t handle;
-  if (!Handle::fromNumber(lua_tonumber(L, 1), handle)) {
+  // Checked first: no protocol state is kept for a handle that is not this service's.
+  if (!Handle::fromNumber(lua_tonumber(L, 1), handle) ||
+      !inst->worker()->reaches(inst->service(), handle)) {
     lua_pushboolean(L, false);
     lua_pushliteral(L, "no such connection");
     return 2;
@@ -281,10 +292,15 @@ int sendObject(lua_State* L) {
     lua_rawset(L, 2);
   }
   if (!ok) return fail(err);
-  SendStatus st = inst->worker()->send(handle, Opcode::Binary,
+  SendStatus st = inst->worker()->send(inst->service(), handle, Opcode::Binary,
                                        reinterpret_cast<const uint8_t*>(out.data()), out.size());
   if (st != SendStatus::Ok) {
-    return fail(st == SendStatus::Closing ? "connection is closing" : "no such connection");
+    // The same answers as ws:send with a string.
+    lua_pushboolean(L, false);
+    lua_pushstring(L, st == SendStatus::Closing        ? "connection is closing"
+                      : st == SendStatus::SlowConsumer ? "connection closed: slow consumer"
+                                                       : "no such connection");
+    return 2;
   }
   lua_pushboolean(L, true);
   return 1;
@@ -305,7 +321,7 @@ int rejectText(lua_State* L) {
   LuaInstance* inst = self(L);
   uint64_t handle;
   if (Handle::fromNumber(lua_tonumber(L, 1), handle)) {
-    inst->worker()->close(handle, 1003, "LAppS messages are binary CBOR frames");
+    inst->worker()->close(inst->service(), handle, 1003, "LAppS messages are binary CBOR frames");
   }
   return 0;
 }

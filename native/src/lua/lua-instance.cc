@@ -139,13 +139,14 @@ __attribute__((visibility("default"))) void lapps_message_returned_false(void* i
 
 LuaInstance::LuaInstance(const ServiceSettings& service, uint32_t index, EventChannel& events,
                          Role role)
-    : ServiceInstance(service.name + "#" + std::to_string(index)),
+    : ServiceInstance(service.name + "#" + std::to_string(index), service.index),
       service_(service),
       events_(events),
       role_(role),
       index_(index),
       memory_(service.memoryLimit) {
   for (int& r : entryRefs_) r = LUA_NOREF;
+  deadline_.limitMs = service.handlerTimeoutMs;
 }
 
 LuaInstance::~LuaInstance() {
@@ -667,8 +668,11 @@ void LuaInstance::onMessages(MessageBatch& batch) {
 int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
   if (!batch_) return 0;  // a resumed handler finished: its dispatcher has no batch
   MessageBatch& b = *batch_;
-  if (b.next == b.count || !worker()->currentOpen()) return 0;
+  // The slice check last: it counts the message as handed over.
+  if (b.next == b.count || !worker()->currentOpen() || !worker()->sliceGoesOn()) return 0;
   const InboundMessage& m = b.items[b.next++];
+  // handler_timeout_ms is for this call: the ones before it in the batch are done.
+  deadline_.nextCall();
   *handle = double(b.handle);
   *data = reinterpret_cast<const char*>(m.data);
   *len = m.len;

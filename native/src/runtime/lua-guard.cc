@@ -121,19 +121,23 @@ void Watchdog::run() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     uint64_t now = nowMs();
     std::lock_guard<std::mutex> lock(mutex_);
+    bool any = false;
     for (LuaDeadline* d : watched_) {
       uint64_t deadline = d->deadlineMs.load(std::memory_order_relaxed);
-      if (deadline == 0 || deadline == kInLuaNoDeadline || now < deadline) continue;
+      if (deadline == 0 || deadline == kInLuaNoDeadline) continue;
+      uint32_t calls = d->calls.load(std::memory_order_relaxed);
+      if (calls != d->seenCalls) {
+        // Another call began since the last tick: it started at most one tick ago.
+        d->seenCalls = calls;
+        d->callSeenMs = now;
+      }
+      if (now < deadline || now < d->callSeenMs + d->limitMs) continue;
+      any = true;
       if (!refreshed) {
         refreshRanges();  // once per overrun episode: modules may have been loaded
         refreshed = true;
       }
       pthread_kill(d->thread, stopSignal());
-    }
-    bool any = false;
-    for (LuaDeadline* d : watched_) {
-      uint64_t deadline = d->deadlineMs.load(std::memory_order_relaxed);
-      any |= deadline != 0 && deadline != kInLuaNoDeadline && now >= deadline;
     }
     if (!any) refreshed = false;
   }

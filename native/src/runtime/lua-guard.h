@@ -40,6 +40,20 @@ inline constexpr uint64_t kInLuaNoDeadline = ~uint64_t(0);
 struct LuaDeadline {
   std::atomic<uint64_t> deadlineMs{0};  // monotonic ms; 0 = not running Lua
   pthread_t thread{};                   // the thread that runs it
+  // One entry into Lua may run several handler calls (the dispatcher serves a batch of
+  // messages): the owning thread counts each call it starts (nextCall, a plain store, no
+  // clock read), and the watchdog gives the running call limitMs from when it first saw
+  // the count change. So limitMs bounds one call, not the whole entry.
+  std::atomic<uint32_t> calls{0};
+  uint32_t limitMs = 0;  // set before the state runs; 0 = calls are not timed separately
+
+  void nextCall() {
+    calls.store(calls.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  // Watchdog thread only.
+  uint32_t seenCalls = 0;
+  uint64_t callSeenMs = 0;
 };
 
 class Watchdog {
