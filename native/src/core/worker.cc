@@ -865,9 +865,8 @@ void Worker::serveBacklog(Connection& c) {
     if (!c.held || c.state != ConnState::Open) resumeReading(c);
     return;
   }
-}
-// More next turn; a suspended handler's release() schedules it again.
-if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
+  // More next turn; a suspended handler's release() schedules it again.
+  if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
 }
 
 void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
