@@ -201,3 +201,33 @@ t.test(
     t.ok(logged(server, 'run: still running when the drain timeout ended'), 'reported');
   },
 );
+
+t.test('stop() while a flood waits in slices: every message read is answered', async (t) => {
+  const busy = {
+    name: 'busy',
+    request_target: '/busy',
+    source: path.join(repoRoot, 'test', 'lua', 'services', 'fair', 'busy.lua'),
+  };
+  const server = await startTestServer({ workers: 1, services: [busy] });
+  const c = await RawClient.connect(server.port, { path: '/busy' });
+  t.teardown(() => c.destroy());
+  // 400 messages of 2 ms each in one write: the worker serves them in slices, the rest
+  // waiting unparsed in the connection's backlog when the stop begins.
+  const frames = Array.from({ length: 400 }, (_, i) => ({ opcode: Op.Text, payload: `m${i}` }));
+  c.send(...frames);
+  t.equal((await c.readMessage()).payload.toString(), 'm0');
+  const stopped = server.stop();
+  for (let i = 1; i < 400; ++i) {
+    const m = await c.readMessage();
+    if (m.payload.toString() !== `m${i}`) {
+      t.fail(`message ${i}: got ${m.opcode} ${m.payload.toString()}`);
+      break;
+    }
+  }
+  const close = await c.nextFrame();
+  t.equal(close.opcode, Op.Close, 'then the close frame');
+  t.equal(close.payload.readUInt16BE(0), 1001);
+  c.send({ opcode: Op.Close, payload: close.payload.subarray(0, 2) });
+  await stopped;
+  t.same(server.errors(), [], 'no error in the log');
+});
