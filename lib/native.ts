@@ -85,6 +85,9 @@ export interface NativeSettings {
   pingIntervalMs: number;
   closeTimeoutMs: number;
   outboundHighWaterMark: number;
+  /** Resolved: never 0. */
+  maxOutboundQueue: number;
+  slowConsumerTimeoutMs: number;
   autoFragmentSize: number;
   services: NativeService[];
 }
@@ -214,6 +217,8 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
     pingIntervalMs: l.ping_interval_ms,
     closeTimeoutMs: l.close_timeout_ms,
     outboundHighWaterMark: l.outbound_high_water_mark,
+    maxOutboundQueue: l.max_outbound_queue_size || 4 * l.outbound_high_water_mark,
+    slowConsumerTimeoutMs: l.slow_consumer_timeout_ms,
     autoFragmentSize: l.auto_fragment_size,
     maxFrameSize: l.max_frame_size,
     maxFragments: l.max_fragments,

@@ -56,8 +56,12 @@ export interface LimitsConfig {
   ping_interval_ms: number;
   /** After sending a close frame, time to wait for the peer's before dropping TCP. */
   close_timeout_ms: number;
-  /** Outbound bytes queued for one connection above which it is closed as a slow consumer. */
+  /** Outbound bytes queued for one connection above which it is judged for slow_consumer_timeout_ms. */
   outbound_high_water_mark: number;
+  /** Hard bound of one connection's outbound queue; 0 = four times outbound_high_water_mark. */
+  max_outbound_queue_size: number;
+  /** A blocked queue without progress, or above the mark, this long: slow consumer. 0 = never. */
+  slow_consumer_timeout_ms: number;
   /** Split outbound messages into frames of at most this many payload bytes; 0 = never. */
   auto_fragment_size: number;
   /** Largest inbound data frame; over it: close 1009. 0 = max_message_size. */

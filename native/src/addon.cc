@@ -112,6 +112,8 @@ Settings readSettings(const Napi::Object& o) {
   s.pingIntervalMs = u32(o, "pingIntervalMs");
   s.closeTimeoutMs = u32(o, "closeTimeoutMs");
   s.outboundHighWaterMark = u64(o, "outboundHighWaterMark");
+  if (has(o, "slowConsumerTimeoutMs")) s.slowConsumerTimeoutMs = u32(o, "slowConsumerTimeoutMs");
+  if (has(o, "maxOutboundQueue")) s.maxOutboundQueue = u64(o, "maxOutboundQueue");
   s.autoFragmentSize = u32(o, "autoFragmentSize");
   if (has(o, "maxFrameSize")) s.maxFrameSize = u64(o, "maxFrameSize");
   if (has(o, "maxFragments")) s.maxFragments = u32(o, "maxFragments");

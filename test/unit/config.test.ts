@@ -81,6 +81,8 @@ t.test('defaults are filled for every key', async (t) => {
       ping_interval_ms: 30000,
       close_timeout_ms: 5000,
       outbound_high_water_mark: 4194304,
+      max_outbound_queue_size: 0,
+      slow_consumer_timeout_ms: 30000,
       auto_fragment_size: 0,
       max_frame_size: 0,
       max_fragments: 100000,

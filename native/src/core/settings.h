@@ -81,6 +81,10 @@ struct Settings {
   uint32_t pingIntervalMs = 0;
   uint32_t closeTimeoutMs = 5000;
   uint64_t outboundHighWaterMark = 4 << 20;
+  // A connection whose queue stays above the mark, or whose blocked queue takes no byte, for
+  // this long is a slow consumer. 0 = never judged by time (only by maxOutboundQueue).
+  uint32_t slowConsumerTimeoutMs = 30000;
+  uint64_t maxOutboundQueue = 16 << 20;  // already over it when queueing: slow consumer at once
   uint32_t autoFragmentSize = 0;
   uint64_t maxFrameSize = 0;               // 0 = maxMessageSize
   uint32_t maxFragments = 0;               // 0 = no limit
