@@ -89,6 +89,7 @@ export interface NativeSettings {
   maxOutboundQueue: number;
   slowConsumerTimeoutMs: number;
   autoFragmentSize: number;
+  mqrMaxBytes: number;
   services: NativeService[];
 }
 
@@ -220,6 +221,7 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
     maxOutboundQueue: l.max_outbound_queue_size || 4 * l.outbound_high_water_mark,
     slowConsumerTimeoutMs: l.slow_consumer_timeout_ms,
     autoFragmentSize: l.auto_fragment_size,
+    mqrMaxBytes: l.mqr_max_bytes,
     maxFrameSize: l.max_frame_size,
     maxFragments: l.max_fragments,
     maxConnections: l.max_connections,

@@ -58,6 +58,8 @@ export const DEFAULT_LIMITS = {
   max_outbound_queue_size: 0,
   slow_consumer_timeout_ms: 30_000,
   auto_fragment_size: 0,
+  /** Per mqr queue: its items are server memory, outside every memory_limit. */
+  mqr_max_bytes: 64 * MiB,
 } as const;
 
 /** Per-service defaults of the runtime and safety keys; also listed in docs/config.md. */
@@ -323,6 +325,12 @@ export function buildConfigSchema(): Record<string, unknown> {
             0,
             1024 * MiB,
             DEFAULT_LIMITS.auto_fragment_size,
+          ),
+          mqr_max_bytes: integer(
+            'Most bytes one mqr queue holds (its items, CBOR-encoded, plus 32 bytes each); a post over it waits as on a full queue. Also the most mqr.create may ask for.',
+            1024,
+            Number.MAX_SAFE_INTEGER,
+            DEFAULT_LIMITS.mqr_max_bytes,
           ),
           max_frame_size: integer(
             'Largest inbound data frame payload; over it: close 1009. 0 = max_message_size.',

@@ -64,6 +64,8 @@ export interface LimitsConfig {
   slow_consumer_timeout_ms: number;
   /** Split outbound messages into frames of at most this many payload bytes; 0 = never. */
   auto_fragment_size: number;
+  /** Byte bound of each mqr queue (server memory), and the most mqr.create may ask for. */
+  mqr_max_bytes: number;
   /** Largest inbound data frame; over it: close 1009. 0 = max_message_size. */
   max_frame_size: number;
   /** Most frames in one inbound message; over it: close 1008. 0 = no limit. */

@@ -84,6 +84,7 @@ t.test('defaults are filled for every key', async (t) => {
       max_outbound_queue_size: 0,
       slow_consumer_timeout_ms: 30000,
       auto_fragment_size: 0,
+      mqr_max_bytes: 67108864,
       max_frame_size: 0,
       max_fragments: 100000,
       max_connections: 0,
