@@ -87,7 +87,11 @@ export interface NativeSettings {
   closeTimeoutMs: number;
   drainTimeoutMs: number;
   outboundHighWaterMark: number;
+  /** Resolved: never 0. */
+  maxOutboundQueue: number;
+  slowConsumerTimeoutMs: number;
   autoFragmentSize: number;
+  mqrMaxBytes: number;
   services: NativeService[];
 }
 
@@ -232,7 +236,10 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
     closeTimeoutMs: l.close_timeout_ms,
     drainTimeoutMs: l.drain_timeout_ms,
     outboundHighWaterMark: l.outbound_high_water_mark,
+    maxOutboundQueue: l.max_outbound_queue_size || 4 * l.outbound_high_water_mark,
+    slowConsumerTimeoutMs: l.slow_consumer_timeout_ms,
     autoFragmentSize: l.auto_fragment_size,
+    mqrMaxBytes: l.mqr_max_bytes,
     maxFrameSize: l.max_frame_size,
     maxFragments: l.max_fragments,
     maxConnections: l.max_connections,

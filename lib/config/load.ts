@@ -369,6 +369,17 @@ function crossFieldIssues(data: unknown, baseDir: string): ConfigIssue[] {
   issues.push(...aclIssues(data.acl, '/acl'));
   const limits = isRecord(data.limits) ? data.limits : {};
   const maxMessage = typeof limits.max_message_size === 'number' ? limits.max_message_size : null;
+  if (
+    typeof limits.max_outbound_queue_size === 'number' &&
+    typeof limits.outbound_high_water_mark === 'number' &&
+    limits.max_outbound_queue_size !== 0 &&
+    limits.max_outbound_queue_size < limits.outbound_high_water_mark
+  ) {
+    issues.push({
+      path: '/limits/max_outbound_queue_size',
+      message: `must be at least limits.outbound_high_water_mark (${limits.outbound_high_water_mark}), or 0`,
+    });
+  }
   if (Array.isArray(data.services)) {
     const names = new Map<string, number>();
     const targets = new Map<string, number>();

@@ -55,7 +55,12 @@ export const DEFAULT_LIMITS = {
   close_timeout_ms: 5_000,
   drain_timeout_ms: 10_000,
   outbound_high_water_mark: 4 * MiB,
+  /** 0 = four times outbound_high_water_mark. */
+  max_outbound_queue_size: 0,
+  slow_consumer_timeout_ms: 30_000,
   auto_fragment_size: 0,
+  /** Per mqr queue: its items are server memory, outside every memory_limit. */
+  mqr_max_bytes: 64 * MiB,
 } as const;
 
 /** Per-service defaults of the runtime and safety keys; also listed in docs/config.md. */
@@ -311,16 +316,34 @@ export function buildConfigSchema(): Record<string, unknown> {
             DEFAULT_LIMITS.drain_timeout_ms,
           ),
           outbound_high_water_mark: integer(
-            'A connection whose queued outbound bytes already exceed this when a new message is queued is closed as a slow consumer.',
+            'A connection whose outbound queue stays above this for slow_consumer_timeout_ms is closed as a slow consumer.',
             1,
             Number.MAX_SAFE_INTEGER,
             DEFAULT_LIMITS.outbound_high_water_mark,
+          ),
+          max_outbound_queue_size: integer(
+            "Hard bound of one connection's outbound queue: already over it when a message is queued (after trying to write), the connection is closed as a slow consumer at once. 0 = four times outbound_high_water_mark.",
+            0,
+            Number.MAX_SAFE_INTEGER,
+            DEFAULT_LIMITS.max_outbound_queue_size,
+          ),
+          slow_consumer_timeout_ms: integer(
+            'A connection whose blocked outbound queue takes no byte, or stays above outbound_high_water_mark, for this long is closed as a slow consumer; 0 = never (max_outbound_queue_size still applies).',
+            0,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.slow_consumer_timeout_ms,
           ),
           auto_fragment_size: integer(
             'Split outbound messages into frames of at most this many payload bytes; 0 = never.',
             0,
             1024 * MiB,
             DEFAULT_LIMITS.auto_fragment_size,
+          ),
+          mqr_max_bytes: integer(
+            'Most bytes one mqr queue holds (its items, CBOR-encoded, plus 32 bytes each); a post over it waits as on a full queue. Also the most mqr.create may ask for.',
+            1024,
+            Number.MAX_SAFE_INTEGER,
+            DEFAULT_LIMITS.mqr_max_bytes,
           ),
           max_frame_size: integer(
             'Largest inbound data frame payload; over it: close 1009. 0 = max_message_size.',

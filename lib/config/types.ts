@@ -63,10 +63,16 @@ export interface LimitsConfig {
    * answer before their connections are closed with 1001 anyway; 0 = do not wait.
    */
   drain_timeout_ms: number;
-  /** Outbound bytes queued for one connection above which it is closed as a slow consumer. */
+  /** Outbound bytes queued for one connection above which it is judged for slow_consumer_timeout_ms. */
   outbound_high_water_mark: number;
+  /** Hard bound of one connection's outbound queue; 0 = four times outbound_high_water_mark. */
+  max_outbound_queue_size: number;
+  /** A blocked queue without progress, or above the mark, this long: slow consumer. 0 = never. */
+  slow_consumer_timeout_ms: number;
   /** Split outbound messages into frames of at most this many payload bytes; 0 = never. */
   auto_fragment_size: number;
+  /** Byte bound of each mqr queue (server memory), and the most mqr.create may ask for. */
+  mqr_max_bytes: number;
   /** Largest inbound data frame; over it: close 1009. 0 = max_message_size. */
   max_frame_size: number;
   /** Most frames in one inbound message; over it: close 1008. 0 = no limit. */

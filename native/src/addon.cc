@@ -113,7 +113,10 @@ Settings readSettings(const Napi::Object& o) {
   s.closeTimeoutMs = u32(o, "closeTimeoutMs");
   if (has(o, "drainTimeoutMs")) s.drainTimeoutMs = u32(o, "drainTimeoutMs");
   s.outboundHighWaterMark = u64(o, "outboundHighWaterMark");
+  if (has(o, "slowConsumerTimeoutMs")) s.slowConsumerTimeoutMs = u32(o, "slowConsumerTimeoutMs");
+  if (has(o, "maxOutboundQueue")) s.maxOutboundQueue = u64(o, "maxOutboundQueue");
   s.autoFragmentSize = u32(o, "autoFragmentSize");
+  if (has(o, "mqrMaxBytes")) s.mqrMaxBytes = u64(o, "mqrMaxBytes");
   if (has(o, "maxFrameSize")) s.maxFrameSize = u64(o, "maxFrameSize");
   if (has(o, "maxFragments")) s.maxFragments = u32(o, "maxFragments");
   if (has(o, "maxConnections")) s.maxConnections = u32(o, "maxConnections");

@@ -77,7 +77,7 @@ struct FrameSink {
   bool onPing(uint8_t* payload, size_t len) {
     w.dispatchBatch(c);
     if (c.state == ConnState::Open) {
-      w.queueFrame(c, Opcode::Pong, payload, len);
+      w.queuePong(c, payload, len);
       return mayGoOn();
     }
     return true;
@@ -100,8 +100,7 @@ struct FrameSink {
         payload[1] = uint8_t(code);
         n = 2;
       }
-      w.queueFrame(c, Opcode::Close, payload, n);
-      c.closeSent = true;
+      w.queueClose(c, payload, n);
     }
     // Both close frames are exchanged: the server closes TCP first (RFC 6455 §7.1.1).
     w.finishAndDrain(c);
@@ -114,8 +113,7 @@ struct FrameSink {
     if (c.state == ConnState::Open) {
       uint8_t payload[125];
       size_t n = encodeClosePayload(payload, closeCodeFor(e), describe(e));
-      w.queueFrame(c, Opcode::Close, payload, n);
-      c.closeSent = true;
+      w.queueClose(c, payload, n);
     }
     // The stream cannot be parsed any further: finish our side and drain.
     w.finishAndDrain(c);
@@ -434,8 +432,7 @@ void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
   }
   uint8_t payload[125];
   size_t n = encodeClosePayload(payload, code, reason);
-  queueFrame(c, Opcode::Close, payload, n);
-  c.closeSent = true;
+  queueClose(c, payload, n);
   c.state = ConnState::Closing;
   armTimer(c, nowMs_ + server_.settings().closeTimeoutMs);
 }
@@ -465,6 +462,35 @@ void Worker::queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t le
     if (len) std::memcpy(dst + h, data, len);
   }
   markDirty(c);
+}
+
+void Worker::queueClose(Connection& c, const uint8_t* payload, size_t len) {
+  takePendingPong(c);
+  queueFrame(c, Opcode::Close, payload, len);
+  c.closeSent = true;
+}
+
+void Worker::queuePong(Connection& c, const uint8_t* payload, size_t len) {
+  if (!c.epollOut || c.out.empty()) {
+    // The client reads: every ping gets its pong, in order.
+    queueFrame(c, Opcode::Pong, payload, len);
+    return;
+  }
+  // The socket took less than we had: only the newest ping is answered, when the queue ahead
+  // of its pong has been written (flush). len <= 125: the parser refuses longer control frames.
+  std::memcpy(c.pong, payload, len);
+  c.pongLen = uint8_t(len);
+  c.pongPending = true;
+}
+
+bool Worker::takePendingPong(Connection& c) {
+  if (!c.pongPending) return false;
+  c.pongPending = false;
+  uint8_t* dst = c.out.append(pool_, 2 + c.pongLen);
+  dst[0] = uint8_t(0x80 | uint8_t(Opcode::Pong));
+  dst[1] = c.pongLen;
+  std::memcpy(dst + 2, c.pong, c.pongLen);
+  return true;
 }
 
 void Worker::writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len) {
@@ -535,7 +561,7 @@ void Worker::flushTls(Connection& c) {
     if (n <= 0) {
       int err = SSL_get_error(c.tls, n);
       if (err == SSL_ERROR_WANT_WRITE) {
-        if (!c.epollOut) setEpoll(c, true);
+        writeBlocked(c);
         return;
       }
       if (err == SSL_ERROR_WANT_READ) return;  // the next read event marks it dirty again
@@ -544,7 +570,10 @@ void Worker::flushTls(Connection& c) {
     }
     stats_->add(Counter::BytesOut, uint64_t(n));
     c.out.consume(pool_, size_t(n));
+    c.writeProgressMs = nowMs_;
+    if (c.out.empty() && !c.closeSent) takePendingPong(c);
   }
+  c.overMarkSinceMs = 0;
   if (c.epollOut && !c.tlsWantsWrite) setEpoll(c, false);
   if (c.finAfterFlush) {
     c.finAfterFlush = false;
@@ -568,7 +597,7 @@ void Worker::flush(Connection& c) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (!c.epollOut) setEpoll(c, true);
+        writeBlocked(c);
         return;
       }
       kill(c, nullptr);
@@ -576,12 +605,67 @@ void Worker::flush(Connection& c) {
     }
     stats_->add(Counter::BytesOut, uint64_t(n));
     c.out.consume(pool_, size_t(n));
+    c.writeProgressMs = nowMs_;
+    if (c.out.empty() && !c.closeSent) takePendingPong(c);
   }
+  c.overMarkSinceMs = 0;
   if (c.epollOut) setEpoll(c, false);
   if (c.finAfterFlush) {
     c.finAfterFlush = false;
     ::shutdown(c.fd, SHUT_WR);
   }
+}
+
+void Worker::writeBlocked(Connection& c) {
+  if (!c.epollOut) {
+    setEpoll(c, true);
+    // The client is judged from the moment it stops taking bytes.
+    c.writeProgressMs = nowMs_;
+  }
+  const Settings& s = server_.settings();
+  if (c.out.bytes() <= s.outboundHighWaterMark) {
+    c.overMarkSinceMs = 0;
+  } else if (c.overMarkSinceMs == 0) {
+    c.overMarkSinceMs = nowMs_;
+  }
+  if (c.outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && c.state == ConnState::Open) {
+    c.outboundDeadlineMs = nowMs_ + s.slowConsumerTimeoutMs;
+    timers_.push(TimerEntry{c.outboundDeadlineMs, handleOf(c), true});
+  }
+}
+
+SendStatus Worker::makeRoom(Connection& c) {
+  flush(c);
+  if (c.state == ConnState::Dead) return SendStatus::NoConnection;  // the write failed
+  if (c.out.bytes() <= server_.settings().maxOutboundQueue) return SendStatus::Ok;
+  closeSlowConsumer(c, "slow consumer: outbound queue over max_outbound_queue_size");
+  return SendStatus::SlowConsumer;
+}
+
+void Worker::checkSlowConsumer(Connection& c) {
+  c.outboundDeadlineMs = 0;
+  // Judged only while a write would block: a queue that merely waits for this turn's flush
+  // is not slow. Closing connections are bounded by close_timeout_ms instead.
+  if (c.state != ConnState::Open || !c.epollOut || c.out.empty()) return;
+  const uint64_t limit = server_.settings().slowConsumerTimeoutMs;
+  if (nowMs_ - c.writeProgressMs >= limit) {
+    closeSlowConsumer(c, "slow consumer: no outbound progress for slow_consumer_timeout_ms");
+    return;
+  }
+  if (c.overMarkSinceMs && nowMs_ - c.overMarkSinceMs >= limit) {
+    closeSlowConsumer(c, "slow consumer: outbound queue above the high-water mark for too long");
+    return;
+  }
+  uint64_t next = c.writeProgressMs + limit;
+  if (c.overMarkSinceMs) next = std::min(next, c.overMarkSinceMs + limit);
+  c.outboundDeadlineMs = next;
+  timers_.push(TimerEntry{next, handleOf(c), true});
+}
+
+void Worker::closeSlowConsumer(Connection& c, const char* why) {
+  // It does not read, so a close frame would not reach it either: drop it.
+  stats_->add(Counter::SlowConsumers);
+  kill(c, why);
 }
 
 void Worker::flushDirty() {

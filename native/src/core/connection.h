@@ -61,6 +61,12 @@ struct Connection {
   bool counted = false;  // admitted by the ConnLimiter: released at teardown
   bool tlsWantsWrite = false;  // SSL_read needs the socket writable (handshake bytes pending)
   bool backlogged = false;     // in the worker's list of connections with work left (backlog_)
+  // A pong owed while writes are blocked (RFC 6455 §5.5.3 lets us answer only the most
+  // recent ping): it is queued once the queue ahead of it is written, so a client that
+  // pings without reading holds one pending pong, not a growing queue.
+  bool pongPending = false;
+  uint8_t pongLen = 0;
+  uint8_t pong[125];
 
   struct PendingMessage {
     std::string data;
@@ -84,6 +90,12 @@ struct Connection {
 
   uint64_t lastActivityMs = 0;
   uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
+  // Slow-consumer watch, while a write would block (epollOut): when bytes last went out,
+  // since when the queue has been above the high-water mark (0: not above), and the
+  // current entry of the watch in the timer heap (0: none).
+  uint64_t writeProgressMs = 0;
+  uint64_t overMarkSinceMs = 0;
+  uint64_t outboundDeadlineMs = 0;
 
   PeerAddress peer{};
 

@@ -86,11 +86,16 @@ struct Settings {
   // closed anyway (Worker::beginStop).
   uint32_t drainTimeoutMs = 10000;
   uint64_t outboundHighWaterMark = 4 << 20;
+  // A connection whose queue stays above the mark, or whose blocked queue takes no byte, for
+  // this long is a slow consumer. 0 = never judged by time (only by maxOutboundQueue).
+  uint32_t slowConsumerTimeoutMs = 30000;
+  uint64_t maxOutboundQueue = 16 << 20;  // already over it when queueing: slow consumer at once
   uint32_t autoFragmentSize = 0;
-  uint64_t maxFrameSize = 0;               // 0 = maxMessageSize
-  uint32_t maxFragments = 0;               // 0 = no limit
-  uint32_t maxConnections = 0;             // 0 = no limit
-  uint32_t maxConnectionsPerIp = 0;        // 0 = no limit
+  uint64_t mqrMaxBytes = 64 << 20;   // byte bound of each mqr queue (and the most one may ask)
+  uint64_t maxFrameSize = 0;         // 0 = maxMessageSize
+  uint32_t maxFragments = 0;         // 0 = no limit
+  uint32_t maxConnections = 0;       // 0 = no limit
+  uint32_t maxConnectionsPerIp = 0;  // 0 = no limit
   uint32_t newConnectionsPerIpPerSec = 0;  // 0 = no limit
   std::vector<ServiceSettings> services;
   PolicySettings policy;

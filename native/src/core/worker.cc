@@ -502,8 +502,13 @@ void Worker::onTimers() {
     TimerEntry e = timers_.top();
     timers_.pop();
     Connection* c = lookup(e.handle);
+    if (!c || c->state == ConnState::Dead) continue;
+    if (e.outbound) {
+      if (c->outboundDeadlineMs == e.deadline) checkSlowConsumer(*c);
+      continue;
+    }
     // Entries are never removed early; one that is no longer current is skipped here.
-    if (!c || c->state == ConnState::Dead || c->deadlineMs != e.deadline) continue;
+    if (c->deadlineMs != e.deadline) continue;
     switch (c->state) {
       case ConnState::Handshake:
         stats_->add(Counter::Timeouts);
@@ -580,10 +585,8 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
-    // The client does not read what we send: drop it rather than buffer without bound.
-    stats_->add(Counter::SlowConsumers);
-    kill(*c, "slow consumer: outbound queue over the high-water mark");
-    return SendStatus::SlowConsumer;
+    SendStatus st = makeRoom(*c);
+    if (st != SendStatus::Ok) return st;
   }
   if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize &&
       !c->tls) {
@@ -683,11 +686,7 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
     Connection* c = lookup(handle);
     // Subscriptions are removed at teardown; a closing connection just gets nothing.
     if (!c || c->state != ConnState::Open) continue;
-    if (c->out.bytes() > hwm) {
-      stats_->add(Counter::SlowConsumers);
-      kill(*c, "slow consumer: outbound queue over the high-water mark");
-      continue;
-    }
+    if (c->out.bytes() > hwm && makeRoom(*c) != SendStatus::Ok) continue;
     c->out.appendShared(frame);
     stats_->add(Counter::MessagesOut);
     markDirty(*c);

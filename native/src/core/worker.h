@@ -168,12 +168,29 @@ class Worker final : public Host {
   // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
   void finishAndDrain(Connection& c);
   void queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len);
+  // Our close frame, after any pong still owed (nothing may follow a close frame).
+  void queueClose(Connection& c, const uint8_t* payload, size_t len);
+  // Answers a ping: queued at once, or coalesced into the one pending pong while writes to
+  // the client are blocked.
+  void queuePong(Connection& c, const uint8_t* payload, size_t len);
+  // Moves the pending pong into the queue; false if none is owed.
+  bool takePendingPong(Connection& c);
   // Large message, empty queue: write it straight from the caller's bytes, queue only
   // what the socket did not take (saves copying the payload into the queue).
   void writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len);
   static constexpr size_t kWriteThroughBytes = 16 * 1024;
   void markDirty(Connection& c);
   void flush(Connection& c);
+  // A write would block with bytes still queued: arms EPOLLOUT and the slow-consumer watch.
+  void writeBlocked(Connection& c);
+  // The queue is above the high-water mark as something more is queued: writes what the
+  // socket takes first (one handler's burst is not a slow consumer), then enforces the
+  // hard bound, max_outbound_queue_size. Ok, or why nothing may be queued.
+  SendStatus makeRoom(Connection& c);
+  // The slow-consumer watch is due: closes the connection if its queue made no progress, or
+  // stayed above the high-water mark, for slow_consumer_timeout_ms.
+  void checkSlowConsumer(Connection& c);
+  void closeSlowConsumer(Connection& c, const char* why);
   void flushDirty();
   void kill(Connection& c, const char* why);
   void reapDead();
@@ -250,6 +267,7 @@ class Worker final : public Host {
   struct TimerEntry {
     uint64_t deadline;
     uint64_t handle;
+    bool outbound = false;  // the slow-consumer watch (Connection::outboundDeadlineMs)
     bool operator>(const TimerEntry& o) const { return deadline > o.deadline; }
   };
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;

@@ -1,11 +1,12 @@
-// mqr (LAppS): q = mqr.create(name[, capacity]); q:post(obj); q:recv(); q:try_recv().
-// Objects travel as CBOR, so any value the cbor module encodes (plain tables, nljson
-// objects, strings, numbers) arrives as the same value in the other instance.
+// mqr (LAppS): q = mqr.create(name[, capacity[, max_bytes]]); q:post(obj); q:recv();
+// q:try_recv(). Objects travel as CBOR, so any value the cbor module encodes (plain tables,
+// nljson objects, strings, numbers) arrives as the same value in the other instance.
 //
-// post on a full queue and recv on an empty one suspend the calling coroutine (the worker
-// goes on serving everyone else); where nothing may suspend (onStart, init) post returns
-// false, "mqr: queue '<name>' is full (<capacity> items)" and recv raises an error. When the
-// instance is asked to stop, a suspended recv returns nil and a suspended post returns false.
+// post on a full queue (in items or in bytes) and recv on an empty one suspend the calling
+// coroutine (the worker goes on serving everyone else); where nothing may suspend (onStart,
+// init) post returns false, "mqr: queue '<name>' is full (...)" and recv raises an error.
+// An item larger than the queue's byte bound is refused at once. When the instance is
+// asked to stop, a suspended recv returns nil and a suspended post returns false.
 #include <lua.hpp>
 
 #include <memory>
@@ -70,19 +71,28 @@ int rawPost(lua_State* L) {
     lua_pushfstring(L, "mqr: cannot post this value: %s", err.c_str());
     return 2;
   }
+  if (bytes.size() + MessageQueue::kItemOverhead > q->maxBytes()) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "mqr: item of %f bytes is larger than queue '%s' takes (%f bytes)",
+                    lua_Number(bytes.size()), q->name().c_str(), lua_Number(q->maxBytes()));
+    return 2;
+  }
   if (inst->stopRequested() || !inst->canSuspend(L)) {
-    if (q->post(std::move(bytes), nullptr, nullptr, nullptr)) {
+    if (q->post(std::move(bytes), nullptr, nullptr, nullptr) == MessageQueue::PostResult::Posted) {
       lua_pushinteger(L, 1);
       return 1;
     }
     lua_pushnil(L);
-    lua_pushfstring(L, "mqr: queue '%s' is full (%d items)", q->name().c_str(), int(q->capacity()));
+    lua_pushfstring(L, "mqr: queue '%s' is full (%d items, %f bytes at most)", q->name().c_str(),
+                    int(q->capacity()), lua_Number(q->maxBytes()));
     return 2;
   }
   uint64_t id = inst->beginWait(L);
   auto hook = std::make_shared<uint64_t>(0);
   uint64_t key = 0;
-  if (q->post(std::move(bytes), inst->host(), retryNotifier(inst, id, hook), &key)) {
+  // TooBig was ruled out above, so a refused post waits for room.
+  if (q->post(std::move(bytes), inst->host(), retryNotifier(inst, id, hook), &key) ==
+      MessageQueue::PostResult::Posted) {
     inst->cancelWait(id);
     lua_pushinteger(L, 1);
     return 1;
@@ -131,7 +141,7 @@ int queueName(lua_State* L) {
   return 1;
 }
 
-// mqr.create(name[, capacity]) (dot or colon call)
+// mqr.create(name[, capacity[, max_bytes]]) (dot or colon call)
 int mqrCreate(lua_State* L) {
   LuaInstance* inst = self(L);
   int base = lua_istable(L, 1) ? 2 : 1;
@@ -140,7 +150,13 @@ int mqrCreate(lua_State* L) {
   if (!name || len == 0) return luaL_error(L, "mqr.create: queue name must be a non-empty string");
   lua_Number cap = luaL_optnumber(L, base + 1, lua_Number(MessageQueues::kDefaultCapacity));
   if (!(cap >= 1 && cap <= 1e9)) return luaL_error(L, "mqr.create: capacity must be 1..1e9");
-  MessageQueue* q = inst->server()->queues().get(std::string(name, len), size_t(cap));
+  // The server's limits.mqr_max_bytes is both the default and the most a service may ask.
+  const lua_Number serverMax = lua_Number(inst->server()->settings().mqrMaxBytes);
+  lua_Number maxBytes = luaL_optnumber(L, base + 2, serverMax);
+  if (!(maxBytes >= 1)) return luaL_error(L, "mqr.create: max_bytes must be at least 1");
+  if (maxBytes > serverMax) maxBytes = serverMax;
+  MessageQueue* q =
+      inst->server()->queues().get(std::string(name, len), size_t(cap), size_t(maxBytes));
   auto** ud = static_cast<MessageQueue**>(lua_newuserdata(L, sizeof(MessageQueue*)));
   *ud = q;
   luaL_getmetatable(L, kQueueMeta);

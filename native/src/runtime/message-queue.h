@@ -1,5 +1,7 @@
 // mqr: named, bounded queues between service instances (any threads). Items are opaque
-// byte strings (the Lua side stores CBOR). A consumer that finds the queue empty, or a
+// byte strings (the Lua side stores CBOR). A queue is bounded both in items and in bytes:
+// its items are server memory, outside every Lua state's memory_limit, so the byte bound is
+// what keeps a producer from filling the process. A consumer that finds the queue empty, or a
 // producer that finds it full, may register a waiter in the same locked step; the waiter is
 // notified on its own host's thread and simply tries again, so no item is ever handed to a
 // waiter that has gone away.
@@ -20,33 +22,55 @@ namespace lapps {
 
 class MessageQueue {
  public:
-  MessageQueue(std::string name, size_t capacity) : name_(std::move(name)), capacity_(capacity) {}
+  // What an item costs against the byte bound besides its bytes: its slot in the deque.
+  static constexpr size_t kItemOverhead = sizeof(std::string);
+
+  MessageQueue(std::string name, size_t capacity, size_t maxBytes)
+      : name_(std::move(name)), capacity_(capacity), maxBytes_(maxBytes) {}
 
   const std::string& name() const { return name_; }
   size_t capacity() const { return capacity_; }
+  size_t maxBytes() const { return maxBytes_; }
   size_t size() {
     std::lock_guard<std::mutex> lock(mutex_);
     return items_.size();
   }
+  size_t bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return bytes_;
+  }
 
-  // Appends item unless the queue is full. When full and `host` is given, registers
-  // `notify` to run on `host` once there may be room and sets *waitKey (else 0).
-  bool post(std::string&& item, Host* host, std::function<void()> notify, uint64_t* waitKey) {
-    Waiter wake;
+  enum class PostResult { Posted, Full, TooBig };
+
+  // Appends item unless the queue is full (in items or in bytes). When full and `host` is
+  // given, registers `notify` to run on `host` once there may be room and sets *waitKey.
+  // An item that could never fit, even in the empty queue, is TooBig (nobody waits).
+  PostResult post(std::string&& item, Host* host, std::function<void()> notify, uint64_t* waitKey) {
+    const size_t cost = item.size() + kItemOverhead;
+    if (cost > maxBytes_) return PostResult::TooBig;
+    Waiter wake, next;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (items_.size() >= capacity_) {
+      if (items_.size() >= capacity_ || bytes_ + cost > maxBytes_) {
         if (host) *waitKey = enqueue(senders_, host, std::move(notify));
-        return false;
+        return PostResult::Full;
       }
       items_.push_back(std::move(item));
+      bytes_ += cost;
       if (!receivers_.empty()) {
         wake = std::move(receivers_.front());
         receivers_.pop_front();
       }
+      // A receive that freed room for several items woke one sender: while room is left,
+      // each successful post passes the turn on to the next one.
+      if (!senders_.empty() && items_.size() < capacity_ && bytes_ < maxBytes_) {
+        next = std::move(senders_.front());
+        senders_.pop_front();
+      }
     }
     if (wake.host) wake.host->post(std::move(wake.fn));
-    return true;
+    if (next.host) next.host->post(std::move(next.fn));
+    return PostResult::Posted;
   }
 
   // Takes the oldest item. When empty and `host` is given, registers `notify` as for post.
@@ -61,6 +85,7 @@ class MessageQueue {
       }
       out = std::move(items_.front());
       items_.pop_front();
+      bytes_ -= out->size() + kItemOverhead;
       if (!senders_.empty()) {
         wake = std::move(senders_.front());
         senders_.pop_front();
@@ -98,8 +123,10 @@ class MessageQueue {
 
   const std::string name_;
   const size_t capacity_;
+  const size_t maxBytes_;
   std::mutex mutex_;
   std::deque<std::string> items_;
+  size_t bytes_ = 0;  // items' bytes plus kItemOverhead each
   std::deque<Waiter> receivers_;
   std::deque<Waiter> senders_;
   uint64_t lastKey_ = 0;
@@ -109,11 +136,11 @@ class MessageQueue {
 class MessageQueues {
  public:
   static constexpr size_t kDefaultCapacity = 1024;
-  // The queue named `name`, created with `capacity` if it does not exist yet.
-  MessageQueue* get(const std::string& name, size_t capacity) {
+  // The queue named `name`, created with `capacity` and `maxBytes` if it does not exist yet.
+  MessageQueue* get(const std::string& name, size_t capacity, size_t maxBytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& q = queues_[name];
-    if (!q) q = std::make_unique<MessageQueue>(name, capacity);
+    if (!q) q = std::make_unique<MessageQueue>(name, capacity, maxBytes);
     return q.get();
   }
 

@@ -1,7 +1,9 @@
 -- luacheck: globals room
 -- Broadcast channels driven by the tests. Text commands:
 -- "create <id>", "join <id>", "leave <id>", "say <id> <text>", "saybin <id> <text>",
--- "joinother <id> <handler>", "misuse".
+-- "joinother <id> <handler>", "misuse", "burst <id> <count> <size>" (one handler broadcasts
+-- count binary messages of size bytes, the first byte of each its number mod 256),
+-- "sendto <handler> <count> <size>" (ws:send to that connection until a send fails).
 room = {}
 
 room.onStart = function()
@@ -47,6 +49,24 @@ room.onMessage = function(handler, _opcode, message)
     return reply(handler, nljson.encode(obj) .. " " .. tostring(found))
   elseif cmd == "joinother" then
     return reply(handler, result(bcast:subscribe(id, tonumber(rest))))
+  elseif cmd == "burst" then
+    local count, size = rest:match("^(%d+) (%d+)$")
+    local body = string.rep("b", tonumber(size) - 1)
+    for i = 1, tonumber(count) do
+      local ok, err = bcast:send(id, string.char(i % 256) .. body)
+      if not ok then return reply(handler, result(ok, err)) end
+    end
+    return true
+  elseif cmd == "sendto" then
+    local to, count, size = message:match("^sendto (%d+) (%d+) (%d+)$")
+    local body = string.rep("s", tonumber(size))
+    local sent, err = 0, nil
+    for _ = 1, tonumber(count) do
+      local ok, e = ws:send(tonumber(to), 2, body)
+      if not ok then err = e break end
+      sent = sent + 1
+    end
+    return reply(handler, "sent " .. sent .. " then " .. tostring(err))
   elseif cmd == "handle" then
     return reply(handler, string.format("%.0f", handler))
   elseif cmd == "misuse" then
