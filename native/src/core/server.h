@@ -64,6 +64,7 @@ class Server {
   BroadcastRegistry& channels() { return channels_; }
   ConnLimiter& limiter() { return limiter_; }
   MessageQueues& queues() { return queues_; }
+  MemoryTrimmer& memory() { return memory_; }
   // bcast from a thread that is not a worker (standalone services): the request goes to
   // the worker(s) concerned through their inboxes.
   SendStatus subscribeFromOutside(uint64_t channel, uint64_t handle, bool subscribe);
@@ -85,7 +86,8 @@ class Server {
   BroadcastRegistry channels_;
   bool started_ = false;
   bool stopRequested_ = false;
-  MessageQueues queues_;
+  MemoryTrimmer memory_;
+  MessageQueues queues_{&memory_};
   ConnLimiter limiter_;
   std::shared_ptr<const Policy> policy_;
   std::vector<std::unique_ptr<StandaloneRunner>> standalone_;
