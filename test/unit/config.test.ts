@@ -351,6 +351,26 @@ t.test('cross-field checks', async (t) => {
     );
     t.equal(c.services[0]!.max_inbound_message_size, 100);
   });
+  t.test('max_outbound_queue_size below outbound_high_water_mark', async (t) => {
+    const limits = { outbound_high_water_mark: 1000, max_outbound_queue_size: 999 };
+    t.same(issuesOf(t, { limits, services: [{ name: 'a', request_target: '/a' }] }, dir), [
+      {
+        path: '/limits/max_outbound_queue_size',
+        message: 'must be at least limits.outbound_high_water_mark (1000), or 0',
+      },
+    ]);
+    // Equal to the mark, or 0 (four times the mark), is fine.
+    for (const max of [1000, 0]) {
+      const c = normalizeConfig(
+        {
+          limits: { ...limits, max_outbound_queue_size: max },
+          services: [{ name: 'a', request_target: '/a' }],
+        },
+        { file: 'x', baseDir: dir },
+      );
+      t.equal(c.limits.max_outbound_queue_size, max);
+    }
+  });
   t.test('explicit source missing', async (t) => {
     t.same(
       issuesOf(t, { services: [{ name: 'a', request_target: '/a', source: 'no.lua' }] }, dir),

@@ -241,6 +241,7 @@ std::vector<uint16_t> Server::start(std::string& error) {
     error = "server already started";
     return {};
   }
+  MemoryTrimmer::configureAllocator();
   // Every connection is a descriptor: raise the soft limit to the hard one, as a server
   // that holds tens of thousands of connections must.
   // A privileged process may also raise the hard limit.

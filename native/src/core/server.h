@@ -65,6 +65,7 @@ class Server {
   BroadcastRegistry& channels() { return channels_; }
   ConnLimiter& limiter() { return limiter_; }
   MessageQueues& queues() { return queues_; }
+  MemoryTrimmer& memory() { return memory_; }
   // bcast:send from a thread that is not a worker (standalone services): the frame goes to
   // every worker through its inbox.
   SendStatus broadcastFromOutside(uint64_t channel, SharedBuffer* frame);
@@ -88,7 +89,8 @@ class Server {
   BroadcastRegistry channels_;
   bool started_ = false;
   bool stopRequested_ = false;
-  MessageQueues queues_;
+  MemoryTrimmer memory_;
+  MessageQueues queues_{&memory_};
   ConnLimiter limiter_;
   std::shared_ptr<const Policy> policy_;
   std::vector<std::unique_ptr<StandaloneRunner>> standalone_;

@@ -57,6 +57,9 @@ class ServiceInstance {
   // Exactly once per connection that completed its handshake.
   virtual void onDisconnect(uint64_t handle) = 0;
   virtual void onShutdown() = 0;
+  // The worker went quiet after a busy spell: give back what can be given (a Lua state
+  // collects the garbage the spell left). Returns the bytes freed.
+  virtual size_t onIdle() { return 0; }
 
  protected:
   ServiceInstance(std::string name, uint32_t service) : name_(std::move(name)), service_(service) {}

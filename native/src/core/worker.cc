@@ -35,6 +35,11 @@ constexpr int kAcceptBurst = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
 // At stop: most queued clients answered 503 per listener (a flood must not delay the stop).
 constexpr int kStopAcceptMax = 4096;
+// Memory housekeeping: a tick is quiet when the worker moved fewer bytes in it than
+// kQuietBytes, or than an eighth of the busiest tick of the spell (a burst has ended even
+// if steady traffic goes on).
+constexpr uint64_t kMemoryTickMs = 1000;
+constexpr uint64_t kQuietBytes = 64 * 1024;
 
 uint64_t monotonicMs() {
   timespec ts;
@@ -152,6 +157,11 @@ void Worker::run() {
       }
     }
     onTimers();
+    // Any event arms the memory tick; an idle worker sleeps with none.
+    if (n > 0 && !memoryTickArmed_) {
+      memoryTickArmed_ = true;
+      hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+    }
     hostTimers_.runDue(nowMs_);
     if (!readAgain_.empty()) {
       std::vector<uint64_t> again;
@@ -474,6 +484,47 @@ void Worker::endDrain() {
     log(LogLevel::Warn, "drain timeout: closed " + std::to_string(cut) +
                             " connection(s) whose handlers had not finished (" +
                             std::to_string(waiting) + " more message(s) were not handled)");
+  }
+}
+
+void Worker::memoryTick() {
+  memoryTickArmed_ = false;
+  const uint64_t bytes = stats_->v[uint32_t(Counter::BytesIn)].load(std::memory_order_relaxed) +
+                         stats_->v[uint32_t(Counter::BytesOut)].load(std::memory_order_relaxed);
+  const uint64_t moved = bytes - bytesAtTick_;
+  bytesAtTick_ = bytes;
+  spellBytes_ += moved;
+  if (moved >= std::max(kQuietBytes, spellPeak_ / 8)) {
+    // Still busy: whatever the spell uses is likely used again. Look again later.
+    spellPeak_ = std::max(spellPeak_, moved);
+    memoryTickArmed_ = true;
+    hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+    return;
+  }
+  releaseMemory(spellBytes_);
+  spellBytes_ = 0;
+  spellPeak_ = 0;
+}
+
+void Worker::releaseMemory(uint64_t spellBytes) {
+  // Lua garbage stays until an allocation steps the collector, which an idle state never
+  // does; C++ buffers were freed as they emptied.
+  uint64_t collected = 0;
+  for (ServiceInstance* inst : instances_) collected += inst->onIdle();
+  if (spellBytes >= (1 << 20)) {
+    // Reassembly buffers kept for the next large message of a busy connection.
+    const size_t kInline = std::string().capacity();
+    for (Connection* c : slots_) {
+      if (c && c->message.empty() && c->message.capacity() > kInline)
+        std::string().swap(c->message);
+    }
+  }
+  server_.memory().noteReleased(spellBytes + collected);
+  const uint64_t trimmed = server_.memory().trimIfWorthIt();
+  if (collected + trimmed >= (1 << 20)) {
+    log(LogLevel::Debug, "quiet after a busy spell: Lua collected " +
+                             std::to_string(collected >> 10) + " KiB, " +
+                             std::to_string(trimmed >> 10) + " KiB returned to the system");
   }
 }
 

@@ -210,6 +210,10 @@ class Worker final : public Host {
   void closeIfDrained(Connection& c);
   // The drain deadline: every connection still open is closed with 1001.
   void endDrain();
+  // Memory housekeeping (docs/memory.md): a tick armed by activity; when it finds the worker
+  // quiet after a busy spell, releaseMemory gives back what the spell left behind.
+  void memoryTick();
+  void releaseMemory(uint64_t spellBytes);
 
   Connection* newConnection(int fd, const PeerAddress& peer);
   void countParseError(ParseError e);
@@ -298,6 +302,10 @@ class Worker final : public Host {
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
   std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
   std::unordered_map<int, IoHandler*> io_;  // watched client sockets, by fd
+  bool memoryTickArmed_ = false;
+  uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
+  uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet
+  uint64_t spellPeak_ = 0;    // most bytes moved in one tick of that spell
 };
 
 }  // namespace lapps

@@ -707,6 +707,23 @@ void LuaInstance::onShutdown() {
   for (InstanceResource* r : resources) delete r;
 }
 
+size_t LuaInstance::onIdle() {
+  // A burst's garbage (its messages, as Lua strings) stays until an allocation steps the
+  // collector, which an idle state never does. Collect once the state has grown by a
+  // meaningful amount since the last time, so a quiet tick costs nothing otherwise.
+  constexpr size_t kGrowth = 1 << 20;
+  const size_t before = memory_.used();
+  if (!L_ || before < idleUsed_ + kGrowth) return 0;
+  auto collect = [](lua_State* L) -> int {
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return 0;
+  };
+  // Protected: a failing finalizer must not raise outside a Lua frame.
+  if (lua_cpcall(L_, collect, nullptr) != 0) lua_pop(L_, 1);
+  idleUsed_ = memory_.used();
+  return before > idleUsed_ ? before - idleUsed_ : 0;
+}
+
 // --- standalone entry points -----------------------------------------------------------
 
 bool LuaInstance::runInit() {

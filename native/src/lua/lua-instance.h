@@ -60,6 +60,7 @@ class LuaInstance final : public ServiceInstance {
   void onMessages(MessageBatch& batch) override;
   void onDisconnect(uint64_t handle) override;
   void onShutdown() override;
+  size_t onIdle() override;
 
   // Standalone entry points, on the service's own thread: init() (false if it failed), then
   // run() as a coroutine; runFinished() once it has returned (or failed, or was stopped).
@@ -166,6 +167,7 @@ class LuaInstance final : public ServiceInstance {
   uint32_t index_;
   Host* host_ = nullptr;
   LuaMemory memory_;
+  size_t idleUsed_ = 0;  // bytes in use after the last collection on idle
   LuaDeadline deadline_;
   lua_State* L_ = nullptr;
   uint64_t generation_ = 0;  // bumped by every new state: stale callbacks check it

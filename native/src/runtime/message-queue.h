@@ -17,6 +17,7 @@
 #include <unordered_map>
 
 #include "runtime/host.h"
+#include "runtime/memory-trim.h"
 
 namespace lapps {
 
@@ -25,8 +26,8 @@ class MessageQueue {
   // What an item costs against the byte bound besides its bytes: its slot in the deque.
   static constexpr size_t kItemOverhead = sizeof(std::string);
 
-  MessageQueue(std::string name, size_t capacity, size_t maxBytes)
-      : name_(std::move(name)), capacity_(capacity), maxBytes_(maxBytes) {}
+  MessageQueue(std::string name, size_t capacity, size_t maxBytes, MemoryTrimmer* memory)
+      : name_(std::move(name)), capacity_(capacity), maxBytes_(maxBytes), memory_(memory) {}
 
   const std::string& name() const { return name_; }
   size_t capacity() const { return capacity_; }
@@ -86,6 +87,8 @@ class MessageQueue {
       out = std::move(items_.front());
       items_.pop_front();
       bytes_ -= out->size() + kItemOverhead;
+      // The item's buffer is freed by the receiver soon: a hint for the idle trim.
+      if (memory_) memory_->noteReleased(out->size());
       if (!senders_.empty()) {
         wake = std::move(senders_.front());
         senders_.pop_front();
@@ -124,6 +127,7 @@ class MessageQueue {
   const std::string name_;
   const size_t capacity_;
   const size_t maxBytes_;
+  MemoryTrimmer* const memory_;
   std::mutex mutex_;
   std::deque<std::string> items_;
   size_t bytes_ = 0;  // items' bytes plus kItemOverhead each
@@ -135,16 +139,18 @@ class MessageQueue {
 // The queues of one server, by name. A queue lives as long as the server.
 class MessageQueues {
  public:
+  explicit MessageQueues(MemoryTrimmer* memory) : memory_(memory) {}
   static constexpr size_t kDefaultCapacity = 1024;
   // The queue named `name`, created with `capacity` and `maxBytes` if it does not exist yet.
   MessageQueue* get(const std::string& name, size_t capacity, size_t maxBytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto& q = queues_[name];
-    if (!q) q = std::make_unique<MessageQueue>(name, capacity, maxBytes);
+    if (!q) q = std::make_unique<MessageQueue>(name, capacity, maxBytes, memory_);
     return q.get();
   }
 
  private:
+  MemoryTrimmer* const memory_;
   std::mutex mutex_;
   std::unordered_map<std::string, std::unique_ptr<MessageQueue>> queues_;
 };
