@@ -16,6 +16,7 @@
 #include "lua/api-ws.h"
 #include "lua/lapps-protocol.h"
 #include "lua/sandbox.h"
+#include "runtime/luajit-frames.h"
 
 namespace lapps {
 
@@ -192,6 +193,7 @@ void LuaInstance::destroyState(bool poisoned) {
 }
 
 std::string LuaInstance::build() {
+  learnLuaJitFrames();  // before any state can reach its memory limit
   ++generation_;
   L_ = lua_newstate(LuaMemory::alloc, &memory_);
   if (!L_) return "cannot create a Lua state (out of memory)";
@@ -730,9 +732,10 @@ void LuaInstance::requestStop() {
 uint64_t LuaInstance::beginWait(lua_State* L) {
   dropWaitOf(L);  // one wait per coroutine: an older one never got to yield
   uint64_t id = ++nextWaitId_;
+  // The reference is taken on L, the running coroutine: an allocation that fails raises
+  // its error there. On L_, which is not running, nothing would catch it.
   lua_pushthread(L);
-  lua_xmove(L, L_, 1);
-  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   waits_.emplace(id, Wait{ref, runningConn_, L});
   coWait_[L] = id;
   suspended_ = true;
@@ -865,11 +868,15 @@ void LuaInstance::spawnRef(int ref) {
 
 void LuaInstance::spawn(lua_State* L, int nargs) {
   // Stack of L: fn, args... -> moved into a new coroutine, started on the next loop turn.
+  // A new coroutine's stack has room for LUA_MINSTACK values, and growing it here could
+  // fail on a coroutine that is not running: more arguments are refused.
+  if (nargs >= LUA_MINSTACK) luaL_error(L, "lapps.spawn: at most %d arguments", LUA_MINSTACK - 1);
+  // Everything happens on L, the running coroutine, so that a failed allocation raises its
+  // error where it can be caught (see beginWait).
   lua_State* co = lua_newthread(L);
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
-  lua_xmove(L, L_, 1);  // the thread
-  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);  // the thread
   uint64_t gen = generation_;
   host_->addTimer(0, [this, gen, ref, co, nargs] {
     if (gen != generation_ || !L_) return;
