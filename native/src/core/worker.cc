@@ -70,7 +70,7 @@ void Worker::log(LogLevel level, std::string message) {
 }
 
 void Worker::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
 }
 
 void Worker::join() {

@@ -14,8 +14,10 @@
 #include "lua/api-net.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
+#include "lua/coroutine-guard.h"
 #include "lua/lapps-protocol.h"
 #include "lua/sandbox.h"
+#include "runtime/lua-thread.h"
 #include "runtime/luajit-frames.h"
 
 namespace lapps {
@@ -30,6 +32,8 @@ const char* const kEntryNames[] = {"onStart",    "onMessage", "onDisconnect",
 char kBatchDone;
 
 constexpr uint64_t kFailureWindowMs = 60000;
+// Lua code that went this deep into the C stack leaves its pages to be trimmed.
+constexpr uintptr_t kDeepStack = uintptr_t(8) << 20;
 constexpr uint64_t kRebuildRetryMs = 1000;
 
 // Message handler for lua_pcall: appends the traceback to the error.
@@ -157,8 +161,15 @@ void LuaInstance::log(LogLevel level, std::string message) {
 }
 
 std::string LuaInstance::load() {
-  std::string err = build();
-  if (!err.empty()) destroyState(false);
+  // The service file's top level is Lua code like any other: it runs on a thread with a C
+  // stack sized for Lua (runtime/lua-thread.h), not on the caller's.
+  std::string err;
+  LuaThread loader;
+  loader.start([&] {
+    err = build();
+    if (!err.empty()) destroyState(false);
+  });
+  loader.join();
   return err;
 }
 
@@ -211,6 +222,7 @@ std::string LuaInstance::build() {
   lua_CFunction setup = [](lua_State* L) -> int {
     auto* self = static_cast<LuaInstance*>(lua_touserdata(L, 1));
     luaL_openlibs(L);
+    guardCoroutines(L);
     // The service's directory is on the module path, so helper modules load with require.
     const std::string& source = self->settings().source;
     std::string dir = source.substr(0, source.find_last_of('/') + 1);
@@ -393,6 +405,13 @@ void LuaInstance::disarmDeadline() {
   if (--depth_ == 0) {
     deadline_.deadlineMs.store(0, std::memory_order_relaxed);
     memory_.enforce = false;
+    // After a deep recursion (the allocator saw how deep), the stack pages it touched go
+    // back to the system.
+    const auto sp = uintptr_t(__builtin_frame_address(0));
+    if (sp > memory_.deepestSp && sp - memory_.deepestSp > kDeepStack) {
+      trimLuaStack();
+      memory_.deepestSp = UINTPTR_MAX;
+    }
   }
 }
 

@@ -25,11 +25,18 @@ struct Frames {
   int count = 0;
 };
 
+// The region of every frame from the caller up, until the first frame in code no module
+// holds: the JIT's machine code, which libgcc cannot unwind through (it aborts). Nothing
+// above compiled code matters here: an allocation made from a trace is not the compiler's.
 _Unwind_Reason_Code collect(_Unwind_Context* ctx, void* arg) {
   auto* f = static_cast<Frames*>(arg);
   if (f->count == kMaxFrames) return _URC_END_OF_STACK;
+  // The return address of this frame, where the unwinder goes next (x86-64, the only
+  // target, as in lua-guard.cc: just below the canonical frame address).
+  const uintptr_t ret = *reinterpret_cast<const uintptr_t*>(_Unwind_GetCFA(ctx) - sizeof(void*));
   f->start[f->count++] = _Unwind_GetRegionStart(ctx);
-  return _URC_NO_REASON;
+  Dl_info info;
+  return dladdr(reinterpret_cast<void*>(ret), &info) ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
 // jit.attach handler for "trace" events, run inside the trace compiler of the scratch
