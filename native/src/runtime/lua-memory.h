@@ -28,7 +28,11 @@ class LuaMemory {
   size_t limit() const { return limit_; }
   // Set by a refused allocation; cleared by the caller that reports it.
   bool hitLimit = false;
-  // The lowest stack address a growing allocation was made from (see LuaStackGuard).
+  // Allowed beyond the limit for a while (LuaInstance::settleMemory: LuaJIT's collector
+  // allocates a smaller string table when it shrinks one, and cannot finish a cycle while
+  // that is refused).
+  size_t headroom = 0;
+  // The lowest stack address a growing allocation was made from (see runtime/lua-thread.h).
   uintptr_t deepestSp = UINTPTR_MAX;
   // The limit applies only while Lua runs inside a protected call (where a failed
   // allocation becomes a Lua error). lapps's own calls into the Lua API between them (error
@@ -70,7 +74,7 @@ class LuaMemory {
       if (sp < deepestSp) deepestSp = sp;
       // Refused only where LuaJIT can raise the error: never inside its trace compiler
       // (see luajit-frames.h), which then goes over the limit by its own small buffers.
-      if (enforce && used_ - osize + nsize > limit_ && !inLuaJitTraceCompiler()) {
+      if (enforce && used_ - osize + nsize > limit_ + headroom && !inLuaJitTraceCompiler()) {
         hitLimit = true;
         return nullptr;
       }
