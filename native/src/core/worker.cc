@@ -102,7 +102,7 @@ void Worker::logRepeated(RepeatedLog& r, LogLevel level, std::string message) {
 }
 
 void Worker::start() {
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
 }
 
 void Worker::join() {

@@ -10,7 +10,6 @@
 #include <queue>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +25,7 @@
 #include "core/stats.h"
 #include "protocol/opcode.h"
 #include "runtime/host.h"
+#include "runtime/lua-thread.h"
 #include "runtime/timer-queue.h"
 
 namespace lapps {
@@ -254,7 +254,8 @@ class Worker final : public Host {
   uint32_t index_;
   std::string name_;
   int epfd_ = -1;
-  std::thread thread_;
+  // Runs Lua services: a C stack sized for Lua (runtime/lua-thread.h).
+  LuaThread thread_;
   Inbox<InboxMessage> inbox_;
   std::vector<int> listeners_;
   std::vector<ServiceInstance*> instances_;

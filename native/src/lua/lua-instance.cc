@@ -15,8 +15,11 @@
 #include "lua/api-net.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
+#include "lua/coroutine-guard.h"
 #include "lua/lapps-protocol.h"
 #include "lua/sandbox.h"
+#include "runtime/lua-thread.h"
+#include "runtime/luajit-frames.h"
 
 namespace lapps {
 
@@ -31,6 +34,45 @@ char kBatchDone;
 
 constexpr uint64_t kFailureWindowMs = 60000;
 constexpr uint64_t kRebuildRetryMs = 1000;
+// Error messages longer than this are cut in the log.
+constexpr size_t kMaxErrorText = 16384;
+// Lua code that went this deep into the C stack leaves its pages to be trimmed.
+constexpr uintptr_t kDeepStack = uintptr_t(8) << 20;
+// Handler errors a connection's messages may cause before it is closed with 1011.
+constexpr uint32_t kConnectionMaxErrors = 3;
+
+// lapps's own use of a state between calls into Lua (new coroutines, pushed values, error
+// text) must not run a step of the garbage collector: the step could run a __gc finalizer
+// of the service there, outside any protected and timed call, and LuaJIT 2.1-20230119
+// rethrows a finalizer's error, which there would end the process. The collector is
+// stopped around such code; if it was running, it goes on with a step at the next
+// allocation (which happens inside Lua).
+class GcPause {
+ public:
+  explicit GcPause(lua_State* L) : L_(L), running_(lua_gc(L, LUA_GCISRUNNING, 0) != 0) {
+    if (running_) lua_gc(L_, LUA_GCSTOP, 0);
+  }
+  ~GcPause() {
+    if (running_) lua_gc(L_, LUA_GCRESTART, 0);
+  }
+  GcPause(const GcPause&) = delete;
+  GcPause& operator=(const GcPause&) = delete;
+
+ private:
+  lua_State* L_;
+  bool running_;
+};
+
+// lua_CFunction for LuaInstance::settleMemory: a full cycle, and a collector the service
+// stopped (collectgarbage("stop")) runs again. Compiled traces go first: a trace keeps the
+// objects it was specialised on alive (the closures and coroutines of a deep
+// coroutine.wrap chain, say), so the memory a failed handler built could not be freed.
+int fullCollection(lua_State* L) {
+  luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_FLUSH);
+  lua_gc(L, LUA_GCCOLLECT, 0);
+  if (!lua_gc(L, LUA_GCISRUNNING, 0)) lua_gc(L, LUA_GCRESTART, 0);
+  return 0;
+}
 
 // Message handler for lua_pcall: appends the traceback to the error.
 int traceback(lua_State* L) {
@@ -158,8 +200,15 @@ void LuaInstance::log(LogLevel level, std::string message) {
 }
 
 std::string LuaInstance::load() {
-  std::string err = build();
-  if (!err.empty()) destroyState(false);
+  // The service file's top level is Lua code like any other: it runs on a thread with a C
+  // stack sized for Lua (runtime/lua-thread.h), not on the caller's.
+  std::string err;
+  LuaThread loader;
+  loader.start([&] {
+    err = build();
+    if (!err.empty()) destroyState(false);
+  });
+  loader.join();
   return err;
 }
 
@@ -169,19 +218,16 @@ void LuaInstance::destroyState(bool poisoned) {
   resources_.clear();
   for (InstanceResource* r : resources) delete r;
   if (L_) {
-    if (poisoned) {
-      // Stopped mid-flight: closing would run into the inconsistent state. Every byte it
-      // owned is in the arena.
-      memory_.freeAll();
-    } else {
-      lua_close(L_);
-    }
+    // Stopped mid-flight, closing would run into the inconsistent state: every byte it
+    // owned is in the arena.
+    if (poisoned || !guardedClose()) memory_.freeAll();
   }
   L_ = nullptr;
   ++generation_;
   waits_.clear();
   coWait_.clear();
   lapps_.clear();
+  connectionErrors_.clear();
   auto hooks = std::move(stopHooks_);
   stopHooks_.clear();
   for (auto& [id, fn] : hooks) fn();
@@ -194,6 +240,7 @@ void LuaInstance::destroyState(bool poisoned) {
 }
 
 std::string LuaInstance::build() {
+  learnLuaJitFrames();  // before any state can reach its memory limit
   ++generation_;
   L_ = lua_newstate(LuaMemory::alloc, &memory_);
   if (!L_) return "cannot create a Lua state (out of memory)";
@@ -211,6 +258,7 @@ std::string LuaInstance::build() {
   lua_CFunction setup = [](lua_State* L) -> int {
     auto* self = static_cast<LuaInstance*>(lua_touserdata(L, 1));
     luaL_openlibs(L);
+    guardCoroutines(L);
     // The service's directory is on the module path, so helper modules load with require.
     const std::string& source = self->settings().source;
     std::string dir = source.substr(0, source.find_last_of('/') + 1);
@@ -358,17 +406,27 @@ std::string LuaInstance::build() {
 }
 
 std::string LuaInstance::errorText(lua_State* L, int idx) {
+  // Read without converting anything: lua_tolstring would turn a number into a string (an
+  // allocation, a possible collector step) in place.
   std::string out;
-  size_t len;
-  const char* s = lua_tolstring(L, idx, &len);
-  out = s ? std::string(s, len) : std::string("(error object is not a string)");
-  lua_pop(L, 1);
+  if (lua_gettop(L) == 0) {
+    out = "(no error object)";
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char* s = lua_tolstring(L, idx, &len);
+    out.assign(s, std::min(len, kMaxErrorText));
+    if (len > kMaxErrorText) out += "... (" + std::to_string(len) + " bytes)";
+  } else if (lua_type(L, idx) == LUA_TNUMBER) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.14g", lua_tonumber(L, idx));
+    out = buf;
+  } else {
+    out = std::string("(error object is a ") + luaL_typename(L, idx) + " value)";
+  }
+  if (lua_gettop(L) > 0) lua_pop(L, 1);
   if (memory_.hitLimit) {
-    memory_.hitLimit = false;
     out = "memory limit reached (" + std::to_string(memory_.limit()) +
           " bytes, memory_limit): " + out;
-    // What the failed code built is garbage now: give it back before anything else runs.
-    lua_gc(L_, LUA_GCCOLLECT, 0);
   }
   return out;
 }
@@ -402,6 +460,13 @@ void LuaInstance::disarmDeadline() {
   if (--depth_ == 0) {
     deadline_.deadlineMs.store(0, std::memory_order_relaxed);
     memory_.enforce = false;
+    // After a deep recursion (the allocator saw how deep), the stack pages it touched go
+    // back to the system.
+    const auto sp = uintptr_t(__builtin_frame_address(0));
+    if (sp > memory_.deepestSp && sp - memory_.deepestSp > kDeepStack) {
+      trimLuaStack();
+      memory_.deepestSp = UINTPTR_MAX;
+    }
   }
 }
 
@@ -420,6 +485,35 @@ int LuaInstance::guardedPcall(int nargs, bool& stopped) {
   return rc;
 }
 
+bool LuaInstance::guardedClose() {
+  // lua_close runs the service's pending __gc finalizers: Lua code, timed and limited like
+  // any other. One that has to be stopped leaves the state to be freed wholesale.
+  LuaGuardThread& g = luaGuardThread();
+  if (g.depth != 0) {
+    lua_close(L_);  // inside another instance's call: its guard covers this too
+    return true;
+  }
+  memory_.enforce = true;
+  deadline_.thread = pthread_self();
+  const uint32_t t = service_.handlerTimeoutMs;
+  deadline_.deadlineMs.store(t ? Watchdog::nowMs() + t : kInLuaNoDeadline,
+                             std::memory_order_relaxed);
+  bool closed = closeUnderGuard(g);
+  g.armed = 0;
+  g.depth = 0;
+  deadline_.deadlineMs.store(0, std::memory_order_relaxed);
+  memory_.enforce = false;
+  return closed;
+}
+
+bool LuaInstance::closeUnderGuard(LuaGuardThread& g) {
+  g.depth = 1;
+  if (sigsetjmp(g.jmp, 0) != 0) return false;
+  g.armed = 1;
+  lua_close(L_);
+  return true;
+}
+
 int LuaInstance::guardedResume(lua_State* co, int nargs, bool& stopped) {
   LuaGuardThread& g = luaGuardThread();
   const bool outer = g.depth++ == 0;
@@ -435,7 +529,7 @@ int LuaInstance::guardedResume(lua_State* co, int nargs, bool& stopped) {
   return rc;
 }
 
-bool LuaInstance::call(const char* what, int nargs) {
+bool LuaInstance::call(const char* what, int nargs, Blame blame) {
   // Stack: traceback, ..., fn, args...
   bool stopped = false;
   armDeadline();
@@ -448,17 +542,23 @@ bool LuaInstance::call(const char* what, int nargs) {
     return false;
   }
   disarmDeadline();
+  std::string err;
   if (rc != 0) {
-    std::string err = errorText(L_, -1);
-    lua_settop(L_, baseTop_);
-    failed(what, err);
-    return false;
+    err = errorText(L_, -1);
+  } else if (!lua_toboolean(L_, -1) && lua_type(L_, -1) == LUA_TBOOLEAN) {
+    // Only an explicit `false` counts as failure; nil (no return value) is success.
+    err = "returned false";
   }
-  // Only an explicit `false` counts as failure; nil (no return value) is success.
-  bool ok = lua_toboolean(L_, -1) || lua_type(L_, -1) != LUA_TBOOLEAN;
   lua_settop(L_, baseTop_);
-  if (!ok) failed(what, "returned false");
-  return ok;
+  if (!err.empty()) {
+    if (blame == Blame::Connection) {
+      log(LogLevel::Error, std::string(what) + ": " + err);
+    } else {
+      failed(what, err);
+    }
+  }
+  settleMemory();
+  return err.empty() && L_;
 }
 
 LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn,
@@ -504,6 +604,7 @@ LuaInstance::Outcome LuaInstance::resume(lua_State* co, int nargs, uint64_t conn
     lua_settop(co, 0);
     return Outcome::Finished;
   }
+  GcPause pause(L_);
   std::string msg = errorText(co, -1);
   luaL_traceback(L_, co, msg.c_str(), 0);
   err = lua_tostring(L_, -1);
@@ -521,6 +622,42 @@ void LuaInstance::failed(const std::string& where, const std::string& message) {
   if (service_.maxFailures && failures_.size() >= service_.maxFailures) {
     scheduleRecycle(std::to_string(failures_.size()) + " errors within a minute (max_failures " +
                     std::to_string(service_.maxFailures) + ")");
+  }
+}
+
+void LuaInstance::connectionFailed(uint64_t handle, const std::string& where,
+                                   const std::string& message) {
+  // Not counted towards max_failures: one client must not be able to recycle an instance
+  // that serves others. Its own connection goes after a few.
+  uint32_t& n = connectionErrors_[handle];
+  ++n;
+  log(LogLevel::Error, where + ": " + message);
+  if (n < kConnectionMaxErrors) return;
+  log(LogLevel::Warn, "closing connection " + std::to_string(handle) +
+                          " with 1011: " + std::to_string(n) + " handler errors");
+  if (Worker* w = worker()) w->asCurrent(handle, [w] { w->failCurrent(); });
+}
+
+void LuaInstance::settleMemory() {
+  if (!memory_.hitLimit || settling_ || depth_ > 0 || batch_ || !L_) return;
+  // Code ran into memory_limit (whether or not its error was caught): the garbage it left
+  // goes now, so that the next message finds the memory free; a state that stays nearly
+  // full (the service keeps what it allocated) is replaced at once instead of failing
+  // every message from now on.
+  memory_.hitLimit = false;
+  settling_ = true;
+  memory_.headroom = memory_.limit() / 8;
+  lua_pushcfunction(L_, fullCollection);
+  call("garbage collection after memory_limit", 0);
+  memory_.headroom = 0;
+  settling_ = false;
+  if (!L_) return;  // a __gc finalizer was stopped by the watchdog: recycled
+  memory_.hitLimit = false;
+  const size_t used = memory_.used(), limit = memory_.limit();
+  if (used > limit / 4 * 3 && !stopRequested()) {
+    recycle(std::to_string(used) + " bytes still in use after a full garbage collection " +
+                "(more than 3/4 of memory_limit, " + std::to_string(limit) + " bytes)",
+            false);
   }
 }
 
@@ -621,6 +758,7 @@ void LuaInstance::onStart() {
 
 lua_State* LuaInstance::dispatcher() {
   if (!dispatcherCo_) {
+    GcPause pause(L_);
     dispatcherCo_ = lua_newthread(L_);
     dispatcherRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
     lua_rawgeti(dispatcherCo_, LUA_REGISTRYINDEX, dispatcherFnRef_);
@@ -629,39 +767,45 @@ lua_State* LuaInstance::dispatcher() {
 }
 
 void LuaInstance::onMessages(MessageBatch& batch) {
-  if (!L_) {
-    // Between a failed rebuild and its retry: nobody can serve this connection.
-    worker()->failCurrent();
-    return;
-  }
-  batch_ = &batch;
-  lua_State* co = dispatcher();
-  std::string err;
-  Outcome o = resume(co, 0, batch.handle, err);
-  batch_ = nullptr;
-  switch (o) {
-    case Outcome::Done:
-      return;
-    case Outcome::Suspended:
-      // onMessage waits inside this coroutine; the next batch gets a new dispatcher. The
-      // wait holds its own reference to the coroutine.
-      luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
-      dispatcherCo_ = nullptr;
-      dispatcherRef_ = -1;
-      worker()->holdCurrent();
-      return;
-    case Outcome::Failed:
-    case Outcome::Finished:
-      // The failed message was the last one taken; its connection pays, nobody else.
-      luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
-      dispatcherCo_ = nullptr;
-      dispatcherRef_ = -1;
+  for (;;) {
+    if (!L_) {
+      // Between a failed rebuild and its retry: nobody can serve this connection.
       worker()->failCurrent();
-      failed("onMessage", err);
       return;
-    case Outcome::Stopped:
-      stoppedByWatchdog("onMessage");
-      return;
+    }
+    batch_ = &batch;
+    lua_State* co = dispatcher();
+    std::string err;
+    Outcome o = resume(co, 0, batch.handle, err);
+    batch_ = nullptr;
+    switch (o) {
+      case Outcome::Done:
+        settleMemory();
+        return;
+      case Outcome::Suspended:
+        // onMessage waits inside this coroutine; the next batch gets a new dispatcher. The
+        // wait holds its own reference to the coroutine.
+        luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
+        dispatcherCo_ = nullptr;
+        dispatcherRef_ = -1;
+        worker()->holdCurrent();
+        settleMemory();
+        return;
+      case Outcome::Failed:
+      case Outcome::Finished:
+        // The failed message was the last one taken: its connection pays, nobody else. It
+        // goes on with its next message (a fresh dispatcher) until it has failed too often.
+        luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
+        dispatcherCo_ = nullptr;
+        dispatcherRef_ = -1;
+        connectionFailed(batch.handle, "onMessage", err);
+        settleMemory();
+        if (batch.next == batch.count || !worker()->currentOpen()) return;
+        continue;
+      case Outcome::Stopped:
+        stoppedByWatchdog("onMessage");
+        return;
+    }
   }
 }
 
@@ -686,10 +830,13 @@ void LuaInstance::messageReturnedFalse() {
 
 void LuaInstance::onDisconnect(uint64_t handle) {
   lapps_.erase(handle);
+  connectionErrors_.erase(handle);
   if (!L_) return;
   lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnDisconnect]);
   lua_pushnumber(L_, lua_Number(handle));
-  call("onDisconnect", 1);
+  // A client decides when its connection ends: an error here must not count towards
+  // recycling the instance either.
+  call("onDisconnect", 1, Blame::Connection);
 }
 
 void LuaInstance::onShutdown() {
@@ -737,13 +884,18 @@ void LuaInstance::startRun() {
     runDone_ = true;
     return;
   }
-  lua_State* co = lua_newthread(L_);
-  runCo_ = co;
-  runRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kRun]);
+  lua_State* co;
+  {
+    GcPause pause(L_);
+    co = lua_newthread(L_);
+    runCo_ = co;
+    runRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kRun]);
+  }
   std::string err;
   Outcome o = resume(co, 0, 0, err);
   afterResume(o, co, runRef_, 0, err);
+  settleMemory();
 }
 
 void LuaInstance::markStop(uint64_t drainDeadlineMs) {
@@ -779,9 +931,10 @@ void LuaInstance::requestStop() {
 uint64_t LuaInstance::beginWait(lua_State* L) {
   dropWaitOf(L);  // one wait per coroutine: an older one never got to yield
   uint64_t id = ++nextWaitId_;
+  // The reference is taken on L, the running coroutine: an allocation that fails raises
+  // its error there. On L_, which is not running, nothing would catch it.
   lua_pushthread(L);
-  lua_xmove(L, L_, 1);
-  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   waits_.emplace(id, Wait{ref, runningConn_, L});
   coWait_[L] = id;
   suspended_ = true;
@@ -828,10 +981,15 @@ void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
   Wait w = it->second;
   waits_.erase(it);
   coWait_.erase(w.co);
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, w.coRef);
-  lua_State* co = lua_tothread(L_, -1);
-  lua_pop(L_, 1);
-  int n = push ? push(co) : 0;
+  lua_State* co;
+  int n;
+  {
+    GcPause pause(L_);
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, w.coRef);
+    co = lua_tothread(L_, -1);
+    lua_pop(L_, 1);
+    n = push ? push(co) : 0;
+  }
   std::string err;
   Outcome o;
   Worker* wk = worker();
@@ -844,10 +1002,8 @@ void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
     stoppedByWatchdog("a resumed coroutine");
     return;
   }
-  if (wk && w.conn && o == Outcome::Failed) {
-    wk->asCurrent(w.conn, [&] { wk->failCurrent(); });
-  }
   afterResume(o, co, w.coRef, w.conn, err);
+  settleMemory();
 }
 
 void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn,
@@ -876,7 +1032,12 @@ void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn
     case Outcome::Failed:
       luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
       if (co == runCo_) runDone_ = true;
-      failed(co == runCo_ ? "run" : "coroutine", err);
+      if (conn) {
+        // A handler of that connection, resumed after it had suspended.
+        connectionFailed(conn, "onMessage (resumed)", err);
+      } else {
+        failed(co == runCo_ ? "run" : "coroutine", err);
+      }
       if (conn && worker()) worker()->release(conn);
       return;
     case Outcome::Stopped:
@@ -895,36 +1056,51 @@ void LuaInstance::callRef(int fnRef, const char* what, std::function<int(lua_Sta
     return;
   }
   if (!L_) return;
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, fnRef);
-  int n = push ? push(L_) : 0;
+  int n;
+  {
+    GcPause pause(L_);
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, fnRef);
+    n = push ? push(L_) : 0;
+  }
   call(what, n);
 }
 
 void LuaInstance::spawnRef(int ref) {
   if (!L_) return;
-  lua_State* co = lua_newthread(L_);
-  int coRef = luaL_ref(L_, LUA_REGISTRYINDEX);
-  lua_rawgeti(L_, LUA_REGISTRYINDEX, ref);
-  luaL_unref(L_, LUA_REGISTRYINDEX, ref);
-  lua_xmove(L_, co, 1);
+  lua_State* co;
+  int coRef;
+  {
+    GcPause pause(L_);
+    co = lua_newthread(L_);
+    coRef = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_rawgeti(L_, LUA_REGISTRYINDEX, ref);
+    luaL_unref(L_, LUA_REGISTRYINDEX, ref);
+    lua_xmove(L_, co, 1);
+  }
   std::string err;
   Outcome o = resume(co, 0, 0, err);
   afterResume(o, co, coRef, 0, err);
+  settleMemory();
 }
 
 void LuaInstance::spawn(lua_State* L, int nargs) {
   // Stack of L: fn, args... -> moved into a new coroutine, started on the next loop turn.
+  // A new coroutine's stack has room for LUA_MINSTACK values, and growing it here could
+  // fail on a coroutine that is not running: more arguments are refused.
+  if (nargs >= LUA_MINSTACK) luaL_error(L, "lapps.spawn: at most %d arguments", LUA_MINSTACK - 1);
+  // Everything happens on L, the running coroutine, so that a failed allocation raises its
+  // error where it can be caught (see beginWait).
   lua_State* co = lua_newthread(L);
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
-  lua_xmove(L, L_, 1);  // the thread
-  int ref = luaL_ref(L_, LUA_REGISTRYINDEX);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);  // the thread
   uint64_t gen = generation_;
   host_->addTimer(0, [this, gen, ref, co, nargs] {
     if (gen != generation_ || !L_) return;
     std::string err;
     Outcome o = resume(co, nargs, 0, err);
     afterResume(o, co, ref, 0, err);
+    settleMemory();
   });
 }
 

@@ -128,24 +128,38 @@ class LuaInstance final : public ServiceInstance {
   void messageReturnedFalse();
 
   void log(LogLevel level, std::string message);
-  // An error in an entry point or a coroutine: logged, counted; too many within a minute
-  // and the instance is recycled.
+  // An error of the instance's own (onStart, onShutdown, timers, spawned coroutines,
+  // init/run): logged, counted; max_failures within a minute and the instance is recycled.
   void failed(const std::string& where, const std::string& message);
+  // An error one connection's message caused (its onMessage, a handler of it that had
+  // suspended): logged, not counted; after kConnectionMaxErrors of them that connection is
+  // closed with 1011.
+  void connectionFailed(uint64_t handle, const std::string& where, const std::string& message);
 
  private:
   enum Entry { kOnStart, kOnMessage, kOnDisconnect, kOnShutdown, kInit, kRun, kEntryCount };
   enum class Outcome : uint8_t { Finished, Suspended, Done, Failed, Stopped };
+  // Whose error an entry point's failure is (see failed / connectionFailed).
+  enum class Blame : uint8_t { Instance, Connection };
 
   std::string build();
   void destroyState(bool poisoned);
-  // Protected call of the function below nargs arguments on the main stack.
-  bool call(const char* what, int nargs);
+  // Protected call of the function below nargs arguments on the main stack. An error is
+  // the instance's (counted) unless blame says otherwise.
+  bool call(const char* what, int nargs, Blame blame = Blame::Instance);
+  // After Lua code ran into memory_limit: a full collection at once, and a fresh state if
+  // the old one stays nearly full. Only between calls into Lua.
+  void settleMemory();
   // Resumes co with nargs values on its stack. On Failed, err holds the message with its
   // traceback.
   Outcome resume(lua_State* co, int nargs, uint64_t conn, std::string& err);
   // The guarded part: jumps back here when the watchdog stops the code.
   int guardedResume(lua_State* co, int nargs, bool& stopped);
   int guardedPcall(int nargs, bool& stopped);
+  // lua_close under the watchdog; false if it had to be stopped (the state is then to be
+  // freed with memory_.freeAll()).
+  bool guardedClose();
+  bool closeUnderGuard(LuaGuardThread& g);
   void armDeadline();
   // When Lua code started at `now` must end once a standalone instance is asked to stop.
   uint64_t stopLimit(uint64_t now) const;
@@ -198,6 +212,9 @@ class LuaInstance final : public ServiceInstance {
 
   // Failure accounting: timestamps (ms) of recent failures.
   std::deque<uint64_t> failures_;
+  // Handler errors per connection (only connections that had one).
+  std::unordered_map<uint64_t, uint32_t> connectionErrors_;
+  bool settling_ = false;  // inside settleMemory
   bool recycleScheduled_ = false;
   bool broken_ = false;    // the last rebuild failed: retried on a timer
   bool starting_ = false;  // inside onStart / init of a rebuilt state

@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
+
+#include "runtime/luajit-frames.h"
 
 namespace lapps {
 
@@ -25,6 +28,12 @@ class LuaMemory {
   size_t limit() const { return limit_; }
   // Set by a refused allocation; cleared by the caller that reports it.
   bool hitLimit = false;
+  // Allowed beyond the limit for a while (LuaInstance::settleMemory: LuaJIT's collector
+  // allocates a smaller string table when it shrinks one, and cannot finish a cycle while
+  // that is refused).
+  size_t headroom = 0;
+  // The lowest stack address a growing allocation was made from (see runtime/lua-thread.h).
+  uintptr_t deepestSp = UINTPTR_MAX;
   // The limit applies only while Lua runs inside a protected call (where a failed
   // allocation becomes a Lua error). lapps's own calls into the Lua API between them (error
   // messages, references, new coroutines) must not fail: an error there would be
@@ -60,9 +69,15 @@ class LuaMemory {
       }
       return nullptr;
     }
-    if (enforce && nsize > osize && used_ - osize + nsize > limit_) {
-      hitLimit = true;
-      return nullptr;
+    if (nsize > osize) {
+      const auto sp = uintptr_t(__builtin_frame_address(0));
+      if (sp < deepestSp) deepestSp = sp;
+      // Refused only where LuaJIT can raise the error: never inside its trace compiler
+      // (see luajit-frames.h), which then goes over the limit by its own small buffers.
+      if (enforce && used_ - osize + nsize > limit_ + headroom && !inLuaJitTraceCompiler()) {
+        hitLimit = true;
+        return nullptr;
+      }
     }
     if (old) unlink(old);
     Node* n = static_cast<Node*>(std::realloc(old, sizeof(Node) + nsize));

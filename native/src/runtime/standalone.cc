@@ -40,7 +40,7 @@ StandaloneRunner::~StandaloneRunner() {
 
 bool StandaloneRunner::start() {
   started_.store(true, std::memory_order_relaxed);
-  thread_ = std::thread([this] { run(); });
+  thread_.start([this] { run(); });
   std::unique_lock<std::mutex> lock(mutex_);
   initDone_.wait(lock, [this] { return initState_ != 0; });
   return initState_ == 1;

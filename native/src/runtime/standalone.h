@@ -11,13 +11,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "core/inbox.h"
 #include "lua/lua-instance.h"
 #include "runtime/host.h"
+#include "runtime/lua-thread.h"
 #include "runtime/timer-queue.h"
 
 namespace lapps {
@@ -56,7 +56,8 @@ class StandaloneRunner final : public Host {
   TimerQueue timers_;
   std::unordered_map<int, IoHandler*> io_;
   uint64_t nowMs_ = 0;
-  std::thread thread_;
+  // Runs the service: a C stack sized for Lua (runtime/lua-thread.h).
+  LuaThread thread_;
   std::mutex mutex_;
   std::condition_variable initDone_;
   int initState_ = 0;                      // 0 running, 1 ok, 2 failed

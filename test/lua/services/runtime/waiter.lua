@@ -58,12 +58,28 @@ commands.hog = function()
   local t = {}
   while true do t[#t + 1] = string.rep("x", 65536) .. #t end
 end
+-- Garbage that compiled traces keep alive until they are flushed: the closures and
+-- coroutines of a deep coroutine.wrap chain.
+commands.wraphog = function()
+  local function f() return coroutine.wrap(f)() end
+  f()
+end
+-- Memory the service keeps: the state stays full after the error.
+local kept = {}
+commands.keep = function()
+  while true do kept[#kept + 1] = string.rep("k", 65536) .. #kept end
+end
 commands.spin = function() while true do end end
 commands.count = function()
   local x = 0
   while true do x = x + 1 end
 end
 commands.boom = function() error("boom") end
+-- An error of the instance's own: in a timer, not in a handler of the connection.
+commands.timerboom = function(h)
+  lapps.timer(0, function() error("timer boom") end)
+  send(h, "armed")
+end
 commands.recv = function(h)
   local v = queue:recv()
   send(h, "got " .. v.text .. " " .. kind(v.n))
