@@ -155,6 +155,8 @@ const attacks = [
   'errnil',
   'errnumber',
   'errhuge',
+  'codecs',
+  'spawnargs',
   // memory
   'rep',
   'rep2',
