@@ -208,6 +208,7 @@ std::string LuaInstance::load() {
     if (!err.empty()) destroyState(false);
   });
   loader.join();
+  memory_.deepestSp = UINTPTR_MAX;  // an address on the loader's stack, not the host's
   return err;
 }
 
