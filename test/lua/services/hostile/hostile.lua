@@ -290,6 +290,12 @@ end
 -- Not attacks: what the state looks like afterwards.
 local queries = {}
 queries.mem = function() return string.format("mem %.0f", collectgarbage("count")) end
+-- An ordinary message that needs some memory (about 2 MB, freed when it is done).
+queries.work = function()
+  local parts = {}
+  for i = 1, 1000 do parts[i] = string.rep("w", 1000) end
+  return "worked " .. #table.concat(parts)
+end
 
 function hostile.onStart() end
 
