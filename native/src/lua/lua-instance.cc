@@ -209,6 +209,7 @@ std::string LuaInstance::load() {
     if (!err.empty()) destroyState(false);
   });
   loader.join();
+  memory_.deepestSp = UINTPTR_MAX;  // an address on the loader's stack, not the host's
   return err;
 }
 
@@ -1085,11 +1086,8 @@ void LuaInstance::spawnRef(int ref) {
 
 void LuaInstance::spawn(lua_State* L, int nargs) {
   // Stack of L: fn, args... -> moved into a new coroutine, started on the next loop turn.
-  // A new coroutine's stack has room for LUA_MINSTACK values, and growing it here could
-  // fail on a coroutine that is not running: more arguments are refused.
-  if (nargs >= LUA_MINSTACK) luaL_error(L, "lapps.spawn: at most %d arguments", LUA_MINSTACK - 1);
-  // Everything happens on L, the running coroutine, so that a failed allocation raises its
-  // error where it can be caught (see beginWait).
+  // The references are taken on L, the running coroutine, so that a failed allocation
+  // raises its error where it can be caught (see beginWait).
   lua_State* co = lua_newthread(L);
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);

@@ -107,6 +107,28 @@ attacks.pcallwrap = function()
   if not ok then error(err, 0) end
 end
 
+-- Nesting through lapps's own C code: codecs of cyclic and deep values.
+attacks.codecs = function()
+  local cyclic = {}
+  cyclic[1] = cyclic
+  local deep = {}
+  local c = deep
+  for _ = 1, 100000 do c[1] = {} c = c[1] end
+  local results = {}
+  for _, try in ipairs({
+    function() return lapps.json.encode(cyclic) end,
+    function() return lapps.json.encode(deep) end,
+    function() return lapps.cbor.encode(deep) end,
+    function() return lapps.json.decode(string.rep("[", 1000000)) end,
+    function() return nljson.decode(string.rep("{\"a\":", 100000) .. "1" .. string.rep("}", 100000)) end,
+  }) do
+    local _, value, err = pcall(try)
+    results[#results + 1] = type(value) == "string" and #value .. " bytes" or tostring(err or value)
+  end
+  error(table.concat(results, "; "))
+end
+attacks.spawnargs = function() lapps.spawn(print, unpack({}, 1, 200)) end
+
 -- Plain recursion and metamethod loops (LuaJIT runs these without C recursion).
 attacks.recurse = function()
   local function f(n) return f(n + 1) + 1 end
@@ -268,6 +290,12 @@ end
 -- Not attacks: what the state looks like afterwards.
 local queries = {}
 queries.mem = function() return string.format("mem %.0f", collectgarbage("count")) end
+-- An ordinary message that needs some memory (about 2 MB, freed when it is done).
+queries.work = function()
+  local parts = {}
+  for i = 1, 1000 do parts[i] = string.rep("w", 1000) end
+  return "worked " .. #table.concat(parts)
+end
 
 function hostile.onStart() end
 
