@@ -367,7 +367,10 @@ void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
     return;
   }
   startSlice(c.instance->sliceMessages());
-  size_t used = parseSlice(c, data, len);
+  // parseSlice's body, inlined here: the read path is the hot one.
+  FrameSink sink{*this, c};
+  size_t used = parseFrames(c.parser, c.service->limits, data, len, sink);
+  dispatchBatch(c);
   // The slice ended (or a handler suspended) before all of it was handled.
   if (used < len || !c.pending.empty()) keepBacklog(c, data + used, len - used);
 }
@@ -483,8 +486,7 @@ void Worker::queuePong(Connection& c, const uint8_t* payload, size_t len) {
   c.pongPending = true;
 }
 
-bool Worker::takePendingPong(Connection& c) {
-  if (!c.pongPending) return false;
+bool Worker::queuePendingPong(Connection& c) {
   c.pongPending = false;
   uint8_t* dst = c.out.append(pool_, 2 + c.pongLen);
   dst[0] = uint8_t(0x80 | uint8_t(Opcode::Pong));

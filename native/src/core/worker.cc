@@ -171,7 +171,7 @@ void Worker::run() {
         if (c && c->tls && !c->paused && c->state != ConnState::Dead) onTlsReadable(*c);
       }
     }
-    serveBacklogs();
+    if (!backlog_.empty()) serveBacklogs();
     // Handlers run during flushes and teardowns may dirty or kill other connections.
     while (!dirtyList_.empty() || !deadList_.empty()) {
       flushDirty();

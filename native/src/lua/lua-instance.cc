@@ -639,8 +639,8 @@ void LuaInstance::connectionFailed(uint64_t handle, const std::string& where,
   if (Worker* w = worker()) w->asCurrent(handle, [w] { w->failCurrent(); });
 }
 
-void LuaInstance::settleMemory() {
-  if (!memory_.hitLimit || settling_ || depth_ > 0 || batch_ || !L_) return;
+void LuaInstance::settleMemoryNow() {
+  if (settling_ || depth_ > 0 || batch_ || !L_) return;
   // Code ran into memory_limit (whether or not its error was caught): the garbage it left
   // goes now, so that the next message finds the memory free; a state that stays nearly
   // full (the service keeps what it allocated) is replaced at once instead of failing

@@ -149,7 +149,11 @@ class LuaInstance final : public ServiceInstance {
   bool call(const char* what, int nargs, Blame blame = Blame::Instance);
   // After Lua code ran into memory_limit: a full collection at once, and a fresh state if
   // the old one stays nearly full. Only between calls into Lua.
-  void settleMemory();
+  void settleMemory() {
+    if (memory_.hitLimit) [[unlikely]]
+      settleMemoryNow();  // checked at every entry: inline
+  }
+  void settleMemoryNow();
   // Resumes co with nargs values on its stack. On Failed, err holds the message with its
   // traceback.
   Outcome resume(lua_State* co, int nargs, uint64_t conn, std::string& err);

@@ -195,9 +195,12 @@ inline bool continuePayload(FrameParserState& st, uint8_t* data, size_t len, siz
 // Parses data[0, len) (modified in place: payloads are unmasked). Returns the bytes consumed:
 // len, or fewer if the sink stopped (call again with the rest to resume). After an error the
 // state stays failed and later calls consume nothing.
+// Always inlined: each caller (the worker's read path, fuzzers, benchmarks) has its own
+// sink, and the per-frame calls into the sink only vanish when the loop is inlined there.
 template <class Sink>
-size_t parseFrames(FrameParserState& st, const ParserLimits& lim, uint8_t* data, size_t len,
-                   Sink& sink) {
+__attribute__((always_inline)) inline size_t parseFrames(FrameParserState& st,
+                                                         const ParserLimits& lim, uint8_t* data,
+                                                         size_t len, Sink& sink) {
   if (st.failed()) return 0;
   size_t pos = 0;
   detail::FrameHeader h;
