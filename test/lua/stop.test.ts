@@ -208,7 +208,12 @@ t.test('stop() while a flood waits in slices: every message read is answered', a
     request_target: '/busy',
     source: path.join(repoRoot, 'test', 'lua', 'services', 'fair', 'busy.lua'),
   };
-  const server = await startTestServer({ workers: 1, services: [busy] });
+  // A long drain timeout: the stop must end when the backlog is served, not at the timeout.
+  const server = await startTestServer({
+    workers: 1,
+    services: [busy],
+    limits: { drain_timeout_ms: 60000 },
+  });
   const c = await RawClient.connect(server.port, { path: '/busy' });
   t.teardown(() => c.destroy());
   // 400 messages of 2 ms each in one write: the worker serves them in slices, the rest
@@ -216,6 +221,7 @@ t.test('stop() while a flood waits in slices: every message read is answered', a
   const frames = Array.from({ length: 400 }, (_, i) => ({ opcode: Op.Text, payload: `m${i}` }));
   c.send(...frames);
   t.equal((await c.readMessage()).payload.toString(), 'm0');
+  const started = Date.now();
   const stopped = server.stop();
   for (let i = 1; i < 400; ++i) {
     const m = await c.readMessage();
@@ -229,5 +235,7 @@ t.test('stop() while a flood waits in slices: every message read is answered', a
   t.equal(close.payload.readUInt16BE(0), 1001);
   c.send({ opcode: Op.Close, payload: close.payload.subarray(0, 2) });
   await stopped;
+  const ms = Date.now() - started;
+  t.ok(ms < scaled(10000), `the stop ended with the backlog (${ms} ms), not at the drain timeout`);
   t.same(server.errors(), [], 'no error in the log');
 });
