@@ -236,3 +236,21 @@ t.test('a service that breaks its own state breaks nobody else', async (t) => {
   t.equal(await ask(neighbour, 'end'), 'end');
   neighbour.close();
 });
+
+t.test('a finalizer that loops in the collection of a quiet worker is stopped', async (t) => {
+  const server = await startTestServer({ workers: 1, services: [hostile(), echo] });
+  t.teardown(() => server.stop());
+  const neighbour = await openWs(server.url('/echo'));
+  const offender = await openWs(server.url('/h'));
+  t.equal(await ask(offender, 'gcidle'), 'survived gcidle');
+  // The worker's memory tick finds it quiet within a few seconds and collects the state
+  // that grew: the finalizer runs there, and must be stopped like any other Lua code.
+  await new Promise((resolve) => setTimeout(resolve, 3000 * timeScale));
+  t.equal(await ask(neighbour, 'still there'), 'still there', 'the worker still serves');
+  const next = await openWs(server.url('/h'));
+  t.equal(await ask(next, 'work'), 'worked 1000000', 'the instance serves the next one');
+  t.ok(logged(server, 'stopped after running for more than'), 'stopped by the watchdog');
+  next.close();
+  offender.close();
+  neighbour.close();
+});

@@ -866,8 +866,11 @@ size_t LuaInstance::onIdle() {
     lua_gc(L, LUA_GCCOLLECT, 0);
     return 0;
   };
-  // Protected: a failing finalizer must not raise outside a Lua frame.
-  if (lua_cpcall(L_, collect, nullptr) != 0) lua_pop(L_, 1);
+  // The collection runs the service's __gc finalizers: Lua code, protected and timed like
+  // every entry point (a finalizer that loops is stopped, not left to freeze the worker).
+  lua_pushcfunction(L_, collect);
+  call("garbage collection when idle", 0);
+  if (!L_) return 0;  // stopped by the watchdog: the instance got a fresh state
   idleUsed_ = memory_.used();
   return before > idleUsed_ ? before - idleUsed_ : 0;
 }

@@ -286,6 +286,16 @@ attacks.gcloop = function()
   p = nil -- luacheck: ignore 311
   collectgarbage()
 end
+-- A finalizer that loops, left for the collection a quiet worker runs (onIdle): the state
+-- grows by 2 MB that it keeps, and the proxy is garbage nobody collects until then.
+local kept -- luacheck: ignore 231
+attacks.gcidle = function()
+  kept = string.rep("k", 2 * 1024 * 1024)
+  local p = newproxy(true)
+  getmetatable(p).__gc = function() while true do end end
+  p = nil -- luacheck: ignore 311
+  return "left"
+end
 
 -- Not attacks: what the state looks like afterwards.
 local queries = {}
