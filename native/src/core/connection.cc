@@ -481,18 +481,18 @@ void Worker::queuePong(Connection& c, const uint8_t* payload, size_t len) {
   }
   // The socket took less than we had: only the newest ping is answered, when the queue ahead
   // of its pong has been written (flush). len <= 125: the parser refuses longer control frames.
-  std::memcpy(c.pong, payload, len);
+  if (!c.pong) c.pong = std::make_unique<uint8_t[]>(125);
+  std::memcpy(c.pong.get(), payload, len);
   c.pongLen = uint8_t(len);
   c.pongPending = true;
 }
 
-bool Worker::queuePendingPong(Connection& c) {
+void Worker::queuePendingPong(Connection& c) {
   c.pongPending = false;
   uint8_t* dst = c.out.append(pool_, 2 + c.pongLen);
   dst[0] = uint8_t(0x80 | uint8_t(Opcode::Pong));
   dst[1] = c.pongLen;
-  std::memcpy(dst + 2, c.pong, c.pongLen);
-  return true;
+  std::memcpy(dst + 2, c.pong.get(), c.pongLen);
 }
 
 void Worker::writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len) {

@@ -66,7 +66,7 @@ struct Connection {
   // pings without reading holds one pending pong, not a growing queue.
   bool pongPending = false;
   uint8_t pongLen = 0;
-  uint8_t pong[125];
+  std::unique_ptr<uint8_t[]> pong;  // its payload (125 bytes at most), allocated when first owed
 
   struct PendingMessage {
     std::string data;

@@ -820,7 +820,6 @@ void Worker::scheduleBacklog(Connection& c) {
 }
 
 void Worker::serveBacklogs() {
-  if (backlog_.empty()) return;
   std::vector<uint64_t> list;
   list.swap(backlog_);
   for (uint64_t h : list) {

@@ -173,10 +173,13 @@ class Worker final : public Host {
   // Answers a ping: queued at once, or coalesced into the one pending pong while writes to
   // the client are blocked.
   void queuePong(Connection& c, const uint8_t* payload, size_t len);
-  // Moves the pending pong into the queue; false if none is owed. Checked after every
+  // Moves the pending pong (if one is owed) into the queue. Checked after every
   // write: the test stays inline, the rare move is out of line.
-  bool takePendingPong(Connection& c) { return c.pongPending && queuePendingPong(c); }
-  bool queuePendingPong(Connection& c);
+  void takePendingPong(Connection& c) {
+    if (c.pongPending) [[unlikely]]
+      queuePendingPong(c);
+  }
+  void queuePendingPong(Connection& c);
   // Large message, empty queue: write it straight from the caller's bytes, queue only
   // what the socket did not take (saves copying the payload into the queue).
   void writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len);
