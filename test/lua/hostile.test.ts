@@ -254,3 +254,32 @@ t.test('a finalizer that loops in the collection of a quiet worker is stopped', 
   offender.close();
   neighbour.close();
 });
+
+t.test('a service file whose top level loops fails to load, naming the limit', async (t) => {
+  const file = path.join(repoRoot, 'test', 'lua', 'services', 'hostile', 'toploop.lua');
+  for (const standalone of [false, true]) {
+    const started = Date.now();
+    await t.rejects(
+      startTestServer({
+        workers: 1,
+        services: [
+          {
+            name: 'toploop',
+            source: file,
+            handler_timeout_ms: 300,
+            ...(standalone ? { standalone: true } : { request_target: '/t' }),
+          },
+        ],
+      }),
+      /top level ran for more than 300 ms \(handler_timeout_ms\)/,
+      standalone ? 'standalone' : 'reactive',
+    );
+    t.ok(Date.now() - started < 10000 * timeScale, 'refused at once, not hung');
+  }
+  // The process goes on serving: a server started next works.
+  const server = await startTestServer({ workers: 1, services: [echo] });
+  const ws = await openWs(server.url('/echo'));
+  t.equal(await ask(ws, 'ok'), 'ok');
+  ws.close();
+  await server.stop();
+});

@@ -83,30 +83,34 @@ bool Server::loadServices(std::string& error) {
         inst->setServer(this);
         auto runner = std::make_unique<StandaloneRunner>(std::move(inst));
         LuaInstance& li = runner->instance();
+        watchdog_->add(li.deadline());  // its file's top level is timed too
         std::string err = li.load();
         if (!err.empty()) {
+          watchdog_->remove(li.deadline());
           error = "service " + s.name + ": " + err;
           return false;
         }
-        watchdog_->add(li.deadline());
         standalone_.push_back(std::move(runner));
         continue;
       }
       uint32_t wi = i % w;
       std::unique_ptr<ServiceInstance> inst;
+      LuaDeadline* timed = nullptr;  // watched from now on (a Lua file's top level is timed)
       if (s.kind == ServiceKind::C) {
         inst = makeCInstance(rt->settings, i, events_);
       } else {
         auto li =
             std::make_unique<LuaInstance>(rt->settings, i, events_, LuaInstance::Role::Reactive);
         li->setHost(workers_[wi].get());
-        watchdog_->add(li->deadline());
+        timed = li->deadline();
+        watchdog_->add(timed);
         inst = std::move(li);
       }
       inst->setServer(this);
       inst->attach(workers_[wi].get());
       std::string err = inst->load();
       if (!err.empty()) {
+        if (timed) watchdog_->remove(timed);  // the instance goes away with this scope
         error = "service " + s.name + ": " + err;
         return false;
       }

@@ -206,7 +206,7 @@ std::string LuaInstance::load() {
   LuaThread loader;
   loader.start([&] {
     err = build();
-    if (!err.empty()) destroyState(false);
+    if (!err.empty()) destroyState(loadStopped_);
   });
   loader.join();
   memory_.deepestSp = UINTPTR_MAX;  // an address on the loader's stack, not the host's
@@ -242,6 +242,7 @@ void LuaInstance::destroyState(bool poisoned) {
 
 std::string LuaInstance::build() {
   learnLuaJitFrames();  // before any state can reach its memory limit
+  loadStopped_ = false;
   ++generation_;
   L_ = lua_newstate(LuaMemory::alloc, &memory_);
   if (!L_) return "cannot create a Lua state (out of memory)";
@@ -353,9 +354,22 @@ std::string LuaInstance::build() {
 
   if (luaL_loadfile(L_, service_.source.c_str()) != 0) return errorText(L_, -1);
   // Like LAppS: the module's returned table becomes the global named after the service.
+  // The top level is service code too: timed like a handler, so a file that loops fails
+  // to load (naming the limit) instead of hanging the start or a rebuild.
   memory_.enforce = true;
-  int loadRc = lua_pcall(L_, 0, 1, tracebackIndex_);
+  deadline_.thread = pthread_self();
+  const uint32_t t = service_.handlerTimeoutMs;
+  deadline_.deadlineMs.store(t ? Watchdog::nowMs() + t : kInLuaNoDeadline,
+                             std::memory_order_relaxed);
+  bool stopped = false;
+  int loadRc = guardedPcall(0, stopped);
+  deadline_.deadlineMs.store(0, std::memory_order_relaxed);
   memory_.enforce = false;
+  if (stopped) {
+    loadStopped_ = true;  // the state is unusable: freed wholesale
+    return service_.source + ": its top level ran for more than " + std::to_string(t) +
+           " ms (handler_timeout_ms) and was stopped";
+  }
   if (loadRc != 0) return errorText(L_, -1);
   if (lua_isnil(L_, -1)) {
     lua_pop(L_, 1);
@@ -719,7 +733,7 @@ void LuaInstance::recycle(const std::string& why, bool poisoned) {
 void LuaInstance::rebuild() {
   std::string err = build();
   if (!err.empty()) {
-    destroyState(false);
+    destroyState(loadStopped_);
     broken_ = true;
     log(LogLevel::Error, "cannot rebuild the instance (retrying in 1 s): " + err);
     uint64_t gen = generation_;

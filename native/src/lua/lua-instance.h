@@ -220,8 +220,10 @@ class LuaInstance final : public ServiceInstance {
   std::unordered_map<uint64_t, uint32_t> connectionErrors_;
   bool settling_ = false;  // inside settleMemory
   bool recycleScheduled_ = false;
-  bool broken_ = false;    // the last rebuild failed: retried on a timer
-  bool starting_ = false;  // inside onStart / init of a rebuilt state
+  bool broken_ = false;
+  bool loadStopped_ = false;  // build(): the watchdog stopped the file's top level    // the last
+                              // rebuild failed: retried on a timer
+  bool starting_ = false;     // inside onStart / init of a rebuilt state
 
   // Standalone.
   std::atomic<bool> stopRequested_{false};
