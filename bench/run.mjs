@@ -518,12 +518,20 @@ function micro() {
 }
 
 /**
+ * The loads callgrind counts under: closed (each connection waits for its echo) and
+ * pipelined (16 messages in flight per connection, so one read carries several).
+ */
+const callgrindLoads = [
+  { name: 'closed', inflight: 1, messages: 20000 },
+  { name: 'pipelined', inflight: 16, messages: 80000 },
+];
+
+/**
  * Instructions the lapps worker thread spends per echoed message: callgrind counts only
  * inside Worker::run (the data plane), over a fixed number of messages, so the figure
  * does not depend on machine noise.
  */
-async function callgrind() {
-  const messages = 20000;
+async function callgrind({ inflight, messages }) {
   const port = await freePort();
   const outDir = path.join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
@@ -574,7 +582,7 @@ async function callgrind() {
     '--size',
     '32',
     '--inflight',
-    '1',
+    String(inflight),
     '--count',
     String(messages),
   ]);
@@ -735,9 +743,13 @@ async function main() {
     }
   }
   const microResults = micro();
-  const callgrindResult = opts.callgrind
-    ? await callgrind().catch((e) => ({ error: e.message }))
-    : undefined;
+  let callgrindResult;
+  if (opts.callgrind) {
+    callgrindResult = {};
+    for (const load of callgrindLoads) {
+      callgrindResult[load.name] = await callgrind(load).catch((e) => ({ error: e.message }));
+    }
+  }
 
   const text = report(results);
   console.log(`\n${text}`);
@@ -754,11 +766,11 @@ async function main() {
       console.log(`frame encoder ${c.case}: ${fmt(c.frames_per_sec / 1e6, 1)} M frames/s`);
     }
   }
-  if (callgrindResult) {
+  for (const [name, r] of Object.entries(callgrindResult ?? {})) {
     console.log(
-      callgrindResult.error
-        ? `callgrind: failed: ${callgrindResult.error}`
-        : `callgrind: ${fmt(callgrindResult.instructionsPerMessage)} instructions per echoed message in the worker (${fmt(callgrindResult.messages)} messages)`,
+      r.error
+        ? `callgrind ${name}: failed: ${r.error}`
+        : `callgrind ${name}: ${fmt(r.instructionsPerMessage)} instructions per echoed message in the worker (${fmt(r.messages)} messages)`,
     );
   }
 
