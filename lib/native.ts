@@ -127,7 +127,7 @@ export interface NativeServer {
   reload(policy: NativePolicy): void;
 }
 
-/** The native counters, in the order of native/src/core/stats.h. */
+/** The native counters, in the order of native/src/core/stats.h (test/unit/counters.test.ts checks). */
 export const COUNTERS = [
   'connections_open',
   'connections_accepted',
