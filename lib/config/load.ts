@@ -1,7 +1,11 @@
 /**
- * Reads, validates and normalises the lapps config. Every problem found is reported at
- * once, each naming the file and the JSON pointer of the offending key, so a user fixes a
- * config in one pass instead of one error per start.
+ * Reads, validates and normalises the lapps config: JSON text -> schema (schema.ts, ajv,
+ * defaults filled in) -> cross-field checks (cross-field.ts) -> the normalised LappsConfig.
+ * Every problem found is reported at once, each naming the file and the JSON pointer of
+ * the offending key (issues.ts), so a user fixes a config in one pass instead of one error
+ * per start. The rest of lib/config: json-position.ts (where a syntax error is),
+ * service-graph.ts (depends, start order), overrides.ts (--host/--port/--workers),
+ * source.ts (file, LAppS home or default, plus overrides), lapps-compat.ts (LAppS homes).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
