@@ -3,23 +3,19 @@
  * failure), 2 usage error; a second SIGINT/SIGTERM while stopping exits with 130/143.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import {
-  applyOverrides,
-  ConfigError,
-  defaultConfig,
-  loadConfigFile,
-  startOrder,
-  type ConfigOverrides,
-} from './config/load.js';
+import { ConfigError } from './config/issues.js';
 import { convertLappsHome, readLappsHome } from './config/lapps-compat.js';
+import { integerArg, parseOverrides } from './config/overrides.js';
 import { MAX_WORKERS } from './config/schema.js';
-import type { LappsConfig, ServiceConfig } from './config/types.js';
+import { startedServices } from './config/service-graph.js';
+import { loadConfig, type ConfigSource, type LoadedConfig } from './config/source.js';
+import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
-import { loadNative, packageRoot, startedServices, toNativePolicy } from './native.js';
+import { loadNative, policyProblem } from './native.js';
+import { packageRoot } from './package-root.js';
 import { startServer, type RunningServer } from './server.js';
 
 const HELP = `Usage: lapps <command> [options]
@@ -102,20 +98,10 @@ Options:
 /** A command-line mistake: reported with a hint and exit code 2. */
 class UsageError extends Error {}
 
-/** Where the config comes from: a lapps file, a LAppS home, or neither (the default). */
-interface ConfigSource {
-  config?: string;
-  lappsHome?: string;
-}
-
-interface StartArgs extends ConfigSource {
-  overrides: ConfigOverrides;
-}
-
 type Command =
   | { kind: 'help'; text: string }
   | { kind: 'version' }
-  | { kind: 'start'; args: StartArgs }
+  | { kind: 'start'; source: ConfigSource }
   | { kind: 'check'; source: ConfigSource }
   | { kind: 'convert'; home: string }
   | { kind: 'cert'; out: string; days: number; force: boolean };
@@ -130,7 +116,7 @@ export function version(): string {
 
 function integerOption(name: string, value: string | undefined, min: number, max: number) {
   if (value === undefined) return undefined;
-  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+  const n = integerArg(value);
   if (!(n >= min && n <= max)) {
     throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}"`);
   }
@@ -277,75 +263,18 @@ function parse(argv: string[]): Command {
     return { kind: 'check', source };
   }
 
-  if (values.host !== undefined && isIP(values.host) === 0) {
-    throw new UsageError(`--host must be an IPv4 or IPv6 address, got "${values.host}"`);
+  try {
+    const overrides = parseOverrides(values);
+    return { kind: 'start', source: { ...source, overrides } };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const bad = err.issues[0];
+    throw new UsageError(bad ? `${bad.path} ${bad.message}` : err.message);
   }
-  const overrides: ConfigOverrides = {};
-  if (values.host !== undefined) overrides.host = values.host;
-  const port = integerOption('port', values.port, 0, 65535);
-  if (port !== undefined) overrides.port = port;
-  const workers = integerOption('workers', values.workers, 1, MAX_WORKERS);
-  if (workers !== undefined) overrides.workers = workers;
-  return { kind: 'start', args: { ...source, overrides } };
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function listenerUrl(host: string, port: number | undefined, tls: boolean): string {
   return `${tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port ?? '?'}`;
-}
-
-/**
- * Loads the config a source names; `warnings` are about LAppS keys lapps does not use.
- * Without a source: the default config (with `workers` echo instances).
- *
- * @throws ConfigError
- */
-function loadSource(
-  source: ConfigSource,
-  workers?: number,
-): { config: LappsConfig; warnings: string[] } {
-  if (source.config !== undefined) return { config: loadConfigFile(source.config), warnings: [] };
-  if (source.lappsHome !== undefined) return readLappsHome(source.lappsHome);
-  return { config: defaultConfig({ workers }), warnings: [] };
-}
-
-/**
- * What the data plane itself would refuse: ACL entries it cannot compile, certificate files
- * that do not load or do not match their keys. Undefined if all is well.
- */
-function policyProblem(config: LappsConfig): string | undefined {
-  // Services in start order, as toNativePolicy lists them.
-  const names = startOrder(config).map((s) => s.name);
-  return loadNative().checkPolicy(toNativePolicy(config), names) ?? undefined;
-}
-
-/** Top-level keys whose changes a reload cannot apply (everything but ACLs, origins, TLS). */
-function restartOnlyChanges(running: LappsConfig, next: LappsConfig): string[] {
-  const strip = (c: LappsConfig): Record<string, unknown> => ({
-    listeners: c.listeners.map((l) => ({
-      host: l.host,
-      port: l.port,
-      ipv6_only: l.ipv6_only === true,
-      tls: l.tls !== undefined,
-    })),
-    workers: c.workers,
-    limits: c.limits,
-    log: c.log,
-    static: c.static,
-    services: c.services.map((s) => {
-      const rest: Partial<ServiceConfig> = { ...s };
-      delete rest.acl;
-      delete rest.origins;
-      delete rest.allow_missing_origin;
-      return rest;
-    }),
-  });
-  const a = strip(running);
-  const b = strip(next);
-  return Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }
 
 /** `lapps cert dev`: a self-signed localhost certificate for development. */
@@ -370,7 +299,7 @@ function certDev(out: string, days: number, force: boolean): number {
 /** `lapps check`: validates and says how many services; exit 0 or 1. */
 function check(source: ConfigSource): number {
   try {
-    const { config, warnings } = loadSource(source);
+    const { config, warnings } = loadConfig(source);
     for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     const problem = policyProblem(config);
     if (problem !== undefined) {
@@ -406,13 +335,10 @@ function convert(home: string): number {
 }
 
 /** Runs the server until a signal stops it; resolves with the exit code. */
-async function start(args: StartArgs): Promise<number> {
-  let config: LappsConfig;
-  let warnings: string[];
+async function start(source: ConfigSource): Promise<number> {
+  let loaded: LoadedConfig;
   try {
-    const loaded = loadSource(args, args.overrides.workers);
-    config = applyOverrides(loaded.config, args.overrides);
-    warnings = loaded.warnings;
+    loaded = loadConfig(source);
   } catch (err) {
     // A config problem is the user's to fix: the message says where; a stack would not help.
     if (err instanceof ConfigError) {
@@ -421,12 +347,13 @@ async function start(args: StartArgs): Promise<number> {
     }
     throw err;
   }
+  const { config, warnings } = loaded;
 
   const logger = createLogger(config.log);
   for (const w of warnings) logger.warn(w);
   let server: RunningServer;
   try {
-    server = await startServer(config, { logger });
+    server = await startServer(config, { logger, source });
   } catch (err) {
     logger.error(`cannot start: ${errorMessage(err)}`);
     return 1;
@@ -487,23 +414,7 @@ async function start(args: StartArgs): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     // SIGHUP: the reloadable part of the config (ACLs, Origin policies, certificates).
-    process.on('SIGHUP', () => {
-      if (stopping) return;
-      let next: LappsConfig;
-      try {
-        const loaded = loadSource(args, args.overrides.workers);
-        next = applyOverrides(loaded.config, args.overrides);
-        server.reload(next);
-      } catch (err) {
-        logger.error(`reload failed, nothing changed: ${errorMessage(err)}`);
-        return;
-      }
-      const later = restartOnlyChanges(config, next);
-      if (later.length > 0) {
-        logger.warn(`reload: changes to ${later.join(', ')} take effect at the next start`);
-      }
-      logger.info('reloaded: ACLs, Origin policies and TLS certificates');
-    });
+    process.on('SIGHUP', () => server.reload());
   });
 }
 
@@ -542,6 +453,6 @@ export async function main(argv: string[]): Promise<void> {
     case 'start':
       // Exit explicitly: native threads or sockets left by a failed start must not keep
       // the process alive after the outcome has been reported.
-      process.exit(await start(command.args));
+      process.exit(await start(command.source));
   }
 }

@@ -5,11 +5,11 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
+import { startedServices, startOrder } from './config/service-graph.js';
 import type { AclConfig, LappsConfig, TlsConfig } from './config/types.js';
-import { startOrder } from './config/load.js';
+import { packageRoot } from './package-root.js';
 
 /** Service settings as the native side takes them. */
 export interface NativeService {
@@ -127,7 +127,7 @@ export interface NativeServer {
   reload(policy: NativePolicy): void;
 }
 
-/** The native counters, in the order of native/src/core/stats.h. */
+/** The native counters, in the order of native/src/core/stats.h (test/unit/counters.test.ts checks). */
 export const COUNTERS = [
   'connections_open',
   'connections_accepted',
@@ -179,17 +179,6 @@ export interface NativeAddon {
     settings: NativeSettings,
     onEvents: (events: NativeEvent[], dropped: NativeDropCounts) => void,
   ) => NativeServer;
-}
-
-/** The package root: lib/ when run from source, dist/lib/ when compiled. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('lapps: cannot find the package root');
-    dir = up;
-  }
-  return dir;
 }
 
 /** Path of the built addon; LAPPS_ADDON overrides it (the sanitizer build uses this). */
@@ -314,17 +303,11 @@ export function toNativePolicy(config: LappsConfig, devOrigins: string[] = []): 
 }
 
 /**
- * Names of the services started with the server: those with auto_start, and everything
- * they depend on (directly or not), whatever its own auto_start says.
+ * What the data plane itself would refuse in `config`: ACL entries it cannot compile,
+ * certificate files that do not load or do not match their keys. Undefined if all is well.
  */
-export function startedServices(config: LappsConfig): Set<string> {
-  const byName = new Map(config.services.map((s) => [s.name, s]));
-  const started = new Set<string>();
-  const visit = (name: string): void => {
-    if (started.has(name)) return;
-    started.add(name);
-    for (const d of byName.get(name)?.depends ?? []) visit(d);
-  };
-  for (const s of config.services) if (s.auto_start) visit(s.name);
-  return started;
+export function policyProblem(config: LappsConfig): string | undefined {
+  // Services in start order, as toNativePolicy lists them.
+  const names = startOrder(config).map((s) => s.name);
+  return loadNative().checkPolicy(toNativePolicy(config), names) ?? undefined;
 }

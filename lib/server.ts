@@ -1,8 +1,11 @@
 /**
  * Runs a lapps server in this process: hands the validated config to the native data
- * plane and turns its events into log lines.
+ * plane, turns its events into log lines, and owns its life after the start: reload
+ * (what SIGHUP does to `lapps start`) and stop.
  */
-import type { LappsConfig } from './config/types.js';
+import { loadConfig, type ConfigSource } from './config/source.js';
+import type { LappsConfig, ServiceConfig } from './config/types.js';
+import { CodedError, errorMessage } from './errors.js';
 import {
   loadNative,
   sumCounters,
@@ -36,6 +39,17 @@ export interface RunningServer {
    */
   reload(next: LappsConfig): void;
   /**
+   * What SIGHUP does to `lapps start`: reads the config again from `StartOptions.source`
+   * and applies its reloadable part (ACLs, Origin policies, certificates) while
+   * connections stay up. Logs the outcome: `reloaded: ACLs, Origin policies and TLS
+   * certificates` (after a warning naming changes that take effect at the next start
+   * only), or `reload failed, nothing changed: <why>`. Returns whether it applied; while
+   * the server stops it does nothing and returns false.
+   *
+   * @throws Error when startServer was given no `source`.
+   */
+  reload(): boolean;
+  /**
    * Counters summed over the workers (see docs/config.md for each), and log_lines_dropped:
    * log entries lost because the log queue or stderr did not keep up.
    */
@@ -46,6 +60,11 @@ export interface StartOptions {
   logger?: Logger;
   /** Receives every native event too (tests read the log through this). */
   onEvent?: (event: NativeEvent) => void;
+  /**
+   * Where `reload()` reads the config again: a config file, a LAppS home, or a function
+   * returning the next config. Usually the source `config` was loaded from.
+   */
+  source?: ConfigSource | (() => LappsConfig);
 }
 
 /** Origins a browser gives pages of the static server on `host`:`port`. */
@@ -54,6 +73,32 @@ function staticOrigins(host: string, port: number): string[] {
     return [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`];
   }
   return [`http://${host.includes(':') ? `[${host}]` : host}:${port}`];
+}
+
+/** Top-level keys whose changes a reload cannot apply (everything but ACLs, origins, TLS). */
+function restartOnlyChanges(running: LappsConfig, next: LappsConfig): string[] {
+  const strip = (c: LappsConfig): Record<string, unknown> => ({
+    listeners: c.listeners.map((l) => ({
+      host: l.host,
+      port: l.port,
+      ipv6_only: l.ipv6_only === true,
+      tls: l.tls !== undefined,
+    })),
+    workers: c.workers,
+    limits: c.limits,
+    log: c.log,
+    static: c.static,
+    services: c.services.map((s) => {
+      const rest: Partial<ServiceConfig> = { ...s };
+      delete rest.acl;
+      delete rest.origins;
+      delete rest.allow_missing_origin;
+      return rest;
+    }),
+  });
+  const a = strip(running);
+  const b = strip(next);
+  return Object.keys(a).filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]));
 }
 
 function urlHost(host: string): string {
@@ -90,11 +135,9 @@ export async function startServer(
     try {
       files = await startStaticServer(config.static);
     } catch (err) {
-      throw Object.assign(
-        new Error(
-          `static: cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`,
-        ),
-        { code: 'LAPPS_START_FAILED' },
+      throw new CodedError(
+        'LAPPS_START_FAILED',
+        `static: cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`,
       );
     }
   }
@@ -118,6 +161,28 @@ export async function startServer(
     }
   }
   let stopping: Promise<void> | undefined;
+  const { source } = options;
+  function reload(next: LappsConfig): void;
+  function reload(): boolean;
+  function reload(next?: LappsConfig): boolean | void {
+    if (next !== undefined) return server.reload(toNativePolicy(next, devOrigins));
+    if (source === undefined) throw new Error('reload() needs the source option of startServer');
+    if (stopping) return false;
+    let read: LappsConfig;
+    try {
+      read = typeof source === 'function' ? source() : loadConfig(source).config;
+      server.reload(toNativePolicy(read, devOrigins));
+    } catch (err) {
+      logger.error(`reload failed, nothing changed: ${errorMessage(err)}`);
+      return false;
+    }
+    const later = restartOnlyChanges(config, read);
+    if (later.length > 0) {
+      logger.warn(`reload: changes to ${later.join(', ')} take effect at the next start`);
+    }
+    logger.info('reloaded: ACLs, Origin policies and TLS certificates');
+    return true;
+  }
   const running: RunningServer = {
     ports,
     urls,
@@ -125,9 +190,7 @@ export async function startServer(
       stopping ??= Promise.all([server.stop(), files?.close()]).then(() => undefined);
       return stopping;
     },
-    reload(next: LappsConfig) {
-      server.reload(toNativePolicy(next, devOrigins));
-    },
+    reload,
     counters() {
       const own = (logger as Partial<StreamLogger>).overflowed ?? 0;
       return { ...sumCounters(server.stats()), log_lines_dropped: nativeDropped + own };

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 import type { StaticConfig } from './config/types.js';
-import { packageRoot } from './native.js';
+import { packageRoot } from './package-root.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { ConfigError, normalizeConfig, parseConfigText, type ConfigIssue } from './load.js';
+import { ConfigError, isRecord, pointerToken, type ConfigIssue } from './issues.js';
+import { normalizeConfig, parseConfigText } from './load.js';
 import type { LappsConfig } from './types.js';
 
 /** LAppS's own defaults for what its files may leave out. */
@@ -78,14 +79,6 @@ const DIRECT_SERVICE_KEYS = [
   'extra_headers',
   'proto_alias',
 ] as const;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function pointerToken(key: string): string {
-  return key.replace(/~/g, '~0').replace(/\//g, '~1');
-}
 
 /**
  * Applies LAppS's environment variables: LAPPS_HOME (when `home` is not given; default

@@ -1,11 +1,14 @@
 /**
  * The JSON Schema of the lapps config file: every key, its type, its default and its
  * meaning, in one place. `normalizeConfig` (load.ts) validates with it (ajv, defaults
- * applied), then runs the cross-field checks a schema cannot express.
+ * applied), then runs the cross-field checks a schema cannot express (cross-field.ts).
  *
  * Keep docs/config.md in step with this file.
  */
 import os from 'node:os';
+import path from 'node:path';
+
+import type { ServiceKind } from './types.js';
 
 const MiB = 1024 * 1024;
 
@@ -77,6 +80,13 @@ export const DEFAULT_SERVICE = {
   max_failures: 100,
 } as const;
 
+/** Where a service's code is when the config gives no `source` (relative to the config). */
+export function defaultSource(name: string, kind: ServiceKind = 'lua'): string {
+  return kind === 'c'
+    ? path.join('services', name, `lib${name}.so`)
+    : path.join('services', name, `${name}.lua`);
+}
+
 /** Smallest memory_limit: below this a Lua state cannot even load the standard library. */
 export const MIN_MEMORY_LIMIT = MiB;
 
@@ -93,7 +103,7 @@ export const MAX_INSTANCES = 1024;
  */
 export const ERROR_HINT_KEYWORD = 'x-error-hint';
 
-/** An address or CIDR block as ACLs take it; checked further in load.ts (isIP, prefix range). */
+/** An address or CIDR block as ACLs take it; checked further in cross-field.ts (isIP, prefix range). */
 export const CIDR_PATTERN = '^[0-9A-Fa-f:.]+(/[0-9]{1,3})?$';
 
 /**
@@ -428,7 +438,7 @@ export function buildConfigSchema(): Record<string, unknown> {
         items: {
           type: 'object',
           additionalProperties: false,
-          // request_target is required unless standalone: checked in load.ts (crossFieldIssues).
+          // request_target is required unless standalone: checked in cross-field.ts (requestTargetPresence).
           required: ['name'],
           properties: {
             name: {

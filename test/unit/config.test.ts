@@ -5,15 +5,10 @@ import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
 
-import {
-  applyOverrides,
-  ConfigError,
-  defaultConfig,
-  loadConfigFile,
-  normalizeConfig,
-  startOrder,
-  type ConfigIssue,
-} from '../../lib/config/load.js';
+import { ConfigError, type ConfigIssue } from '../../lib/config/issues.js';
+import { defaultConfig, loadConfigFile, normalizeConfig } from '../../lib/config/load.js';
+import { applyOverrides } from '../../lib/config/overrides.js';
+import { startOrder } from '../../lib/config/service-graph.js';
 import { buildConfigSchema, DEFAULT_LIMITS } from '../../lib/config/schema.js';
 import type { LappsConfig, ServiceConfig } from '../../lib/config/types.js';
 

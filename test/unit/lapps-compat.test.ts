@@ -9,7 +9,8 @@ import {
   readLappsHome,
   type LappsHomeResult,
 } from '../../lib/config/lapps-compat.js';
-import { ConfigError, normalizeConfig } from '../../lib/config/load.js';
+import { ConfigError } from '../../lib/config/issues.js';
+import { normalizeConfig } from '../../lib/config/load.js';
 
 type Ctx = Pick<typeof t, 'testdir' | 'fail'>;
 

@@ -1,6 +1,7 @@
 /**
- * Fuzz target "config": the lapps config parser (lib/config/load.ts) and the LAppS
- * converter (lib/config/lapps-compat.ts), as compiled into dist/lib.
+ * Fuzz target "config": the lapps config loader (lib/config/: load.ts and the modules it
+ * uses, overrides.ts, service-graph.ts) and the LAppS converter (lib/config/lapps-compat.ts),
+ * as compiled into dist/lib.
  *
  * Input encoding: the first byte picks the case, the rest is its data.
  *   'C'  a lapps config file's text: parseConfigText, normalizeConfig (base directory: a
@@ -26,13 +27,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { root } from './dist.mjs';
-import {
-  applyOverrides,
-  ConfigError,
-  normalizeConfig,
-  parseConfigText,
-  startOrder,
-} from '../../../dist/lib/config/load.js';
+import { ConfigError } from '../../../dist/lib/config/issues.js';
+import { normalizeConfig, parseConfigText } from '../../../dist/lib/config/load.js';
+import { applyOverrides } from '../../../dist/lib/config/overrides.js';
+import { startedServices, startOrder } from '../../../dist/lib/config/service-graph.js';
 import {
   convertLappsHome,
   lappsPaths,
@@ -47,7 +45,7 @@ import {
   REQUEST_TARGET_PATTERN,
   SERVICE_NAME_PATTERN,
 } from '../../../dist/lib/config/schema.js';
-import { loadNative, startedServices, toNativeSettings } from '../../../dist/lib/native.js';
+import { loadNative, toNativeSettings } from '../../../dist/lib/native.js';
 
 // The addon's policy compiler (ACLs, origins, TLS contexts) checks what the TypeScript
 // side accepted: built addon only (npm test builds it; LAPPS_ADDON picks the ASan one).
@@ -431,7 +429,7 @@ function checkConfigError(err, files) {
         issue.line !== undefined || issue.message.startsWith('cannot read'),
         `${where}: empty path without a position: ${i}`,
       );
-      // locateJsonError must find what JSON.parse rejected; only a nesting too deep to scan
+      // locateJsonError (json-position.ts) must find what JSON.parse rejected; only a nesting too deep to scan
       // is reported without detail, at 1:1.
       check(
         issue.message !== 'invalid JSON: invalid JSON' || (issue.line === 1 && issue.column === 1),
