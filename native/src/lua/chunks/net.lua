@@ -22,16 +22,21 @@ local function await(wait, timed_out, obj, timeout, ready)
   end
 end
 
+-- A ready() for await that is done once the socket is open (obj) or closed (nil, why).
+local function opened(state_of)
+  return function(obj)
+    local state, text = state_of(obj)
+    if state == "open" then return true, obj end
+    if state == "closed" then return true, nil, text end
+    return false
+  end
+end
+
 -- lapps.websocket -----------------------------------------------------------------------
 local WS = {}
 ws_meta.__index = WS
 
-local function ws_opened(obj)
-  local state, text = raw.ws_state(obj)
-  if state == "open" then return true, obj end
-  if state == "closed" then return true, nil, text end
-  return false
-end
+local ws_opened = opened(raw.ws_state)
 
 local websocket = {}
 function websocket.connect(url, options)
@@ -83,12 +88,7 @@ lapps.websocket = websocket
 local TCP = {}
 tcp_meta.__index = TCP
 
-local function tcp_opened(obj)
-  local state, text = raw.tcp_state(obj)
-  if state == "open" then return true, obj end
-  if state == "closed" then return true, nil, text end
-  return false
-end
+local tcp_opened = opened(raw.tcp_state)
 
 local tcp = {}
 function tcp.connect(host, port, options)
