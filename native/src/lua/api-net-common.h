@@ -39,12 +39,13 @@ T* perInstance(LuaInstance* inst, const char* key, Args... args) {
   return t;
 }
 
-// Sets t[name] = fn with the instance as upvalue 1, for each of fns; t is on top.
-inline void setClosures(lua_State* L, const luaL_Reg* fns, LuaInstance* inst) {
+// Sets t[prefix .. name] = fn with the instance as upvalue 1, for each of fns; t is on top.
+inline void setClosures(lua_State* L, const luaL_Reg* fns, LuaInstance* inst,
+                        const std::string& prefix = {}) {
   for (const luaL_Reg* f = fns; f->name; ++f) {
     lua_pushlightuserdata(L, inst);
     lua_pushcclosure(L, f->func, 1);
-    lua_setfield(L, -2, f->name);
+    lua_setfield(L, -2, (prefix + f->name).c_str());
   }
 }
 
@@ -199,12 +200,18 @@ int socketTimedOut(lua_State* L) {
 }
 
 // One socket kind of the coroutine-style API: its metatable (with __gc) and its raw calls,
-// which net.lua wraps.
+// which net.lua wraps as raw.<prefix>_<name>: state, wait and timed_out, and its own.
 struct NetApi {
   const char* meta;
-  lua_CFunction gc;
-  const luaL_Reg* raw;  // ends with {nullptr, nullptr}
+  const char* prefix;
+  lua_CFunction gc, state, wait, timedOut;
+  const luaL_Reg* raw;  // its own raw calls; ends with {nullptr, nullptr}
 };
+
+template <class T>
+constexpr NetApi socketApi(const char* prefix, const luaL_Reg* raw) {
+  return {T::kMeta, prefix, gcObject<T>, socketState<T>, socketWait<T>, socketTimedOut<T>, raw};
+}
 extern const NetApi kWebSocketApi;  // api-websocket.cc
 extern const NetApi kTcpApi;        // api-tcp.cc
 

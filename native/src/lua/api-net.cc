@@ -5,6 +5,8 @@
 // api-cws.cc, with what they share in api-net-common.h. This file registers them.
 #include <lua.hpp>
 
+#include <string>
+
 #include "embedded-lua.h"
 #include "lua/api-net-common.h"
 #include "lua/api-net.h"
@@ -25,7 +27,15 @@ void registerNetApi(lua_State* L, LuaInstance* instance) {
     lua_setfield(L, -2, "__gc");
   }
   lua_newtable(L);
-  for (const net::NetApi* api : apis) net::setClosures(L, api->raw, instance);
+  for (const net::NetApi* api : apis) {
+    const std::string prefix = std::string(api->prefix) + "_";
+    const luaL_Reg common[] = {{"state", api->state},
+                               {"wait", api->wait},
+                               {"timed_out", api->timedOut},
+                               {nullptr, nullptr}};
+    net::setClosures(L, common, instance, prefix);
+    net::setClosures(L, api->raw, instance, prefix);
+  }
   lua_call(L, 4, 0);
   // cws in package.preload (LAppS: listed in `preload`).
   lua_getglobal(L, "package");

@@ -88,17 +88,14 @@ int tcpClose(lua_State* L) {
   return 0;
 }
 
-const luaL_Reg kRaw[] = {{"tcp_open", tcpOpen},
-                         {"tcp_state", socketState<LuaTcp>},
-                         {"tcp_wait", socketWait<LuaTcp>},
-                         {"tcp_timed_out", socketTimedOut<LuaTcp>},
-                         {"tcp_take", tcpTake},
-                         {"tcp_send", tcpSend},
-                         {"tcp_close", tcpClose},
+const luaL_Reg kRaw[] = {{"open", tcpOpen},
+                         {"take", tcpTake},
+                         {"send", tcpSend},
+                         {"close", tcpClose},
                          {nullptr, nullptr}};
 
 }  // namespace
 
-const NetApi kTcpApi = {LuaTcp::kMeta, gcObject<LuaTcp>, kRaw};
+const NetApi kTcpApi = socketApi<LuaTcp>("tcp", kRaw);
 
 }  // namespace lapps::net

@@ -131,17 +131,11 @@ int wsClose(lua_State* L) {
   return 0;
 }
 
-const luaL_Reg kRaw[] = {{"ws_open", wsOpen},
-                         {"ws_state", socketState<LuaWebSocket>},
-                         {"ws_wait", socketWait<LuaWebSocket>},
-                         {"ws_timed_out", socketTimedOut<LuaWebSocket>},
-                         {"ws_take", wsTake},
-                         {"ws_send", wsSend},
-                         {"ws_close", wsClose},
-                         {nullptr, nullptr}};
+const luaL_Reg kRaw[] = {
+    {"open", wsOpen}, {"take", wsTake}, {"send", wsSend}, {"close", wsClose}, {nullptr, nullptr}};
 
 }  // namespace
 
-const NetApi kWebSocketApi = {LuaWebSocket::kMeta, gcObject<LuaWebSocket>, kRaw};
+const NetApi kWebSocketApi = socketApi<LuaWebSocket>("ws", kRaw);
 
 }  // namespace lapps::net

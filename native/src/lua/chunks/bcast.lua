@@ -23,18 +23,19 @@ function bcast.create(a, b)
   if type(a) ~= "number" then return false, "bcast:create: " .. errors[1] end
   return result("create", create(instance, a))
 end
-function bcast.subscribe(a, b, c)
-  if a == bcast then a, b = b, c end
-  if type(a) ~= "number" then return false, "bcast:subscribe: " .. errors[1] end
-  if type(b) ~= "number" then return false, "bcast:subscribe: handler must be a number" end
-  return result("subscribe", subscribe(instance, a, b))
+-- bcast:subscribe(id, handler) and bcast:unsubscribe(id, handler)
+local function membership(name, change)
+  local prefix = "bcast:" .. name .. ": "
+  local bad_id, bad_handler = prefix .. errors[1], prefix .. "handler must be a number"
+  return function(a, b, c)
+    if a == bcast then a, b = b, c end
+    if type(a) ~= "number" then return false, bad_id end
+    if type(b) ~= "number" then return false, bad_handler end
+    return result(name, change(instance, a, b))
+  end
 end
-function bcast.unsubscribe(a, b, c)
-  if a == bcast then a, b = b, c end
-  if type(a) ~= "number" then return false, "bcast:unsubscribe: " .. errors[1] end
-  if type(b) ~= "number" then return false, "bcast:unsubscribe: handler must be a number" end
-  return result("unsubscribe", unsubscribe(instance, a, b))
-end
+bcast.subscribe = membership("subscribe", subscribe)
+bcast.unsubscribe = membership("unsubscribe", unsubscribe)
 -- bcast:send(id, message[, opcode]): a string goes as is (binary unless opcode is 1); a
 -- table (LAppS OON object) is encoded to CBOR once and sent as binary.
 function bcast.send(a, b, c, d)

@@ -22,13 +22,26 @@ local function await(wait, timed_out, obj, timeout, ready)
   end
 end
 
--- A ready() for await that is done once the socket is open (obj) or closed (nil, why).
-local function opened(state_of)
-  return function(obj)
-    local state, text = state_of(obj)
-    if state == "open" then return true, obj end
-    if state == "closed" then return true, nil, text end
+-- connect(obj, err, options) for one kind of socket: obj, nil, err being what
+-- raw.<kind>_open answered, waits for obj to open (options.timeout seconds, default 10) and
+-- closes it when it does not.
+local function connector(kind)
+  local state, wait, timed_out, close =
+    raw[kind .. "_state"], raw[kind .. "_wait"], raw[kind .. "_timed_out"], raw[kind .. "_close"]
+  local function opened(obj)
+    local st, text = state(obj)
+    if st == "open" then return true, obj end
+    if st == "closed" then return true, nil, text end
     return false
+  end
+  return function(obj, err, options)
+    if not obj then return nil, err end
+    local ok, e = await(wait, timed_out, obj, options and options.timeout or 10, opened)
+    if not ok then
+      close(obj)
+      return nil, e
+    end
+    return obj
   end
 end
 
@@ -36,7 +49,7 @@ end
 local WS = {}
 ws_meta.__index = WS
 
-local ws_opened = opened(raw.ws_state)
+local ws_connect = connector("ws")
 
 local websocket = {}
 function websocket.connect(url, options)
@@ -45,14 +58,7 @@ function websocket.connect(url, options)
     error("lapps.websocket.connect: options must be a table", 2)
   end
   local obj, err = raw.ws_open(url, options)
-  if not obj then return nil, err end
-  local timeout = options and options.timeout or 10
-  local ok, e = await(raw.ws_wait, raw.ws_timed_out, obj, timeout, ws_opened)
-  if not ok then
-    raw.ws_close(obj, 1000, "")
-    return nil, e
-  end
-  return obj
+  return ws_connect(obj, err, options)
 end
 
 function WS:send_text(text)
@@ -88,20 +94,13 @@ lapps.websocket = websocket
 local TCP = {}
 tcp_meta.__index = TCP
 
-local tcp_opened = opened(raw.tcp_state)
+local tcp_connect = connector("tcp")
 
 local tcp = {}
 function tcp.connect(host, port, options)
   if type(host) ~= "string" then error("lapps.tcp.connect: host must be a string", 2) end
   local obj, err = raw.tcp_open(host, port, options)
-  if not obj then return nil, err end
-  local ok, e = await(raw.tcp_wait, raw.tcp_timed_out, obj, options and options.timeout or 10,
-    tcp_opened)
-  if not ok then
-    raw.tcp_close(obj)
-    return nil, e
-  end
-  return obj
+  return tcp_connect(obj, err, options)
 end
 
 function TCP:send(data)
