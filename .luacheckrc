@@ -18,3 +18,17 @@ files["test/lua-modules"] = {
     "cbor", "json", "time", "murmur", "pam_auth", "pam_auth_missing",
   },
 }
+
+-- The Lua halves of native modules, embedded into the addon at build time
+-- (cmake/EmbedLua.cmake): chunks that get what they use as `...`, and define no globals.
+files["native/src"] = {
+  new_globals = {},
+  new_read_globals = {},
+  allow_defined_top = false,
+}
+-- The sandbox replaces and removes standard globals on purpose.
+files["native/src/lua/chunks/sandbox.lua"] = {
+  globals = { "load", "loadstring", "loadfile", "dofile", "io", "debug", "package", "os", "string", "jit" },
+}
+-- bcast:send encodes tables with the service's lapps.cbor, looked up when it sends.
+files["native/src/lua/chunks/bcast.lua"] = { read_globals = { "lapps" } }

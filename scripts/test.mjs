@@ -120,7 +120,9 @@ async function sanitize() {
 }
 
 function luacheck() {
-  const dirs = ['services', 'examples', 'test/lua'].filter((d) => existsSync(path.join(root, d)));
+  const dirs = ['services', 'examples', 'test/lua', 'native/src'].filter((d) =>
+    existsSync(path.join(root, d)),
+  );
   if (spawnSync('luacheck', ['--version'], { stdio: 'ignore' }).error) {
     console.error('luacheck not found: install it (Debian: apt-get install -y lua-check)');
     return 1;

@@ -12,6 +12,7 @@
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/worker.h"
+#include "embedded-lua.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/utf8-validator.h"
 
@@ -56,69 +57,6 @@ Server& serverOf(void* instance) {
 uint32_t serviceOf(void* instance) {
   return static_cast<ServiceInstance*>(instance)->service();
 }
-
-constexpr const char* kBcastModule = R"lua(
-local create_ptr, sub_ptr, unsub_ptr, send_ptr, instance_ptr, oon_error = ...
-local ffi = require("ffi")
-local create = ffi.cast("int (*)(void *, double)", create_ptr)
-local subscribe = ffi.cast("int (*)(void *, double, double)", sub_ptr)
-local unsubscribe = ffi.cast("int (*)(void *, double, double)", unsub_ptr)
-local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
-local instance = ffi.cast("void *", instance_ptr)
-local type = type
-local errors = {
-  "channel id must be a non-negative integer",
-  "no such channel (create it with bcast:create first)",
-  "no such connection",
-  "text message is not valid UTF-8 (send it as binary, opcode 2)",
-}
-local bcast = {}
-local function result(name, rc)
-  if rc == 0 then return true end
-  return false, "bcast:" .. name .. ": " .. errors[rc]
-end
-function bcast.create(a, b)
-  if a == bcast then a = b end
-  if type(a) ~= "number" then return false, "bcast:create: " .. errors[1] end
-  return result("create", create(instance, a))
-end
-function bcast.subscribe(a, b, c)
-  if a == bcast then a, b = b, c end
-  if type(a) ~= "number" then return false, "bcast:subscribe: " .. errors[1] end
-  if type(b) ~= "number" then return false, "bcast:subscribe: handler must be a number" end
-  return result("subscribe", subscribe(instance, a, b))
-end
-function bcast.unsubscribe(a, b, c)
-  if a == bcast then a, b = b, c end
-  if type(a) ~= "number" then return false, "bcast:unsubscribe: " .. errors[1] end
-  if type(b) ~= "number" then return false, "bcast:unsubscribe: handler must be a number" end
-  return result("unsubscribe", unsubscribe(instance, a, b))
-end
--- bcast:send(id, message[, opcode]): a string goes as is (binary unless opcode is 1); a
--- table (LAppS OON object) is encoded to CBOR once and sent as binary.
-function bcast.send(a, b, c, d)
-  if a == bcast then a, b, c = b, c, d end
-  if type(a) ~= "number" then return false, "bcast:send: " .. errors[1] end
-  local opcode = c or 2
-  if opcode ~= 1 and opcode ~= 2 then
-    return false, "bcast:send: opcode must be 1 (text) or 2 (binary)"
-  end
-  if type(b) == "table" then
-    if a == 0 then return false, "bcast:send: channel 0 carries responses, not broadcasts" end
-    local why = oon_error(b)
-    if why then return false, "bcast:send: " .. why end
-    local codec = lapps and lapps.cbor
-    if not codec then return false, "bcast:send: tables need the cbor module" end
-    local bytes, err = codec.encode(b)
-    if not bytes then return false, "bcast:send: " .. tostring(err) end
-    b, opcode = bytes, 2
-  elseif type(b) ~= "string" then
-    return false, "bcast:send: message must be a string or a table"
-  end
-  return result("send", send(instance, a, opcode, b, #b))
-end
-return bcast
-)lua";
 
 }  // namespace
 
@@ -171,10 +109,7 @@ __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, doub
 }  // extern "C"
 
 void pushBcastApi(lua_State* L, ServiceInstance* instance) {
-  if (luaL_loadbuffer(L, kBcastModule, std::char_traits<char>::length(kBcastModule),
-                      "=[lapps bcast]") != 0) {
-    lua_error(L);
-  }
+  if (embedded::kBcast.load(L) != 0) lua_error(L);
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_create));
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_subscribe));
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_unsubscribe));

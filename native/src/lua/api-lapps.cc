@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 
+#include "embedded-lua.h"
 #include "lua/lua-instance.h"
 #include "lua/mod-murmur.h"
 #include "lua/mod-pam.h"
@@ -82,48 +83,6 @@ int lappsMonotonic(lua_State* L) {
   lua_pushnumber(L, double(ts.tv_sec) + double(ts.tv_nsec) / 1e9);
   return 1;
 }
-
-// Timers on top of __after / __cancel; callbacks run in their own coroutines, so they may
-// suspend too.
-constexpr const char* kTimers = R"lua(
-local lapps, after, cancel = ...
-local type, select, unpack = type, select, unpack
-local function check(fn, delay, f)
-  if type(delay) ~= "number" or delay ~= delay or delay < 0 then
-    error(fn .. ": delay must be a non-negative number of seconds", 3)
-  end
-  if type(f) ~= "function" then error(fn .. ": callback must be a function", 3) end
-end
-local Timer = {}
-Timer.__index = Timer
-function Timer:cancel()
-  if not self.active then return false end
-  self.active = false
-  return cancel(self.id, self.ref)
-end
-function lapps.timer(delay, f, ...)
-  check("lapps.timer", delay, f)
-  local n, args = select("#", ...), { ... }
-  local t = setmetatable({ active = true }, Timer)
-  t.id, t.ref = after(delay, function()
-    t.active = false
-    f(unpack(args, 1, n))
-  end)
-  return t
-end
-function lapps.every(interval, f, ...)
-  check("lapps.every", interval, f)
-  local n, args = select("#", ...), { ... }
-  local t = setmetatable({ active = true }, Timer)
-  local function tick()
-    if not t.active then return end
-    t.id, t.ref = after(interval, tick)
-    f(unpack(args, 1, n))
-  end
-  t.id, t.ref = after(interval, tick)
-  return t
-end
-)lua";
 
 // --- nap (LAppS): n = nap:new(); n:sleep(s), n:usleep(us), n:nsleep(ns) -----------------
 // In a coroutine the sleep suspends it; elsewhere in a standalone service (init) it blocks
@@ -220,10 +179,7 @@ void registerLappsApi(lua_State* L, LuaInstance* instance) {
     lua_pushcclosure(L, f->func, 1);
     lua_setfield(L, -2, f->name);
   }
-  if (luaL_loadbuffer(L, kTimers, std::char_traits<char>::length(kTimers), "=[lapps timers]") !=
-      0) {
-    lua_error(L);
-  }
+  if (embedded::kTimers.load(L) != 0) lua_error(L);
   lua_pushvalue(L, -2);
   lua_pushlightuserdata(L, instance);
   lua_pushcclosure(L, lappsAfter, 1);

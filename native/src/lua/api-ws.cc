@@ -10,6 +10,7 @@
 
 #include "core/handle.h"
 #include "core/worker.h"
+#include "embedded-lua.h"
 #include "lua/lua-instance.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
@@ -47,56 +48,6 @@ int fromStatus(SendStatus s) {
   return kNoConnection;
 }
 
-// The Lua side of the module. Upvalues come in as `...`: the two entry points and the
-// instance, all as light userdata. Argument checks stay in Lua, where the JIT removes
-// them for well-typed calls; the C side checks what Lua cannot (handles, UTF-8).
-constexpr const char* kWsModule = R"lua(
-local send_ptr, close_ptr, instance_ptr, send_object = ...
-local ffi = require("ffi")
-local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
-local close = ffi.cast("int (*)(void *, double, double, const char *, size_t)", close_ptr)
-local instance = ffi.cast("void *", instance_ptr)
-local type = type
-local errors = {
-  "no such connection",
-  "connection is closing",
-  "connection closed: slow consumer",
-  "ws:send: text message is not valid UTF-8 (send it as binary, opcode 2)",
-  "ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)",
-  "ws:close: reason longer than 123 bytes",
-  "ws:close: reason is not valid UTF-8",
-}
-local ws = {}
--- Called as ws:send(handler, opcode, message) (LAppS) or ws.send(handler, opcode, message).
-function ws.send(a, b, c, d)
-  if a == ws then a, b, c = b, c, d end
-  if type(a) ~= "number" then return false, "ws:send: handler must be a number" end
-  -- ws:send(handler, object): a LAppS response or OON, checked and encoded to CBOR.
-  if type(b) == "table" then return send_object(a, b) end
-  if b ~= 1 and b ~= 2 then
-    if type(b) ~= "number" then return false, "ws:send: opcode must be a number" end
-    return false, "ws:send: opcode must be 1 (text) or 2 (binary)"
-  end
-  if type(c) ~= "string" then return false, "ws:send: message must be a string" end
-  local rc = send(instance, a, b, c, #c)
-  if rc == 0 then return true end
-  return false, errors[rc]
-end
--- ws:close(handler[, code[, reason]])
-function ws.close(a, b, c, d)
-  if a == ws then a, b, c = b, c, d end
-  if type(a) ~= "number" then return false, "ws:close: handler must be a number" end
-  if b == nil then b = 1000 end
-  if type(b) ~= "number" then return false, "ws:close: code must be a number" end
-  if c == nil then c = "" end
-  if type(c) ~= "string" then return false, "ws:close: reason must be a string" end
-  local rc = close(instance, a, b, c, #c)
-  if rc == 0 then return true end
-  return false, errors[rc]
-end
-return ws
-)lua";
-
 }  // namespace
 
 extern "C" {
@@ -133,8 +84,7 @@ __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double
 }  // extern "C"
 
 void registerWsApi(lua_State* L, LuaInstance* instance) {
-  if (luaL_loadbuffer(L, kWsModule, std::char_traits<char>::length(kWsModule), "=[lapps ws]") !=
-      0) {
+  if (embedded::kWs.load(L) != 0) {
     lua_error(L);  // a bug in the embedded chunk: load() reports it
   }
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_send));

@@ -8,6 +8,7 @@
 
 #include "core/server.h"
 #include "core/worker.h"
+#include "embedded-lua.h"
 #include "lua/api-bcast.h"
 #include "lua/api-cbor.h"
 #include "lua/api-json.h"
@@ -118,54 +119,6 @@ int luaMustStop(lua_State* L) {
 int luaNoExit(lua_State* L) {
   return luaL_error(L, "os.exit is not available in lapps services (it would stop the server)");
 }
-
-// The message loop, compiled by the JIT together with the service's onMessage, runs as a
-// coroutine that serves one batch per resume. Upvalues arrive as `...`; the preamble is
-// shared by the raw loop and the LAppS one.
-#define LAPPS_DISPATCH_PREAMBLE                                                                  \
-  "local onMessage, next_ptr, false_ptr, instance_ptr, done, ffi, classify, reject_text = ...\n" \
-  "local next_message = ffi.cast('int (*)(void *, double *, const char **, size_t *)', "         \
-  "next_ptr)\n"                                                                                  \
-  "local returned_false = ffi.cast('void (*)(void *)', false_ptr)\n"                             \
-  "local instance = ffi.cast('void *', instance_ptr)\n"                                          \
-  "local handle = ffi.new('double[1]')\n"                                                        \
-  "local data = ffi.new('const char *[1]')\n"                                                    \
-  "local size = ffi.new('size_t[1]')\n"                                                          \
-  "local tostr = ffi.string\n"                                                                   \
-  "local yield = coroutine.yield\n"
-
-constexpr const char* kDispatcher = LAPPS_DISPATCH_PREAMBLE R"lua(
-return function()
-  while true do
-    local opcode = next_message(instance, handle, data, size)
-    if opcode == 0 then
-      yield(done)
-    elseif onMessage(handle[0], opcode, tostr(data[0], size[0])) == false then
-      returned_false(instance)
-    end
-  end
-end
-)lua";
-
-// LAppS protocol services: binary frames are decoded and classified (classify answers bad
-// ones itself), text frames close the connection with 1003.
-constexpr const char* kLappsDispatcher = LAPPS_DISPATCH_PREAMBLE R"lua(
-return function()
-  while true do
-    local opcode = next_message(instance, handle, data, size)
-    if opcode == 0 then
-      yield(done)
-    elseif opcode == 2 then
-      local h = handle[0]
-      local msg_type, message = classify(h, tostr(data[0], size[0]))
-      if msg_type and onMessage(h, msg_type, message) == false then returned_false(instance) end
-    else
-      reject_text(handle[0])
-    end
-  end
-end
-)lua";
-#undef LAPPS_DISPATCH_PREAMBLE
 
 }  // namespace
 
@@ -397,10 +350,7 @@ std::string LuaInstance::build() {
   }
   lua_pop(L_, 1);
   if (reactive) {
-    const bool lapps = service_.protocol == Protocol::Lapps;
-    const char* chunk = lapps ? kLappsDispatcher : kDispatcher;
-    if (luaL_loadbuffer(L_, chunk, std::char_traits<char>::length(chunk), "=[lapps dispatch]") !=
-        0) {
+    if (embedded::kDispatch.load(L_) != 0) {
       return "cannot load the message dispatcher: " + errorText(L_, -1);
     }
     lua_rawgeti(L_, LUA_REGISTRYINDEX, entryRefs_[kOnMessage]);
@@ -411,7 +361,8 @@ std::string LuaInstance::build() {
     lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.ffi");
     lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.classify");
     lua_getfield(L_, LUA_REGISTRYINDEX, "lapps.protocol.text");
-    if (lua_pcall(L_, 8, 1, tracebackIndex_) != 0) {
+    lua_pushboolean(L_, service_.protocol == Protocol::Lapps);  // which loop
+    if (lua_pcall(L_, 9, 1, tracebackIndex_) != 0) {
       return "cannot set up the message dispatcher: " + errorText(L_, -1);
     }
     dispatcherFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "embedded-lua.h"
+
 namespace lapps {
 
 namespace {
@@ -15,24 +17,6 @@ constexpr int kTypeCdata = 10;  // LuaJIT's lua_type() for cdata (no public macr
 
 char nullAnchor;
 char helperKey;  // registry[&helperKey] = {make, kind} (or false without the FFI)
-
-// make(hi, lo, signed) builds a 64-bit cdata from two 32-bit halves; kind(v) says 1 for
-// int64_t, 2 for uint64_t, 0 otherwise. The C API cannot create cdata itself.
-constexpr const char* kHelpers = R"lua(
-local ffi = require("ffi")
-local u64, i64, istype = ffi.typeof("uint64_t"), ffi.typeof("int64_t"), ffi.istype
-local function make(hi, lo, signed)
-  local v = u64(hi) * 4294967296ULL + lo
-  if signed then return i64(v) end
-  return v
-end
-local function kind(v)
-  if istype(i64, v) then return 1 end
-  if istype(u64, v) then return 2 end
-  return 0
-end
-return { make, kind }
-)lua";
 
 // Pushes helper `which` (1 make, 2 kind); false when the FFI is unavailable.
 bool pushHelper(lua_State* L, int which) {
@@ -78,7 +62,7 @@ void initValueModel(lua_State* L) {
   lua_pop(L, 1);
   if (done) return;
   lua_pushlightuserdata(L, &helperKey);
-  if (luaL_loadstring(L, kHelpers) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+  if (embedded::kValueHelpers.load(L) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
     lua_pop(L, 1);
     lua_pushboolean(L, 0);
   }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "core/server.h"
+#include "embedded-lua.h"
 #include "lua/api-lapps.h"
 #include "lua/lua-instance.h"
 #include "lua/lua-value.h"
@@ -164,42 +165,13 @@ int mqrCreate(lua_State* L) {
   return 1;
 }
 
-// The methods: loops around the raw calls, so a woken waiter simply tries again.
-constexpr const char* kQueueMethods = R"lua(
-local methods, raw_post, raw_recv, size, name = ...
-function methods.post(q, obj)
-  while true do
-    local st, err = raw_post(q, obj)
-    if st == 1 then return true end
-    if st == nil then return false, err or "mqr: stopped" end
-  end
-end
-function methods.recv(q)
-  while true do
-    local st, v = raw_recv(q, true)
-    if st == 1 then return v end
-    if st == nil then return nil end
-  end
-end
-function methods.try_recv(q)
-  local st, v = raw_recv(q, false)
-  if st == 1 then return v end
-  return nil
-end
-methods.size = size
-methods.name = name
-)lua";
-
 }  // namespace
 
 int pushMqr(lua_State* L, LuaInstance* instance) {
   initValueModel(L);
   if (luaL_newmetatable(L, kQueueMeta)) {
     lua_newtable(L);  // methods
-    if (luaL_loadbuffer(L, kQueueMethods, std::char_traits<char>::length(kQueueMethods),
-                        "=[lapps mqr]") != 0) {
-      lua_error(L);
-    }
+    if (embedded::kMqrQueue.load(L) != 0) lua_error(L);
     lua_pushvalue(L, -2);
     lua_pushlightuserdata(L, instance);
     lua_pushcclosure(L, rawPost, 1);

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "embedded-lua.h"
+
 namespace lapps {
 
 namespace {
@@ -74,17 +76,7 @@ void learn() {
   luaL_openlibs(L);
   // jit.attach(onTraceEvent, "trace"), then a loop hot enough to be compiled. A build
   // without the JIT or without VM events leaves both addresses unknown.
-  constexpr const char* kProbe = R"lua(
-local attach, handler = ...
-if not jit or not jit.attach then return end
-jit.on()
-attach(handler, "trace")
-local s = 0
-for i = 1, 1000 do s = s + i % 7 end
-attach(handler)
-return s
-)lua";
-  if (luaL_loadstring(L, kProbe) == 0) {
+  if (embedded::kLuajitProbe.load(L) == 0) {
     lua_getglobal(L, "jit");
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "attach");
