@@ -27,7 +27,6 @@
 
 #include "client/client-handshake.h"
 #include "client/resolver.h"
-#include "client/server-frame-parser.h"
 #include "client/tcp-client.h"
 #include "client/tls-context.h"
 #include "client/ws-client.h"
@@ -203,17 +202,6 @@ std::string acceptWs(Peer& p, std::string_view protocol = {}) {
   std::string response;
   appendSwitchingProtocols(response, headerValue(head, "Sec-WebSocket-Key"), protocol);
   return p.write(response) ? head : "";
-}
-
-FrameOpts unmasked(bool fin = true) {
-  FrameOpts o;
-  o.fin = fin;
-  o.masked = false;
-  return o;
-}
-
-Bytes serverFrame(uint8_t opcode, std::string_view payload, bool fin = true) {
-  return frame(opcode, payload, unmasked(fin));
 }
 
 // Listens on 127.0.0.1 at construction; the thread accepts one connection (with a
@@ -580,109 +568,6 @@ TEST("client: server handshake response checks") {
       FAIL("unexpected error " + show(err) + " for " + show(r.response));
     }
   }
-}
-
-namespace {
-
-// Records server-frame parser events as "text:..", "binary:..", "ping:..", "pong:..",
-// "close:<code>:..", "error:<n>".
-struct ParserRecorder {
-  std::vector<std::string> events;
-  std::string partial;
-  bool onData(const uint8_t* d, size_t n, bool first, bool last, bool text) {
-    if (first) partial.clear();
-    partial.append(reinterpret_cast<const char*>(d), n);
-    if (last) events.push_back((text ? "text:" : "binary:") + partial);
-    return true;
-  }
-  bool onPing(const uint8_t* d, size_t n) { return control("ping:", d, n); }
-  bool onPong(const uint8_t* d, size_t n) { return control("pong:", d, n); }
-  bool onClose(uint16_t code, const uint8_t* d, size_t n) {
-    return control(("close:" + std::to_string(code) + ":").c_str(), d, n);
-  }
-  void onError(ServerFrameError e) {
-    events.push_back("error:" + std::to_string(static_cast<int>(e)));
-  }
-  bool control(const char* kind, const uint8_t* d, size_t n) {
-    events.push_back(kind + std::string(reinterpret_cast<const char*>(d), n));
-    return true;
-  }
-};
-
-std::vector<std::string> parseSplit(const Bytes& stream, size_t chunk, uint64_t max = 1 << 20) {
-  ServerFrameParser parser(max);
-  ParserRecorder rec;
-  for (size_t at = 0; at < stream.size(); at += chunk) {
-    const size_t n = std::min(chunk, stream.size() - at);
-    // Own allocation per piece, so a read past it is caught under ASan.
-    std::unique_ptr<uint8_t[]> piece(new uint8_t[n]);
-    std::memcpy(piece.get(), stream.data() + at, n);
-    parser.parse(piece.get(), n, rec);
-  }
-  return rec.events;
-}
-
-}  // namespace
-
-TEST("client: server frame parser gives the same events however the stream is split") {
-  const std::string big(70000, 'b');
-  const Bytes stream = concat({
-      serverFrame(1, "caf\xc3\xa9"),
-      serverFrame(1, "he", false),
-      serverFrame(9, "p"),
-      serverFrame(0, "l\xe2\x82", false),
-      serverFrame(0, "\xac", true),
-      serverFrame(2, ""),
-      serverFrame(2, big),
-      serverFrame(10, "q"),
-      serverFrame(8, closePayload(1001, "bye")),
-  });
-  const std::vector<std::string> want = {
-      "text:caf\xc3\xa9", "ping:p", "text:hel\xe2\x82\xac", "binary:",
-      "binary:" + big,    "pong:q", "close:1001:bye"};
-  for (size_t chunk : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{4096}, stream.size()}) {
-    if (parseSplit(stream, chunk) != want) FAIL("chunk " + std::to_string(chunk));
-  }
-}
-
-TEST("client: server frame parser rejects what a server must not send") {
-  auto errorOf = [](const Bytes& stream, uint64_t max = 1 << 20) {
-    const std::vector<std::string> ev = parseSplit(stream, 1, max);
-    return ev.empty() ? std::string() : ev.back();
-  };
-  auto err = [](ServerFrameError e) { return "error:" + std::to_string(static_cast<int>(e)); };
-  FrameOpts masked;
-  CHECK_EQ(errorOf(frame(1, "x", masked)), err(ServerFrameError::MaskedFrame));
-  CHECK_EQ(errorOf(serverFrame(2, std::string(101, 'x')), 100),
-           err(ServerFrameError::MessageTooBig));
-  CHECK_EQ(errorOf(concat({serverFrame(2, std::string(60, 'x'), false),
-                           serverFrame(0, std::string(60, 'x'))}),
-                   100),
-           err(ServerFrameError::MessageTooBig));
-  CHECK_EQ(parseSplit(serverFrame(2, std::string(100, 'x')), 1, 100).size(), size_t{1});
-  CHECK_EQ(errorOf(serverFrame(1, "\xc3")), err(ServerFrameError::InvalidUtf8));
-  CHECK_EQ(errorOf(serverFrame(1, "\xed\xa0\x80")), err(ServerFrameError::InvalidUtf8));
-  CHECK_EQ(errorOf(serverFrame(0, "x")), err(ServerFrameError::UnexpectedContinuation));
-  CHECK_EQ(errorOf(concat({serverFrame(1, "a", false), serverFrame(1, "b")})),
-           err(ServerFrameError::ExpectedContinuation));
-  CHECK_EQ(errorOf(serverFrame(9, "x", false)), err(ServerFrameError::ControlFragmented));
-  CHECK_EQ(errorOf(serverFrame(9, std::string(126, 'x'))), err(ServerFrameError::ControlTooLong));
-  CHECK_EQ(errorOf(serverFrame(3, "")), err(ServerFrameError::ReservedOpcode));
-  FrameOpts rsv = unmasked();
-  rsv.rsv = 0x40;
-  CHECK_EQ(errorOf(frame(1, "x", rsv)), err(ServerFrameError::ReservedBits));
-  CHECK_EQ(errorOf(serverFrame(8, "x")), err(ServerFrameError::BadCloseLength));
-  CHECK_EQ(errorOf(serverFrame(8, closePayload(1005))), err(ServerFrameError::InvalidCloseCode));
-  CHECK_EQ(errorOf(serverFrame(8, closePayload(1000, "\xff"))),
-           err(ServerFrameError::InvalidCloseReason));
-  FrameOpts huge = unmasked();
-  huge.declaredLen = int64_t{1} << 62;
-  CHECK(parseSplit(frame(2, "", huge), 1, ~uint64_t{0}).empty());  // allowed: awaits payload
-  const Bytes topBit = {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0};
-  CHECK_EQ(errorOf(topBit, ~uint64_t{0}), err(ServerFrameError::BadLength));
-  CHECK_EQ(closeCodeFor(ServerFrameError::MaskedFrame), kProtocolError);
-  CHECK_EQ(closeCodeFor(ServerFrameError::MessageTooBig), kTooBig);
-  CHECK_EQ(closeCodeFor(ServerFrameError::InvalidUtf8), kInvalidPayload);
 }
 
 TEST("client: resolution without lookup, and on the helper thread") {

@@ -1,4 +1,6 @@
-// Frame parser: every stream must give the same events however it is split into reads.
+// Frame parser: every stream must give the same events however it is split into reads, in
+// the server role (masked client frames) and in the client role (unmasked server frames).
+#include <memory>
 #include <random>
 
 #include "frames.h"
@@ -41,14 +43,15 @@ std::string textPayload(size_t n, uint32_t seed) {
 }
 
 // Splitting at every byte, one byte at a time and at random places gives the same result.
+template <FrameRole R = FrameRole::Server>
 void checkSplits(const Bytes& stream, uint64_t max = uint64_t{1} << 32) {
-  const RunResult whole = runSplit(stream, {}, max);
+  const RunResult whole = runSplit<R>(stream, {}, max);
   CHECK(whole.ok);
   for (size_t k = 1; k < stream.size(); ++k) {
-    const RunResult r = runSplit(stream, {k}, max);
+    const RunResult r = runSplit<R>(stream, {k}, max);
     if (!CHECK(r.ok) || !CHECK_EQ(r.events, whole.events)) return;
   }
-  const RunResult bytes = runSplit(stream, everyByte(stream.size()), max);
+  const RunResult bytes = runSplit<R>(stream, everyByte(stream.size()), max);
   CHECK(bytes.ok);
   CHECK_EQ(bytes.events, whole.events);
   std::mt19937 rng(static_cast<uint32_t>(stream.size()));
@@ -57,7 +60,7 @@ void checkSplits(const Bytes& stream, uint64_t max = uint64_t{1} << 32) {
     if (a > b) std::swap(a, b);
     std::vector<size_t> cuts{a};
     if (b != a) cuts.push_back(b);
-    const RunResult r = runSplit(stream, cuts, max);
+    const RunResult r = runSplit<R>(stream, cuts, max);
     if (!CHECK(r.ok) || !CHECK_EQ(r.events, whole.events)) return;
   }
 }
@@ -468,4 +471,165 @@ TEST("frame parser: mutated streams never misbehave and agree across splits") {
     const RunResult bytes = runSplit(s, everyByte(s.size()), 150);
     if (!CHECK(bytes.ok) || !CHECK_EQ(bytes.events, whole.events)) return;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// The client role: server frames, unmasked; a masked one is an error.
+
+namespace {
+
+// Records the events of the parser in the client role (server frames) as "text:..", "binary:..",
+// "ping:..", "pong:..", "close:<code>:..", "error:<n>".
+struct ParserRecorder {
+  std::vector<std::string> events;
+  std::string partial;
+  bool onData(const uint8_t* d, size_t n, bool first, bool last, bool text) {
+    if (first) partial.clear();
+    partial.append(reinterpret_cast<const char*>(d), n);
+    if (last) events.push_back((text ? "text:" : "binary:") + partial);
+    return true;
+  }
+  bool onPing(const uint8_t* d, size_t n) { return control("ping:", d, n); }
+  bool onPong(const uint8_t* d, size_t n) { return control("pong:", d, n); }
+  bool onClose(uint16_t code, const uint8_t* d, size_t n) {
+    return control(("close:" + std::to_string(code) + ":").c_str(), d, n);
+  }
+  void onError(ParseError e) { events.push_back("error:" + std::to_string(static_cast<int>(e))); }
+  bool control(const char* kind, const uint8_t* d, size_t n) {
+    events.push_back(kind + std::string(reinterpret_cast<const char*>(d), n));
+    return true;
+  }
+};
+
+std::vector<std::string> parseSplit(const Bytes& stream, size_t chunk, uint64_t max = 1 << 20) {
+  FrameParserState st;
+  const ParserLimits lim{max};
+  ParserRecorder rec;
+  for (size_t at = 0; at < stream.size(); at += chunk) {
+    const size_t n = std::min(chunk, stream.size() - at);
+    // Own allocation per piece, so a read past it is caught under ASan.
+    std::unique_ptr<uint8_t[]> piece(new uint8_t[n]);
+    std::memcpy(piece.get(), stream.data() + at, n);
+    parseFrames<FrameRole::Client>(st, lim, piece.get(), n, rec);
+  }
+  return rec.events;
+}
+
+}  // namespace
+
+TEST("client: server frame parser gives the same events however the stream is split") {
+  const std::string big(70000, 'b');
+  const Bytes stream = concat({
+      serverFrame(1, "caf\xc3\xa9"),
+      serverFrame(1, "he", false),
+      serverFrame(9, "p"),
+      serverFrame(0, "l\xe2\x82", false),
+      serverFrame(0, "\xac", true),
+      serverFrame(2, ""),
+      serverFrame(2, big),
+      serverFrame(10, "q"),
+      serverFrame(8, closePayload(1001, "bye")),
+  });
+  const std::vector<std::string> want = {
+      "text:caf\xc3\xa9", "ping:p", "text:hel\xe2\x82\xac", "binary:",
+      "binary:" + big,    "pong:q", "close:1001:bye"};
+  for (size_t chunk : {size_t{1}, size_t{2}, size_t{3}, size_t{7}, size_t{4096}, stream.size()}) {
+    if (parseSplit(stream, chunk) != want) FAIL("chunk " + std::to_string(chunk));
+  }
+}
+
+TEST("client: server frame parser rejects what a server must not send") {
+  auto errorOf = [](const Bytes& stream, uint64_t max = 1 << 20) {
+    const std::vector<std::string> ev = parseSplit(stream, 1, max);
+    return ev.empty() ? std::string() : ev.back();
+  };
+  auto err = [](ParseError e) { return "error:" + std::to_string(static_cast<int>(e)); };
+  FrameOpts masked;
+  CHECK_EQ(errorOf(frame(1, "x", masked)), err(ParseError::MaskedFrame));
+  CHECK_EQ(errorOf(serverFrame(2, std::string(101, 'x')), 100), err(ParseError::MessageTooBig));
+  CHECK_EQ(errorOf(concat({serverFrame(2, std::string(60, 'x'), false),
+                           serverFrame(0, std::string(60, 'x'))}),
+                   100),
+           err(ParseError::MessageTooBig));
+  CHECK_EQ(parseSplit(serverFrame(2, std::string(100, 'x')), 1, 100).size(), size_t{1});
+  CHECK_EQ(errorOf(serverFrame(1, "\xc3")), err(ParseError::InvalidUtf8));
+  CHECK_EQ(errorOf(serverFrame(1, "\xed\xa0\x80")), err(ParseError::InvalidUtf8));
+  CHECK_EQ(errorOf(serverFrame(0, "x")), err(ParseError::UnexpectedContinuation));
+  CHECK_EQ(errorOf(concat({serverFrame(1, "a", false), serverFrame(1, "b")})),
+           err(ParseError::ExpectedContinuation));
+  CHECK_EQ(errorOf(serverFrame(9, "x", false)), err(ParseError::ControlFragmented));
+  CHECK_EQ(errorOf(serverFrame(9, std::string(126, 'x'))), err(ParseError::ControlTooLong));
+  CHECK_EQ(errorOf(serverFrame(3, "")), err(ParseError::ReservedOpcode));
+  FrameOpts rsv = unmasked();
+  rsv.rsv = 0x40;
+  CHECK_EQ(errorOf(frame(1, "x", rsv)), err(ParseError::ReservedBits));
+  CHECK_EQ(errorOf(serverFrame(8, "x")), err(ParseError::BadCloseLength));
+  CHECK_EQ(errorOf(serverFrame(8, closePayload(1005))), err(ParseError::InvalidCloseCode));
+  CHECK_EQ(errorOf(serverFrame(8, closePayload(1000, "\xff"))),
+           err(ParseError::InvalidCloseReason));
+  FrameOpts huge = unmasked();
+  huge.declaredLen = int64_t{1} << 62;
+  CHECK(parseSplit(frame(2, "", huge), 1, ~uint64_t{0}).empty());  // allowed: awaits payload
+  const Bytes topBit = {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0};
+  CHECK_EQ(errorOf(topBit, ~uint64_t{0}), err(ParseError::BadLength));
+  CHECK_EQ(closeCodeFor(ParseError::MaskedFrame), kProtocolError);
+  CHECK_EQ(closeCodeFor(ParseError::MessageTooBig), kTooBig);
+  CHECK_EQ(closeCodeFor(ParseError::InvalidUtf8), kInvalidPayload);
+}
+
+TEST("frame parser (client role): every server-role error case, masking flipped, every split") {
+  for (const ErrorCase& c : errorCases()) {
+    const Bytes stream = flipMasking(c.stream);
+    std::vector<Event> expect = c.expect;
+    // The one error that depends on the role: a masked server frame, not an unmasked one.
+    if (expect.back() == errorEvent(ParseError::UnmaskedFrame))
+      expect.back() = errorEvent(ParseError::MaskedFrame);
+    if (!CHECK_EQ(runSplit<FrameRole::Client>(stream, {}, c.max).events, expect)) {
+      FAIL(std::string("case: ") + c.name);
+      continue;
+    }
+    checkSplits<FrameRole::Client>(stream, c.max);
+  }
+}
+
+TEST("frame parser (client role): random and mutated streams agree with the server role") {
+  std::mt19937 rng(4242);
+  for (int round = 0; round < 2000; ++round) {
+    Bytes s;
+    const int frames = 1 + static_cast<int>(rng() % 5);
+    for (int f = 0; f < frames; ++f) {
+      static const uint8_t ops[] = {kCont, kText, kBin, kClose, kPing, kPong};
+      FrameOpts o;
+      o.fin = rng() % 3 != 0;
+      o.mask = rng();
+      const uint8_t op = ops[rng() % 6];
+      const std::string payload = op == kClose ? closePayload(static_cast<uint16_t>(rng() % 5000),
+                                                              textPayload(rng() % 8, rng()))
+                                               : textPayload(rng() % 300, rng());
+      appendFrame(s, op, payload, o);
+    }
+    // Flips in the payload or the first two header bytes, where both roles read the same.
+    if (rng() % 2) s[rng() % s.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
+    std::vector<Event> server = runSplit(s, {}, 200).events;
+    if (!server.empty() && server.back() == errorEvent(ParseError::UnmaskedFrame))
+      server.back() = errorEvent(ParseError::MaskedFrame);
+    const Bytes c = flipMasking(s);
+    const RunResult whole = runSplit<FrameRole::Client>(c, {}, 200);
+    const RunResult bytes = runSplit<FrameRole::Client>(c, everyByte(c.size()), 200);
+    if (!CHECK(whole.ok) || !CHECK(bytes.ok) || !CHECK_EQ(whole.events, server) ||
+        !CHECK_EQ(bytes.events, server))
+      return;
+  }
+}
+
+TEST("frame parser (client role): a whole frame is one onData call into the buffer, unchanged") {
+  const Bytes s = concat({serverFrame(kText, "Hello, world"), serverFrame(kPing, "p")});
+  FrameParserState st;
+  Recorder rec;
+  const uint8_t* data = s.data();  // const: the client role never writes
+  CHECK_EQ(parseFrames<FrameRole::Client>(st, ParserLimits{1024}, data, s.size(), rec), s.size());
+  CHECK_EQ(rec.dataCalls, 1);
+  CHECK(rec.lastData == s.data() + 2);
+  CHECK_EQ(rec.events, (std::vector<Event>{{"text", 0, "Hello, world"}, {"ping", 0, "p"}}));
+  CHECK(s == concat({serverFrame(kText, "Hello, world"), serverFrame(kPing, "p")}));
 }

@@ -1,6 +1,7 @@
-// Test helpers for the frame parser: building masked client frames (written independently of
-// frame-encoder.h), a sink that records what it is told, and a driver that feeds a stream
-// split into separately allocated pieces (so ASan catches any read past a piece).
+// Test helpers for the frame parser: building client (masked) and server (unmasked) frames
+// (written independently of frame-encoder.h), a sink that records what it is told, and a
+// driver that feeds a stream split into separately allocated pieces (so ASan catches any read
+// past a piece), in either parser role.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,59 @@ inline Bytes frame(uint8_t opcode, std::string_view payload, const FrameOpts& o 
   Bytes b;
   appendFrame(b, opcode, payload, o);
   return b;
+}
+
+inline FrameOpts unmasked(bool fin = true) {
+  FrameOpts o;
+  o.fin = fin;
+  o.masked = false;
+  return o;
+}
+
+// A frame as a server sends it (unmasked).
+inline Bytes serverFrame(uint8_t opcode, std::string_view payload, bool fin = true) {
+  return frame(opcode, payload, unmasked(fin));
+}
+
+// The stream with every frame's masking flipped: masked frames lose their key (payload
+// unmasked), unmasked ones gain `key`. So a stream of client frames becomes the same frames as
+// a server sends them, and the other way round, and both roles see the same events. A frame
+// cut short by the end of the stream is flipped as far as it goes; one cut inside its key
+// keeps only the header bytes the server would have checked without it (b0, and b1 if the
+// length was extended), so the client's header stays incomplete too.
+inline Bytes flipMasking(const Bytes& in, uint32_t key = 0x5a0ff3c1) {
+  const uint8_t k[4] = {static_cast<uint8_t>(key >> 24), static_cast<uint8_t>(key >> 16),
+                        static_cast<uint8_t>(key >> 8), static_cast<uint8_t>(key)};
+  Bytes out;
+  size_t i = 0;
+  while (i < in.size()) {
+    const size_t start = out.size();
+    out.push_back(in[i++]);
+    if (i == in.size()) break;
+    const bool masked = (in[i] & 0x80) != 0;
+    const uint8_t len7 = in[i] & 0x7F;
+    out.push_back(in[i++] ^ 0x80);
+    const size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
+    uint64_t n = len7;
+    if (ext != 0) n = 0;
+    for (size_t e = 0; e < ext && i < in.size(); ++e) {
+      n = (n << 8) | in[i];
+      out.push_back(in[i++]);
+    }
+    const uint8_t* mask = k;
+    if (masked) {
+      if (in.size() - i < 4) {
+        out.resize(start + (ext == 0 ? 1 : 2));
+        break;
+      }
+      mask = in.data() + i;
+      i += 4;
+    } else {
+      out.insert(out.end(), k, k + 4);
+    }
+    for (uint64_t j = 0; j < n && i < in.size(); ++j) out.push_back(in[i++] ^ mask[j % 4]);
+  }
+  return out;
 }
 
 inline Bytes concat(std::initializer_list<Bytes> parts) {
@@ -98,7 +152,7 @@ struct Recorder {
   int errors = 0;
 
   bool next() { return ++callbacks != stopAfter; }
-  bool onData(uint8_t* d, size_t n, bool first, bool last, bool text) {
+  bool onData(const uint8_t* d, size_t n, bool first, bool last, bool text) {
     ++dataCalls;
     lastData = d;
     if (first == inMessage || (!first && text != partialText)) flagsOk = false;
@@ -108,8 +162,8 @@ struct Recorder {
     if (last) events.push_back({text ? "text" : "binary", 0, partial});
     return next();
   }
-  bool onPing(uint8_t* p, size_t n) { return control("ping", 0, p, n); }
-  bool onPong(uint8_t* p, size_t n) { return control("pong", 0, p, n); }
+  bool onPing(const uint8_t* p, size_t n) { return control("ping", 0, p, n); }
+  bool onPong(const uint8_t* p, size_t n) { return control("pong", 0, p, n); }
   bool onClose(uint16_t code, const uint8_t* p, size_t n) { return control("close", code, p, n); }
   void onError(ParseError e) {
     ++errors;
@@ -128,7 +182,8 @@ struct RunResult {
 };
 
 // Feeds `stream` as pieces ending at the ascending offsets in `cuts` (and at the end), each
-// piece copied into its own exactly sized allocation.
+// piece copied into its own exactly sized allocation, parsed in role R.
+template <FrameRole R = FrameRole::Server>
 inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
                           const ParserLimits& lim) {
   FrameParserState st;
@@ -141,7 +196,7 @@ inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
     uint8_t* piece = new uint8_t[n ? n : 1];
     if (n) std::memcpy(piece, stream.data() + begin, n);
     const bool failedBefore = st.failed();
-    const size_t used = parseFrames(st, lim, piece, n, rec);
+    const size_t used = parseFrames<R>(st, lim, piece, n, rec);
     delete[] piece;
     if (failedBefore ? used != 0 : (!st.failed() && used != n)) r.ok = false;
     if (!failedBefore && st.failed()) r.errorPiece = i;
@@ -152,9 +207,10 @@ inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
   return r;
 }
 
+template <FrameRole R = FrameRole::Server>
 inline RunResult runSplit(const Bytes& stream, const std::vector<size_t>& cuts,
                           uint64_t maxMessage = uint64_t{1} << 32) {
-  return runSplit(stream, cuts, ParserLimits{maxMessage});
+  return runSplit<R>(stream, cuts, ParserLimits{maxMessage});
 }
 
 inline std::vector<size_t> everyByte(size_t len) {

@@ -21,7 +21,7 @@ constexpr size_t kKeepMessageBuffer = 1 << 20;
 struct WsClient::Sink {
   WsClient& c;
   const Alive& alive;
-  ServerFrameError error = ServerFrameError::None;
+  ParseError error = ParseError::None;
 
   bool live() const { return alive && c.stage_ != Stage::Closed; }
 
@@ -36,7 +36,7 @@ struct WsClient::Sink {
     std::string& m = c.message_;
     if (first) m.clear();
     // Room for the rest of this frame at once; its size was checked against the limit.
-    const size_t want = m.size() + len + static_cast<size_t>(c.parser_.frameRemaining());
+    const size_t want = m.size() + len + static_cast<size_t>(c.parser_.remaining);
     if (want > m.capacity()) m.reserve(want);
     m.append(reinterpret_cast<const char*>(data), len);
     if (!last) return true;
@@ -67,14 +67,14 @@ struct WsClient::Sink {
     return false;  // nothing may follow a close frame
   }
 
-  void onError(ServerFrameError e) { error = e; }
+  void onError(ParseError e) { error = e; }
 };
 
 WsClient::WsClient(IoHost& host, WsClientListener& listener, WsClientOptions options)
     : StreamClient(host),
       listener_(listener),
       opts_(std::move(options)),
-      parser_(opts_.maxMessageSize) {}
+      limits_{opts_.maxMessageSize} {}
 
 WsClient::~WsClient() = default;
 
@@ -158,9 +158,9 @@ void WsClient::feedFrames(const uint8_t* data, size_t len) {
   if (stage_ != Stage::Open && stage_ != Stage::Closing) return;
   Alive alive(this);
   Sink sink{*this, alive};
-  parser_.parse(data, len, sink);
+  parseFrames<FrameRole::Client>(parser_, limits_, data, len, sink);
   if (!alive) return;
-  if (sink.error != ServerFrameError::None && stage_ != Stage::Closed) failProtocol(sink.error);
+  if (sink.error != ParseError::None && stage_ != Stage::Closed) failProtocol(sink.error);
 }
 
 void WsClient::queueFrame(Opcode op, const uint8_t* payload, size_t len) {
@@ -247,7 +247,7 @@ void WsClient::abort(std::string_view error) {
   }
 }
 
-void WsClient::failProtocol(ServerFrameError e) {
+void WsClient::failProtocol(ParseError e) {
   // Fail the connection (RFC 6455 §7.1.7): our close frame goes out if the socket takes
   // it now; the connection is not kept open waiting for an answer.
   if (!closeSent_) sendClose(closeCodeFor(e), describe(e));

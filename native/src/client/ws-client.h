@@ -16,10 +16,10 @@
 
 #include "client/client-handshake.h"
 #include "client/mask-rng.h"
-#include "client/server-frame-parser.h"
 #include "client/stream-client.h"
 #include "client/tls-context.h"
 #include "protocol/close-code.h"
+#include "protocol/frame-parser.h"
 #include "protocol/opcode.h"
 
 namespace lapps {
@@ -97,7 +97,7 @@ class WsClient : public StreamClient {
   void feedFrames(const uint8_t* data, size_t len);
   void queueFrame(Opcode op, const uint8_t* payload, size_t len);
   void sendClose(uint16_t code, std::string_view reason);
-  void failProtocol(ServerFrameError e);
+  void failProtocol(ParseError e);
   void report(uint16_t code, std::string_view reason, std::string_view error);
 
   WsClientListener& listener_;
@@ -106,8 +106,9 @@ class WsClient : public StreamClient {
   std::string key_;
   std::string protocol_;
   Stage stage_ = Stage::Idle;
-  std::string head_;  // response head being received
-  ServerFrameParser parser_;
+  std::string head_;         // response head being received
+  FrameParserState parser_;  // server frames, parsed in the client role
+  ParserLimits limits_;
   std::string message_;  // reassembly of a message that spans frames or reads
   MaskRng rng_;
   uint16_t closeCode_ = kNoStatus;  // from the server's close frame

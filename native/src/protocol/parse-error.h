@@ -1,5 +1,5 @@
-// Why a frame parser rejected a byte stream: the server's (client frames) or the outbound
-// client's (server frames, native/src/client/server-frame-parser.h). Each error indexes a table
+// Why the frame parser (protocol/frame-parser.h) rejected a byte stream, in the server's role
+// (client frames) or the outbound client's (server frames). Each error indexes a table
 // giving the close code to send and a short reason that fits in a close frame (< 123 bytes).
 #pragma once
 
