@@ -311,7 +311,7 @@ void Worker::completeHandshake(Connection& c) {
     m.counted = c.counted;
     m.tls = c.tls;
     m.tlsContext = std::move(c.tlsContext);
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    remove(c.fd);
     c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
     c.tls = nullptr;
     c.counted = false;
@@ -530,12 +530,10 @@ void Worker::markDirty(Connection& c) {
 }
 
 void Worker::setEpoll(Connection& c, bool wantWrite) {
-  epoll_event ev{};
   // While paused nothing is read, so EPOLLRDHUP (level-triggered) would only spin.
-  ev.events =
-      (c.paused ? 0u : uint32_t(EPOLLIN | EPOLLRDHUP)) | (wantWrite ? uint32_t(EPOLLOUT) : 0u);
-  ev.data.u64 = handleOf(c);
-  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
+  modify(c.fd,
+         (c.paused ? 0u : uint32_t(EPOLLIN | EPOLLRDHUP)) | (wantWrite ? uint32_t(EPOLLOUT) : 0u),
+         handleOf(c));
   c.epollOut = wantWrite;
 }
 

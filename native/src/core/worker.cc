@@ -25,12 +25,11 @@ namespace {
 // larger because their generation is never 0.
 constexpr uint64_t kInboxTag = 1;
 constexpr uint64_t kListenerTagBase = 16;
-// Sockets of outbound clients (lapps.websocket, lapps.tcp, cws): above every handle.
-constexpr uint64_t kIoTagBase = uint64_t(1) << 62;
-static_assert(Handle::kMax < kIoTagBase);
+// Sockets of outbound clients (lapps.websocket, lapps.tcp, cws), watched through the
+// Loop, are tagged above every handle.
+static_assert(Handle::kMax < Loop::kWatchTagBase);
 
 constexpr size_t kReadBufferSize = 256 * 1024;
-constexpr int kMaxEvents = 256;
 constexpr int kAcceptBurst = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
 // At stop: most queued clients answered 503 per listener (a flood must not delay the stop).
@@ -41,19 +40,12 @@ constexpr int kStopAcceptMax = 4096;
 constexpr uint64_t kMemoryTickMs = 1000;
 constexpr uint64_t kQuietBytes = 64 * 1024;
 
-uint64_t monotonicMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
 }  // namespace
 
 Worker::Worker(Server& server, uint32_t index)
     : server_(server),
       index_(index),
       name_("worker " + std::to_string(index)),
-      epfd_(::epoll_create1(EPOLL_CLOEXEC)),
       readBuf_(kReadBufferSize),
       stats_(server.stats(index)) {
   // The coarse clock moves in ticks (often 4 ms): a slice is spent once it has lasted
@@ -72,7 +64,6 @@ Worker::~Worker() {
       delete c;
     }
   }
-  if (epfd_ >= 0) ::close(epfd_);
 }
 
 EventChannel& Worker::events() {
@@ -110,59 +101,38 @@ void Worker::join() {
 }
 
 void Worker::run() {
-  nowMs_ = monotonicMs();
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kInboxTag;
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, inbox_.fd(), &ev);
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    ev.events = EPOLLIN;
-    ev.data.u64 = kListenerTagBase + i;
-    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
-  }
+  tick();
+  add(inbox_.fd(), EPOLLIN, kInboxTag);
+  for (size_t i = 0; i < listeners_.size(); ++i) add(listeners_[i], EPOLLIN, kListenerTagBase + i);
   for (ServiceInstance* inst : instances_) inst->onStart();
 
-  epoll_event events[kMaxEvents];
   for (;;) {
-    int timeout = -1;
-    uint64_t d = hostTimers_.next();
-    if (!timers_.empty()) d = std::min(d, timers_.top().deadline);
-    if (d != UINT64_MAX) timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
-    if (listenersPaused_) {
-      uint64_t d = resumeListenersAt_ > nowMs_ ? resumeListenersAt_ - nowMs_ : 0;
-      if (timeout < 0 || uint64_t(timeout) > d) timeout = int(d);
-    }
-    if (!backlog_.empty()) timeout = 0;  // backlogs are served every turn
-    int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
-    nowMs_ = monotonicMs();
-    for (int i = 0; i < n; ++i) {
-      uint64_t tag = events[i].data.u64;
-      if (tag >= kIoTagBase) {
-        auto it = io_.find(int(tag - kIoTagBase));
-        if (it != io_.end()) it->second->onIo(it->first, events[i].events);
-      } else if (tag >= Handle::kMinLive) {
-        onConnectionEvent(tag, events[i].events);
+    uint64_t d = UINT64_MAX;
+    if (!timers_.empty()) d = timers_.top().deadline;
+    if (listenersPaused_) d = std::min(d, resumeListenersAt_);
+    if (!backlog_.empty()) d = 0;  // backlogs are served every turn
+    int n = turn(d, [this](uint64_t tag, uint32_t events) {
+      if (tag >= Handle::kMinLive) {
+        onConnectionEvent(tag, events);
       } else if (tag == kInboxTag) {
         onInbox();
       } else if (tag >= kListenerTagBase) {
         onListener(size_t(tag - kListenerTagBase));
       }
-    }
+    });
     if (listenersPaused_ && nowMs_ >= resumeListenersAt_ && !stopping_) {
       listenersPaused_ = false;
       for (size_t i = 0; i < listeners_.size(); ++i) {
-        ev.events = EPOLLIN;
-        ev.data.u64 = kListenerTagBase + i;
-        ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
+        add(listeners_[i], EPOLLIN, kListenerTagBase + i);
       }
     }
     onTimers();
     // Any event arms the memory tick; an idle worker sleeps with none.
     if (n > 0 && !memoryTickArmed_) {
       memoryTickArmed_ = true;
-      hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+      addTimer(kMemoryTickMs, [this] { memoryTick(); });
     }
-    hostTimers_.runDue(nowMs_);
+    runTimers();
     if (!readAgain_.empty()) {
       std::vector<uint64_t> again;
       again.swap(readAgain_);
@@ -204,7 +174,7 @@ void Worker::onListener(size_t index) {
                   std::string("accept failed: ") + std::strerror(errno) + "; pausing accepts");
       listenersPaused_ = true;
       resumeListenersAt_ = nowMs_ + kAcceptPauseMs;
-      for (int l : listeners_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+      for (int l : listeners_) remove(l);
       return;
     }
     if (!haveSlot()) {
@@ -296,10 +266,7 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   ++liveConnections_;
   stats_->add(Counter::ConnectionsOpen);
   stats_->add(Counter::ConnectionsAccepted);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP;
-  ev.data.u64 = handleOf(*c);
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  add(fd, EPOLLIN | EPOLLRDHUP, handleOf(*c));
   return c;
 }
 
@@ -395,7 +362,7 @@ void Worker::beginStop(uint64_t deadlineMs) {
   const Policy& policy = *policy_;
   for (size_t i = 0; i < listeners_.size(); ++i) {
     const int l = listeners_[i];
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+    remove(l);
     const bool tls = i < policy.tls.size() && policy.tls[i] != nullptr;
     for (int k = 0; k < kStopAcceptMax; ++k) {
       PeerAddress peer{};
@@ -498,7 +465,7 @@ void Worker::memoryTick() {
     // Still busy: whatever the spell uses is likely used again. Look again later.
     spellPeak_ = std::max(spellPeak_, moved);
     memoryTickArmed_ = true;
-    hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+    addTimer(kMemoryTickMs, [this] { memoryTick(); });
     return;
   }
   releaseMemory(spellBytes_);
@@ -755,28 +722,11 @@ void Worker::dropSubscriptions(Connection& c) {
   c.channels.clear();
 }
 
-uint64_t Worker::addTimer(uint64_t delayMs, std::function<void()> fn) {
-  return hostTimers_.add(nowMs_ + delayMs, std::move(fn));
-}
-
 void Worker::post(std::function<void()> fn) {
   InboxMessage m;
   m.kind = InboxMessage::Kind::Task;
   m.task = std::move(fn);
   inbox_.push(std::move(m));
-}
-
-void Worker::watch(int fd, uint32_t events, IoHandler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = kIoTagBase + uint64_t(fd);
-  bool known = io_.contains(fd);
-  io_[fd] = handler;
-  ::epoll_ctl(epfd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-}
-
-void Worker::unwatch(int fd) {
-  if (io_.erase(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
 void Worker::holdCurrent() {

@@ -1,8 +1,7 @@
-// An IO worker: one thread, one epoll instance, its own SO_REUSEPORT listening sockets,
-// a timer heap, an eventfd inbox, and every connection it accepted (or was handed).
+// An IO worker: one thread running one loop (io/loop.h), its own SO_REUSEPORT listening
+// sockets, a timer heap of connection deadlines, an eventfd inbox, and every connection it
+// accepted (or was handed).
 #pragma once
-
-#include <sys/epoll.h>
 
 #include <cstdint>
 #include <functional>
@@ -16,17 +15,16 @@
 #include "core/connection.h"
 #include "core/event-channel.h"
 #include "core/handle.h"
-#include "core/inbox.h"
 #include "core/policy.h"
 #include "core/repeated-log.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/slot-directory.h"
 #include "core/stats.h"
+#include "io/inbox.h"
+#include "io/loop.h"
 #include "protocol/opcode.h"
-#include "runtime/host.h"
 #include "runtime/lua-thread.h"
-#include "runtime/timer-queue.h"
 
 namespace lapps {
 
@@ -56,7 +54,7 @@ struct InboxMessage {
 
 enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
 
-class Worker final : public Host {
+class Worker final : public Loop {
  public:
   Worker(Server& server, uint32_t index);
   ~Worker();
@@ -127,13 +125,8 @@ class Worker final : public Host {
   // Closes every open connection of `instance` with `code` (its Lua state was replaced).
   void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
 
-  // Host: timers, watched sockets and tasks for the instances on this worker.
-  uint64_t nowMs() const override { return nowMs_; }
-  uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;
-  bool cancelTimer(uint64_t id) override { return hostTimers_.cancel(id); }
+  // Host (the rest is the Loop's): tasks for the instances on this worker, through the inbox.
   void post(std::function<void()> fn) override;
-  void watch(int fd, uint32_t events, IoHandler* handler) override;
-  void unwatch(int fd) override;
 
   EventChannel& events();
   void log(LogLevel level, std::string message);
@@ -258,7 +251,6 @@ class Worker final : public Host {
   Server& server_;
   uint32_t index_;
   std::string name_;
-  int epfd_ = -1;
   // Runs Lua services: a C stack sized for Lua (runtime/lua-thread.h).
   LuaThread thread_;
   Inbox<InboxMessage> inbox_;
@@ -282,7 +274,6 @@ class Worker final : public Host {
   };
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
 
-  uint64_t nowMs_ = 0;
   bool stopping_ = false;
   bool drainEnded_ = false;  // endDrain ran: handlers in progress were cut
   uint64_t stopDeadline_ = 0;
@@ -303,11 +294,9 @@ class Worker final : public Host {
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
-  TimerQueue hostTimers_;
   std::shared_ptr<const Policy> policy_;
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
   std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
-  std::unordered_map<int, IoHandler*> io_;  // watched client sockets, by fd
   bool memoryTickArmed_ = false;
   uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
   uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet
