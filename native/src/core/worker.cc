@@ -4,7 +4,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,7 +137,7 @@ void Worker::run() {
       again.swap(readAgain_);
       for (uint64_t h : again) {
         Connection* c = lookup(h);
-        if (c && c->tls && !c->paused && c->state != ConnState::Dead) onTlsReadable(*c);
+        if (c && !c->paused && c->state != ConnState::Dead) c->readAgain(*this);
       }
     }
     if (!backlog_.empty()) serveBacklogs();
@@ -270,12 +269,111 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   return c;
 }
 
-Connection* Worker::lookup(uint64_t handle) {
-  Handle h = Handle::unpack(handle);
-  if (h.worker != index_ || h.slot >= slots_.size()) return nullptr;
-  Connection* c = slots_[h.slot];
-  if (!c || c->generation != h.generation) return nullptr;
-  return c;
+void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
+  Connection* c = lookup(handle);
+  if (!c || c->state == ConnState::Dead) return;
+  c->onEvent(*this, events);
+}
+
+void Worker::completeHandshake(Connection& c) {
+  HandshakeData& h = *c.hs;
+  const HandshakeRequest& req = h.parser.request();
+  const ServiceRuntime* svc = server_.route(req.target);
+  if (!svc) {
+    c.rejectHandshake(*this, 404, "no service at this path");
+    return;
+  }
+  // Checked before any hand-over or 101: a refused client never sees a WebSocket.
+  if (h.instance < 0 && svc->settings.index < policy_->services.size()) {
+    const ServicePolicy& sp = policy_->services[svc->settings.index];
+    if (sp.acl && !sp.acl->allows(&c.peer.sa)) {
+      stats_->add(Counter::AclRefusedAtHandshake);
+      c.rejectHandshake(*this, 403, "forbidden");
+      return;
+    }
+    if (!sp.origin.allows(req.origin, req.host, c.tls != nullptr)) {
+      stats_->add(Counter::OriginRefused);
+      c.rejectHandshake(*this, 403, "origin not allowed");
+      return;
+    }
+  }
+  int32_t inst = h.instance;
+  if (inst < 0) {
+    // Prefer an instance on this worker: no hand-over, and messages never cross threads.
+    uint32_t k = svc->next.fetch_add(1, std::memory_order_relaxed);
+    const auto& local = svc->localInstances[index_];
+    inst = local.empty() ? int32_t(k % svc->instances.size()) : local[k % local.size()];
+  }
+  uint32_t owner = svc->instanceWorker[size_t(inst)];
+  if (owner != index_) {
+    // Hand the socket and every byte read so far to the worker that runs the instance.
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Adopt;
+    m.fd = c.fd;
+    m.instance = inst;
+    m.peer = c.peer;
+    m.bytes.assign(h.buf.get(), h.size);
+    m.counted = c.counted;
+    m.tls = c.tls;
+    m.tlsContext = std::move(c.tlsContext);
+    remove(c.fd);
+    c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
+    c.tls = nullptr;
+    c.counted = false;
+    kill(c, nullptr);
+    server_.worker(owner).inbox().push(std::move(m));
+    return;
+  }
+
+  c.open(*this, svc, inst);
+}
+
+void Worker::failCurrent() {
+  if (!current_ || current_->state != ConnState::Open) return;
+  stats_->add(Counter::ServiceErrors);
+  current_->beginClose(*this, 1011, "internal error");
+}
+
+void Worker::countParseError(ParseError e) {
+  stats_->add(Counter::ProtocolErrors);
+  if (e == ParseError::MessageTooBig) stats_->add(Counter::MessageTooBig);
+  if (e == ParseError::FrameTooBig) stats_->add(Counter::FrameTooBig);
+  if (e == ParseError::TooManyFragments) stats_->add(Counter::TooManyFragments);
+}
+
+void Worker::kill(Connection& c, const char* why) {
+  if (c.state == ConnState::Dead) return;
+  if (why) log(LogLevel::Debug, std::string("closing connection: ") + why);
+  c.state = ConnState::Dead;
+  deadList_.push_back(handleOf(c));
+}
+
+void Worker::reapDead() {
+  // Index loop: onDisconnect handlers may kill more connections while we go.
+  for (size_t i = 0; i < deadList_.size(); ++i) {
+    Connection* c = lookup(deadList_[i]);
+    if (c) teardown(*c);
+  }
+  deadList_.clear();
+}
+
+void Worker::teardown(Connection& c) {
+  directory_.clear(c.slot);  // other workers stop forwarding to it
+  c.releaseTransport();
+  if (c.counted) server_.limiter().release(&c.peer.sa);
+  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
+  c.fd = -1;
+  if (c.opened) {
+    c.opened = false;
+    c.instance->onDisconnect(handleOf(c));
+  }
+  if (!c.channels.empty()) dropSubscriptions(c);
+  c.out.clear(&pool_);
+  slots_[c.slot] = nullptr;
+  freeSlots_.push_back(c.slot);
+  --liveConnections_;
+  stats_->sub(Counter::ConnectionsOpen);
+  delete &c;
 }
 
 void Worker::onInbox() {
@@ -330,14 +428,14 @@ void Worker::adopt(InboxMessage& m) {
   c->hs->instance = m.instance;
   if (stopping_) {
     // Handed over after this worker began to stop: refused like any new client.
-    rejectHandshake(*c, 503, "server stopping");
+    c->rejectHandshake(*this, 503, "server stopping");
     return;
   }
   armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
-  onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
+  c->onHandshakeBytes(*this, m.bytes.data(), m.bytes.size());
   // Frames that came with the request may already sit decrypted inside the TLS session,
   // where epoll cannot see them.
-  if (c->tls && c->state == ConnState::Open && SSL_has_pending(c->tls)) {
+  if (c->state == ConnState::Open && c->hasBufferedInput()) {
     readAgain_.push_back(handleOf(*c));
   }
 }
@@ -387,19 +485,19 @@ void Worker::beginStop(uint64_t deadlineMs) {
     Connection* c = slots_[i];
     if (!c) continue;
     if (c->state == ConnState::Handshake) {
-      if (c->tls && !SSL_is_init_finished(c->tls)) {
+      if (c->inTlsHandshake()) {
         kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
       } else {
-        rejectHandshake(*c, 503, "server stopping");
+        c->rejectHandshake(*this, 503, "server stopping");
       }
       continue;
     }
     if (c->state != ConnState::Open) continue;
     // What the client sent before the stop began is handled; nothing after it is read
     // until our close frame is out (then it is read and discarded).
-    readBeforeStop(*c);
+    c->readBeforeStop(*this);
     if (c->state != ConnState::Open) continue;
-    pauseReading(*c);
+    c->pauseReading(*this);
     closeIfDrained(*c);
   }
   if (deadlineMs <= nowMs_) {
@@ -409,26 +507,10 @@ void Worker::beginStop(uint64_t deadlineMs) {
   }
 }
 
-void Worker::readBeforeStop(Connection& c) {
-  int queued = 0;
-  if (::ioctl(c.fd, FIONREAD, &queued) != 0) queued = 0;
-  if (queued <= 0 && !(c.tls && SSL_has_pending(c.tls))) return;
-  // Each round reads up to the read buffer (plain) or at least one TLS record (a record
-  // carries more than 16 bytes of ciphertext): enough rounds for what is queued now.
-  size_t rounds = size_t(queued) / (c.tls ? 16 : readBuf_.size()) + 2;
-  while (rounds-- > 0) {
-    onReadable(c);
-    if (c.state != ConnState::Open) return;
-    if (c.tls && SSL_has_pending(c.tls)) continue;
-    char byte;
-    if (::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return;
-  }
-}
-
 void Worker::closeIfDrained(Connection& c) {
   if (c.state == ConnState::Open && !c.held && c.pending.empty() &&
       c.backlogOff == c.backlog.size()) {
-    beginClose(c, 1001, "server shutting down");
+    c.beginClose(*this, 1001, "server shutting down");
   }
 }
 
@@ -445,7 +527,7 @@ void Worker::endDrain() {
     // closing and are dropped.
     c->held = false;
     c->pending.clear();
-    beginClose(*c, 1001, "server shutting down");
+    c->beginClose(*this, 1001, "server shutting down");
   }
   if (cut) {
     log(LogLevel::Warn, "drain timeout: closed " + std::to_string(cut) +
@@ -522,7 +604,7 @@ void Worker::onTimers() {
     Connection* c = lookup(e.handle);
     if (!c || c->state == ConnState::Dead) continue;
     if (e.outbound) {
-      if (c->outboundDeadlineMs == e.deadline) checkSlowConsumer(*c);
+      if (c->outboundDeadlineMs == e.deadline) c->checkSlowConsumer(*this);
       continue;
     }
     // Entries are never removed early; one that is no longer current is skipped here.
@@ -531,11 +613,11 @@ void Worker::onTimers() {
       case ConnState::Handshake:
         stats_->add(Counter::Timeouts);
         stats_->add(Counter::HandshakeTimeouts);
-        if (c->tls && !SSL_is_init_finished(c->tls)) {
+        if (c->inTlsHandshake()) {
           kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
           break;
         }
-        rejectHandshake(*c, 408, "handshake timeout");
+        c->rejectHandshake(*this, 408, "handshake timeout");
         break;
       case ConnState::Open: {
         // Not read while its handler waits: the client is not idle, we are.
@@ -544,11 +626,11 @@ void Worker::onTimers() {
         if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
           stats_->add(Counter::Timeouts);
           stats_->add(Counter::IdleTimeouts);
-          beginClose(*c, 1001, "idle timeout");
+          c->beginClose(*this, 1001, "idle timeout");
           break;
         }
         if (s.pingIntervalMs && !c->pingOutstanding && since >= s.pingIntervalMs) {
-          queueFrame(*c, Opcode::Ping, nullptr, 0);
+          c->queueFrame(*this, Opcode::Ping, nullptr, 0);
           c->pingOutstanding = true;
         }
         scheduleActivityTimer(*c);
@@ -603,14 +685,15 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
-    SendStatus st = makeRoom(*c);
+    SendStatus st = c->makeRoom(*this);
     if (st != SendStatus::Ok) return st;
   }
-  if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize &&
-      !c->tls) {
-    writeThrough(*c, op, data, len);
+  // Written through on the plain transport only (a TLS record copies the bytes anyway).
+  if (len >= Connection::kWriteThroughBytes && c->out.empty() &&
+      !server_.settings().autoFragmentSize && !c->tls) {
+    c->writeThrough(*this, op, data, len);
   } else {
-    queueFrame(*c, op, data, len);
+    c->queueFrame(*this, op, data, len);
   }
   stats_->add(Counter::MessagesOut);
   return SendStatus::Ok;
@@ -631,7 +714,7 @@ SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
     return SendStatus::NoConnection;
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
-  beginClose(*c, code, reason);
+  c->beginClose(*this, code, reason);
   return SendStatus::Ok;
 }
 
@@ -704,10 +787,10 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
     Connection* c = lookup(handle);
     // Subscriptions are removed at teardown; a closing connection just gets nothing.
     if (!c || c->state != ConnState::Open) continue;
-    if (c->out.bytes() > hwm && makeRoom(*c) != SendStatus::Ok) continue;
+    if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
     c->out.appendShared(frame);
     stats_->add(Counter::MessagesOut);
-    markDirty(*c);
+    c->markDirty(*this);
   }
 }
 
@@ -732,7 +815,7 @@ void Worker::post(std::function<void()> fn) {
 void Worker::holdCurrent() {
   if (!current_ || current_->held) return;
   current_->held = true;
-  if (current_->state == ConnState::Open) pauseReading(*current_);
+  if (current_->state == ConnState::Open) current_->pauseReading(*this);
 }
 
 void Worker::release(uint64_t handle) {
@@ -745,22 +828,8 @@ void Worker::release(uint64_t handle) {
   } else if (stopping_) {
     closeIfDrained(*c);  // reading stays off while stopping
   } else if (c->state == ConnState::Open) {
-    resumeReading(*c);
+    c->resumeReading(*this);
   }
-}
-
-void Worker::pauseReading(Connection& c) {
-  if (c.paused) return;
-  c.paused = true;
-  setEpoll(c, c.epollOut);
-}
-
-void Worker::resumeReading(Connection& c) {
-  if (!c.paused) return;
-  c.paused = false;
-  setEpoll(c, c.epollOut);
-  // Records OpenSSL decrypted already are invisible to epoll.
-  if (c.tls && SSL_has_pending(c.tls)) readAgain_.push_back(handleOf(c));
 }
 
 void Worker::scheduleBacklog(Connection& c) {
@@ -833,7 +902,7 @@ void Worker::serveBacklog(Connection& c) {
   if (c.pending.empty() && (c.state == ConnState::Closing || (open && !c.held && sliceLeft_)) &&
       c.backlogOff < c.backlog.size()) {
     uint8_t* data = reinterpret_cast<uint8_t*>(c.backlog.data());
-    c.backlogOff += parseSlice(c, data + c.backlogOff, c.backlog.size() - c.backlogOff);
+    c.backlogOff += c.parseSlice(*this, data + c.backlogOff, c.backlog.size() - c.backlogOff);
   }
   // Measured per slice, not per message: the next slice of this instance's connections
   // takes about kSliceNs.
@@ -850,7 +919,7 @@ void Worker::serveBacklog(Connection& c) {
     std::string().swap(c.backlog);
     c.backlogOff = 0;
     c.pending.clear();
-    if (c.state == ConnState::Draining) resumeReading(c);
+    if (c.state == ConnState::Draining) c.resumeReading(*this);
     return;
   }
   if (c.pending.empty() && c.backlogOff == c.backlog.size()) {
@@ -861,7 +930,7 @@ void Worker::serveBacklog(Connection& c) {
       closeIfDrained(c);
       return;
     }
-    if (!c.held || c.state != ConnState::Open) resumeReading(c);
+    if (!c.held || c.state != ConnState::Open) c.resumeReading(*this);
     return;
   }
   // More next turn; a suspended handler's release() schedules it again.
@@ -874,7 +943,7 @@ void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
     if (c && c->instance == instance && c->state == ConnState::Open) {
       c->held = false;
       c->pending.clear();
-      beginClose(*c, code, reason);
+      c->beginClose(*this, code, reason);
     }
   }
 }
