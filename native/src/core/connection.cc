@@ -13,6 +13,7 @@
 #include "core/server.h"
 #include "core/transport.h"
 #include "core/worker.h"
+#include "io/clock.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/handshake-response.h"
@@ -321,6 +322,67 @@ void Connection::keepBacklog(Worker& w, const uint8_t* data, size_t len) {
   if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
 }
 
+void Connection::serveBacklog(Worker& w) {
+  lastActivityMs = w.nowMs_;  // busy with what it sent: not idle
+  const uint64_t handle = w.handleOf(*this);
+  const uint64_t started = clockNs(CLOCK_MONOTONIC);
+  const uint32_t quota = instance->sliceMessages();
+  w.startSlice(quota);
+  // What a suspended handler held back (or a spent slice left) comes first, one call each.
+  while (!pending.empty() && !held && state == ConnState::Open && w.sliceLeft_ > 0) {
+    --w.sliceLeft_;
+    // Moved out first: a handler may get the connection closed, which clears pending.
+    PendingMessage m = std::move(pending.front());
+    pending.pop_front();
+    InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
+    MessageBatch batch{handle, &item, 1};
+    w.asCurrent(handle, [&] { instance->onMessages(batch); });
+    if (batch.next == 0 && state == ConnState::Open && !held) {
+      pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
+      break;
+    }
+  }
+  if (state != ConnState::Open) pending.clear();
+  // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
+  const bool isOpen = state == ConnState::Open;
+  if (pending.empty() && (state == ConnState::Closing || (isOpen && !held && w.sliceLeft_)) &&
+      backlogOff < backlog.size()) {
+    uint8_t* data = reinterpret_cast<uint8_t*>(backlog.data());
+    backlogOff += parseSlice(w, data + backlogOff, backlog.size() - backlogOff);
+  }
+  // Measured per slice, not per message: the next slice of this instance's connections
+  // takes about Worker::kSliceNs.
+  const uint64_t done = w.sliceCalls_;
+  const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
+  if (done && ns > Worker::kSliceNs) {
+    instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * Worker::kSliceNs / ns)));
+  } else if (done >= quota && ns < Worker::kSliceNs / 2) {
+    instance->setSliceMessages(std::min(Worker::kMaxSliceMessages, quota * 2));
+  }
+
+  if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) {
+    // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
+    std::string().swap(backlog);
+    backlogOff = 0;
+    pending.clear();
+    if (state == ConnState::Draining) resumeReading(w);
+    return;
+  }
+  if (pending.empty() && backlogOff == backlog.size()) {
+    std::string().swap(backlog);
+    backlogOff = 0;
+    if (w.stopping_ && state == ConnState::Open) {
+      // Reading stays off: the connection closes once what it sent has been handled.
+      w.closeIfDrained(*this);
+      return;
+    }
+    if (!held || state != ConnState::Open) resumeReading(w);
+    return;
+  }
+  // More next turn; a suspended handler's release() schedules it again.
+  if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
+}
+
 // The worker's door from the parser to the services, here with the read path so that
 // it is compiled (and inlined) with it.
 void Worker::dispatchBatch(Connection& c) {
@@ -556,6 +618,45 @@ void Connection::checkSlowConsumer(Worker& w) {
   if (overMarkSinceMs) next = std::min(next, overMarkSinceMs + limit);
   outboundDeadlineMs = next;
   w.timers_.push(Worker::TimerEntry{next, w.handleOf(*this), true});
+}
+
+void Connection::onDeadline(Worker& w) {
+  const Settings& s = w.server_.settings();
+  switch (state) {
+    case ConnState::Handshake:
+      w.stats_->add(Counter::Timeouts);
+      w.stats_->add(Counter::HandshakeTimeouts);
+      if (inTlsHandshake()) {
+        w.kill(*this, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
+        break;
+      }
+      rejectHandshake(w, 408, "handshake timeout");
+      break;
+    case ConnState::Open: {
+      // Not read while its handler waits: the client is not idle, we are.
+      if (held) lastActivityMs = w.nowMs_;
+      uint64_t since = w.nowMs_ - lastActivityMs;
+      if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
+        w.stats_->add(Counter::Timeouts);
+        w.stats_->add(Counter::IdleTimeouts);
+        beginClose(w, 1001, "idle timeout");
+        break;
+      }
+      if (s.pingIntervalMs && !pingOutstanding && since >= s.pingIntervalMs) {
+        queueFrame(w, Opcode::Ping, nullptr, 0);
+        pingOutstanding = true;
+      }
+      w.scheduleActivityTimer(*this);
+      break;
+    }
+    case ConnState::Closing:
+    case ConnState::Draining:
+      w.stats_->add(Counter::Timeouts);
+      w.kill(*this, nullptr);
+      break;
+    case ConnState::Dead:
+      break;
+  }
 }
 
 void Connection::closeSlowConsumer(Worker& w, const char* why) {

@@ -96,6 +96,11 @@ class Connection {
   void resumeReading(Worker& w);
   // Parses data (in place) up to the end of the slice; returns the bytes consumed.
   size_t parseSlice(Worker& w, uint8_t* data, size_t len);
+  // One slice of what waits: the messages a suspended handler (or a spent slice) held
+  // back, then the bytes not parsed yet; then reading resumes, or the rest waits.
+  void serveBacklog(Worker& w);
+  // Its current deadline (deadlineMs) is due: handshake, idle or close timeout, or a ping.
+  void onDeadline(Worker& w);
   // Frees the transport's session (teardown) and forgets the socket's TLS context.
   void releaseTransport();
 

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "core/server.h"
+#include "io/clock.h"
 #include "protocol/handshake-response.h"
 #include "protocol/utf8-validator.h"
 #include "security/conn-limiter.h"
@@ -597,7 +598,6 @@ void Worker::scheduleActivityTimer(Connection& c) {
 }
 
 void Worker::onTimers() {
-  const Settings& s = server_.settings();
   while (!timers_.empty() && timers_.top().deadline <= nowMs_) {
     TimerEntry e = timers_.top();
     timers_.pop();
@@ -608,42 +608,7 @@ void Worker::onTimers() {
       continue;
     }
     // Entries are never removed early; one that is no longer current is skipped here.
-    if (c->deadlineMs != e.deadline) continue;
-    switch (c->state) {
-      case ConnState::Handshake:
-        stats_->add(Counter::Timeouts);
-        stats_->add(Counter::HandshakeTimeouts);
-        if (c->inTlsHandshake()) {
-          kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
-          break;
-        }
-        c->rejectHandshake(*this, 408, "handshake timeout");
-        break;
-      case ConnState::Open: {
-        // Not read while its handler waits: the client is not idle, we are.
-        if (c->held) c->lastActivityMs = nowMs_;
-        uint64_t since = nowMs_ - c->lastActivityMs;
-        if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
-          stats_->add(Counter::Timeouts);
-          stats_->add(Counter::IdleTimeouts);
-          c->beginClose(*this, 1001, "idle timeout");
-          break;
-        }
-        if (s.pingIntervalMs && !c->pingOutstanding && since >= s.pingIntervalMs) {
-          c->queueFrame(*this, Opcode::Ping, nullptr, 0);
-          c->pingOutstanding = true;
-        }
-        scheduleActivityTimer(*c);
-        break;
-      }
-      case ConnState::Closing:
-      case ConnState::Draining:
-        stats_->add(Counter::Timeouts);
-        kill(*c, nullptr);
-        break;
-      case ConnState::Dead:
-        break;
-    }
+    if (c->deadlineMs == e.deadline) c->onDeadline(*this);
   }
 }
 
@@ -845,7 +810,7 @@ void Worker::serveBacklogs() {
     Connection* c = lookup(h);
     if (!c) continue;
     c->backlogged = false;
-    if (c->state != ConnState::Dead) serveBacklog(*c);
+    if (c->state != ConnState::Dead) c->serveBacklog(*this);
   }
   // Reuse the vector's storage next time.
   if (backlog_.empty()) {
@@ -853,16 +818,6 @@ void Worker::serveBacklogs() {
     backlog_.swap(list);
   }
 }
-
-namespace {
-
-uint64_t clockNs(clockid_t clock) {
-  timespec ts;
-  ::clock_gettime(clock, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-}
-
-}  // namespace
 
 bool Worker::sliceTimeLeft() {
   const uint64_t now = clockNs(CLOCK_MONOTONIC_COARSE);
@@ -874,67 +829,6 @@ bool Worker::sliceTimeLeft() {
   --sliceCalls_;   // not handed over
   sliceLeft_ = 0;  // the parser stops too: the rest of the read waits in the backlog
   return false;
-}
-
-void Worker::serveBacklog(Connection& c) {
-  c.lastActivityMs = nowMs_;  // busy with what it sent: not idle
-  const uint64_t handle = handleOf(c);
-  const uint64_t started = clockNs(CLOCK_MONOTONIC);
-  const uint32_t quota = c.instance->sliceMessages();
-  startSlice(quota);
-  // What a suspended handler held back (or a spent slice left) comes first, one call each.
-  while (!c.pending.empty() && !c.held && c.state == ConnState::Open && sliceLeft_ > 0) {
-    --sliceLeft_;
-    // Moved out first: a handler may get the connection closed, which clears pending.
-    Connection::PendingMessage m = std::move(c.pending.front());
-    c.pending.pop_front();
-    InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
-    MessageBatch batch{handle, &item, 1};
-    asCurrent(handle, [&] { c.instance->onMessages(batch); });
-    if (batch.next == 0 && c.state == ConnState::Open && !c.held) {
-      c.pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
-      break;
-    }
-  }
-  if (c.state != ConnState::Open) c.pending.clear();
-  // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
-  const bool open = c.state == ConnState::Open;
-  if (c.pending.empty() && (c.state == ConnState::Closing || (open && !c.held && sliceLeft_)) &&
-      c.backlogOff < c.backlog.size()) {
-    uint8_t* data = reinterpret_cast<uint8_t*>(c.backlog.data());
-    c.backlogOff += c.parseSlice(*this, data + c.backlogOff, c.backlog.size() - c.backlogOff);
-  }
-  // Measured per slice, not per message: the next slice of this instance's connections
-  // takes about kSliceNs.
-  const uint64_t done = sliceCalls_;
-  const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
-  if (done && ns > kSliceNs) {
-    c.instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * kSliceNs / ns)));
-  } else if (done >= quota && ns < kSliceNs / 2) {
-    c.instance->setSliceMessages(std::min(kMaxSliceMessages, quota * 2));
-  }
-
-  if ((c.state != ConnState::Open && c.state != ConnState::Closing) || c.parser.failed()) {
-    // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
-    std::string().swap(c.backlog);
-    c.backlogOff = 0;
-    c.pending.clear();
-    if (c.state == ConnState::Draining) c.resumeReading(*this);
-    return;
-  }
-  if (c.pending.empty() && c.backlogOff == c.backlog.size()) {
-    std::string().swap(c.backlog);
-    c.backlogOff = 0;
-    if (stopping_ && c.state == ConnState::Open) {
-      // Reading stays off: the connection closes once what it sent has been handled.
-      closeIfDrained(c);
-      return;
-    }
-    if (!c.held || c.state != ConnState::Open) c.resumeReading(*this);
-    return;
-  }
-  // More next turn; a suspended handler's release() schedules it again.
-  if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
 }
 
 void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,

@@ -188,8 +188,8 @@ class Worker final : public Loop {
     return Handle{index_, c.slot, c.generation}.pack();
   }
   // Fairness: per loop turn a connection gets one slice: at most its instance's
-  // sliceMessages() messages, which serveBacklog adapts so that a slice takes about kSliceNs,
-  // and, as a backstop for handlers slower than that count was learned on, no new message
+  // sliceMessages() messages, which Connection::serveBacklog adapts so that a slice takes about
+  // kSliceNs, and, as a backstop for handlers slower than that count was learned on, no new message
   // once the slice has lasted longer (sliceGoesOn). What it sent beyond waits in its
   // backlog, unparsed, with reading paused; the loop serves one slice of each backlog per
   // turn, after the other connections' events, and does not block in epoll_wait while any
@@ -203,7 +203,6 @@ class Worker final : public Loop {
   bool sliceTimeLeft();  // the clock part of sliceGoesOn
   void scheduleBacklog(Connection& c);
   void serveBacklogs();
-  void serveBacklog(Connection& c);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);

@@ -14,4 +14,11 @@ inline uint64_t monotonicMs() {
   return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
 }
 
+// Nanoseconds on `clock`: the fairness slices time handlers with it.
+inline uint64_t clockNs(clockid_t clock) {
+  timespec ts;
+  ::clock_gettime(clock, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
+}
+
 }  // namespace lapps
