@@ -94,8 +94,6 @@ class Connection {
   void markDirty(Worker& w);
   void pauseReading(Worker& w);
   void resumeReading(Worker& w);
-  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
-  size_t parseSlice(Worker& w, uint8_t* data, size_t len);
   // One slice of what waits: the messages a suspended handler (or a spent slice) held
   // back, then the bytes not parsed yet; then reading resumes, or the rest waits.
   void serveBacklog(Worker& w);
@@ -122,6 +120,8 @@ class Connection {
   void onBytesRead(Worker& w, char* buf, size_t n);
   void onFrameBytes(Worker& w, uint8_t* data, size_t len);
   void keepBacklog(Worker& w, const uint8_t* data, size_t len);
+  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
+  size_t parseSlice(Worker& w, uint8_t* data, size_t len);
   // Our close frame, after any pong still owed (nothing may follow a close frame).
   void queueClose(Worker& w, const uint8_t* payload, size_t len);
   // Answers a ping: queued at once, or coalesced into the one pending pong while writes to
