@@ -51,9 +51,9 @@ class Loop : public Host {
   // out: watched sockets to their IoHandler, the owner's to onEvent(tag, events), inline
   // (a template: the owner's dispatch costs no indirect call). Timers are not run here:
   // the owner runs them (runTimers) where they belong in its turn. Returns the number of
-  // events.
+  // events. Always inlined: the owner's loop stays one function, as if written out in it.
   template <class OnEvent>
-  int turn(uint64_t deadlineMs, OnEvent&& onEvent) {
+  __attribute__((always_inline)) int turn(uint64_t deadlineMs, OnEvent&& onEvent) {
     const uint64_t d = std::min(deadlineMs, timers_.next());
     int timeout = -1;
     if (d != UINT64_MAX) timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
