@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "client/io-host.h"
 #include "client/resolver.h"
 #include "client/tls-context.h"
+#include "io/io-host.h"
 
 namespace lapps {
 

@@ -1,21 +1,23 @@
-// Per-connection protocol handling on the worker: handshake, frames, close handshake,
-// writes and teardown. Teardown is always deferred to the end of the event batch, so a
-// connection never disappears under a running handler.
+// A connection's behaviour: handshake, frames, close handshake and writes, over its
+// transport (core/transport.h). Teardown belongs to the worker and is always deferred to
+// the end of the event batch, so a connection never disappears under a running handler.
+#include "core/connection.h"
+
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include <openssl/err.h>
-
 #include "core/server.h"
+#include "core/transport.h"
 #include "core/worker.h"
+#include "io/clock.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/handshake-response.h"
 #include "protocol/parse-error.h"
-#include "security/conn-limiter.h"
 
 namespace lapps {
 
@@ -77,7 +79,7 @@ struct FrameSink {
   bool onPing(uint8_t* payload, size_t len) {
     w.dispatchBatch(c);
     if (c.state == ConnState::Open) {
-      w.queuePong(c, payload, len);
+      c.queuePong(w, payload, len);
       return mayGoOn();
     }
     return true;
@@ -100,10 +102,10 @@ struct FrameSink {
         payload[1] = uint8_t(code);
         n = 2;
       }
-      w.queueClose(c, payload, n);
+      c.queueClose(w, payload, n);
     }
     // Both close frames are exchanged: the server closes TCP first (RFC 6455 §7.1.1).
-    w.finishAndDrain(c);
+    c.finishAndDrain(w);
     return false;
   }
 
@@ -113,88 +115,105 @@ struct FrameSink {
     if (c.state == ConnState::Open) {
       uint8_t payload[125];
       size_t n = encodeClosePayload(payload, closeCodeFor(e), describe(e));
-      w.queueClose(c, payload, n);
+      c.queueClose(w, payload, n);
     }
     // The stream cannot be parsed any further: finish our side and drain.
-    w.finishAndDrain(c);
+    c.finishAndDrain(w);
   }
 };
 
-void Worker::countParseError(ParseError e) {
-  stats_->add(Counter::ProtocolErrors);
-  if (e == ParseError::MessageTooBig) stats_->add(Counter::MessageTooBig);
-  if (e == ParseError::FrameTooBig) stats_->add(Counter::FrameTooBig);
-  if (e == ParseError::TooManyFragments) stats_->add(Counter::TooManyFragments);
+void Connection::onEvent(Worker& w, uint32_t events) {
+  // The one choice of transport for this event: everything below is instantiated per
+  // transport.
+  if (tls) {
+    onEvent<TlsTransport>(w, events);
+  } else {
+    onEvent<PlainTransport>(w, events);
+  }
 }
 
-void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
-  Connection* c = lookup(handle);
-  if (!c || c->state == ConnState::Dead) return;
+template <class T>
+void Connection::onEvent(Worker& w, uint32_t events) {
   if (events & EPOLLOUT) {
-    flush(*c);
-    if (c->state == ConnState::Dead) return;
-    if (c->tlsWantsWrite && !c->paused) {
+    flush<T>(w);
+    if (state == ConnState::Dead) return;
+    if (T::readWantsWrite(*this) && !paused) {
       // The TLS handshake (inside SSL_read) was waiting to write: carry on with it.
-      c->tlsWantsWrite = false;
-      onTlsReadable(*c);
+      tlsWantsWrite = false;
+      T::onReadable(*this, w);
       return;
     }
   }
-  if (c->paused) {
+  if (paused) {
     // Not reading while a handler is suspended; a hang-up or error still ends it.
-    if (events & (EPOLLHUP | EPOLLERR)) kill(*c, nullptr);
+    if (events & (EPOLLHUP | EPOLLERR)) w.kill(*this, nullptr);
     return;
   }
-  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) onReadable(*c);
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) T::onReadable(*this, w);
 }
 
-void Worker::onReadable(Connection& c) {
-  if (c.tls) {
-    onTlsReadable(c);
-    return;
-  }
-  char* buf;
-  size_t cap;
-  readTarget(c, buf, cap);
-  ssize_t n = cap ? ::recv(c.fd, buf, cap, 0) : 0;
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    kill(c, nullptr);
-    return;
-  }
-  if (n == 0) {
-    // EOF: the end of a clean close while draining, an abrupt drop otherwise.
-    kill(c, nullptr);
-    return;
-  }
-  onBytesRead(c, buf, size_t(n));
+void Connection::readAgain(Worker& w) {
+  if (tls) TlsTransport::onReadable(*this, w);
 }
 
-void Worker::readTarget(Connection& c, char*& buf, size_t& cap) {
-  if (c.state == ConnState::Handshake) {
+bool Connection::hasBufferedInput() const {
+  return tls && TlsTransport::hasBufferedInput(*this);
+}
+
+bool Connection::inTlsHandshake() const {
+  return tls && !SSL_is_init_finished(tls);
+}
+
+void Connection::readBeforeStop(Worker& w) {
+  if (tls) {
+    readBeforeStop<TlsTransport>(w);
+  } else {
+    readBeforeStop<PlainTransport>(w);
+  }
+}
+
+template <class T>
+void Connection::readBeforeStop(Worker& w) {
+  int queued = 0;
+  if (::ioctl(fd, FIONREAD, &queued) != 0) queued = 0;
+  if (queued <= 0 && !T::hasBufferedInput(*this)) return;
+  // Each round reads up to the read buffer (plain) or at least one TLS record: enough
+  // rounds for what is queued now.
+  size_t rounds = size_t(queued) / T::roundBytes(w) + 2;
+  while (rounds-- > 0) {
+    T::onReadable(*this, w);
+    if (state != ConnState::Open) return;
+    if (T::hasBufferedInput(*this)) continue;
+    char byte;
+    if (::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return;
+  }
+}
+
+void Connection::readTarget(Worker& w, char*& buf, size_t& cap) {
+  if (state == ConnState::Handshake) {
     // Read straight into the handshake buffer, never past its fixed capacity: bytes
     // beyond it stay in the socket (or the TLS session) until the handshake is done.
-    HandshakeData& h = *c.hs;
+    HandshakeData& h = *hs;
     buf = h.buf.get() + h.size;
     cap = h.cap - h.size;
   } else {
-    buf = reinterpret_cast<char*>(readBuf_.data());
-    cap = readBuf_.size();
+    buf = reinterpret_cast<char*>(w.readBuf_.data());
+    cap = w.readBuf_.size();
   }
 }
 
-void Worker::onBytesRead(Connection& c, char* buf, size_t n) {
-  stats_->add(Counter::BytesIn, n);
-  c.lastActivityMs = nowMs_;
-  c.pingOutstanding = false;
-  switch (c.state) {
+void Connection::onBytesRead(Worker& w, char* buf, size_t n) {
+  w.stats_->add(Counter::BytesIn, n);
+  lastActivityMs = w.nowMs_;
+  pingOutstanding = false;
+  switch (state) {
     case ConnState::Handshake:
-      c.hs->size += n;
-      onHandshakeBytes(c, nullptr, 0);
+      hs->size += n;
+      onHandshakeBytes(w, nullptr, 0);
       break;
     case ConnState::Open:
     case ConnState::Closing:
-      onFrameBytes(c, reinterpret_cast<uint8_t*>(buf), n);
+      onFrameBytes(w, reinterpret_cast<uint8_t*>(buf), n);
       break;
     case ConnState::Draining:
     case ConnState::Dead:
@@ -202,48 +221,8 @@ void Worker::onBytesRead(Connection& c, char* buf, size_t n) {
   }
 }
 
-void Worker::onTlsReadable(Connection& c) {
-  // One record at a time, for as long as the session holds decrypted or buffered bytes:
-  // epoll only sees the socket, so nothing may be left inside OpenSSL when we return.
-  do {
-    char* buf;
-    size_t cap;
-    readTarget(c, buf, cap);
-    if (cap == 0) return;  // a full head was answered with 431 already
-    ERR_clear_error();
-    const bool established = SSL_is_init_finished(c.tls);
-    int n = SSL_read(c.tls, buf, int(std::min<size_t>(cap, INT32_MAX)));
-    if (n <= 0) {
-      switch (SSL_get_error(c.tls, n)) {
-        case SSL_ERROR_WANT_READ:
-          return;
-        case SSL_ERROR_WANT_WRITE:
-          c.tlsWantsWrite = true;
-          if (!c.epollOut) setEpoll(c, true);
-          return;
-        case SSL_ERROR_ZERO_RETURN:  // close_notify: EOF
-          kill(c, nullptr);
-          return;
-        default:
-          if (!established) {
-            stats_->add(Counter::TlsHandshakesFailed);
-            unsigned long e = ERR_peek_last_error();
-            char text[256] = "connection closed";
-            if (e) ERR_error_string_n(e, text, sizeof text);
-            log(LogLevel::Debug, std::string("TLS handshake failed: ") + text);
-          }
-          kill(c, nullptr);
-          return;
-      }
-    }
-    onBytesRead(c, buf, size_t(n));
-    // A write that wanted to read (a TLS 1.3 key update) may go on now.
-    if (!c.out.empty()) markDirty(c);
-  } while (c.tls && c.state != ConnState::Dead && !c.paused && SSL_has_pending(c.tls));
-}
-
-void Worker::onHandshakeBytes(Connection& c, const char* data, size_t len) {
-  HandshakeData& h = *c.hs;
+void Connection::onHandshakeBytes(Worker& w, const char* data, size_t len) {
+  HandshakeData& h = *hs;
   if (len) {
     // Bytes handed over by another worker: they fit, it read them into the same capacity.
     size_t take = std::min(len, h.cap - h.size);
@@ -253,144 +232,159 @@ void Worker::onHandshakeBytes(Connection& c, const char* data, size_t len) {
   switch (h.parser.parse(h.buf.get(), h.size)) {
     case HandshakeParser::Status::Incomplete:
       if (h.size == h.cap) {
-        stats_->add(Counter::HeaderLimit);
-        rejectHandshake(c, 431, "request header fields too large");
+        w.stats_->add(Counter::HeaderLimit);
+        rejectHandshake(w, 431, "request header fields too large");
       }
       return;
     case HandshakeParser::Status::Failed:
       if (h.parser.error() == HandshakeError::HeadersTooLarge ||
           h.parser.error() == HandshakeError::TooManyHeaders) {
-        stats_->add(Counter::HeaderLimit);
+        w.stats_->add(Counter::HeaderLimit);
       }
-      rejectHandshake(c, httpStatusFor(h.parser.error()), describe(h.parser.error()));
+      rejectHandshake(w, httpStatusFor(h.parser.error()), describe(h.parser.error()));
       return;
     case HandshakeParser::Status::Complete:
-      completeHandshake(c);
+      w.completeHandshake(*this);
       return;
   }
 }
 
-void Worker::completeHandshake(Connection& c) {
-  HandshakeData& h = *c.hs;
-  const HandshakeRequest& req = h.parser.request();
-  const ServiceRuntime* svc = server_.route(req.target);
-  if (!svc) {
-    rejectHandshake(c, 404, "no service at this path");
-    return;
-  }
-  // Checked before any hand-over or 101: a refused client never sees a WebSocket.
-  if (h.instance < 0 && svc->settings.index < policy_->services.size()) {
-    const ServicePolicy& sp = policy_->services[svc->settings.index];
-    if (sp.acl && !sp.acl->allows(&c.peer.sa)) {
-      stats_->add(Counter::AclRefusedAtHandshake);
-      rejectHandshake(c, 403, "forbidden");
-      return;
-    }
-    if (!sp.origin.allows(req.origin, req.host, c.tls != nullptr)) {
-      stats_->add(Counter::OriginRefused);
-      rejectHandshake(c, 403, "origin not allowed");
-      return;
-    }
-  }
-  int32_t inst = h.instance;
-  if (inst < 0) {
-    // Prefer an instance on this worker: no hand-over, and messages never cross threads.
-    uint32_t k = svc->next.fetch_add(1, std::memory_order_relaxed);
-    const auto& local = svc->localInstances[index_];
-    inst = local.empty() ? int32_t(k % svc->instances.size()) : local[k % local.size()];
-  }
-  uint32_t owner = svc->instanceWorker[size_t(inst)];
-  if (owner != index_) {
-    // Hand the socket and every byte read so far to the worker that runs the instance.
-    InboxMessage m;
-    m.kind = InboxMessage::Kind::Adopt;
-    m.fd = c.fd;
-    m.instance = inst;
-    m.peer = c.peer;
-    m.bytes.assign(h.buf.get(), h.size);
-    m.counted = c.counted;
-    m.tls = c.tls;
-    m.tlsContext = std::move(c.tlsContext);
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
-    c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
-    c.tls = nullptr;
-    c.counted = false;
-    kill(c, nullptr);
-    server_.worker(owner).inbox().push(std::move(m));
-    return;
-  }
-
+void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst) {
+  const HandshakeRequest& req = hs->parser.request();
   std::string response;
   const ServiceSettings& ss = svc->settings;
   appendSwitchingProtocols(response, req.key, selectSubprotocol(req.protocols, ss.subprotocols),
                            ss.extraHeaderLines);
-  c.out.append(pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
-  c.service = svc;
-  c.instance = svc->instances[size_t(inst)].get();
-  c.state = ConnState::Open;
-  c.opened = true;
-  directory_.publish(c.slot, c.generation, svc->settings.index);
-  stats_->add(Counter::HandshakesOk);
-  markDirty(c);
-  scheduleActivityTimer(c);
+  out.append(w.pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  service = svc;
+  instance = svc->instances[size_t(inst)].get();
+  state = ConnState::Open;
+  opened = true;
+  w.directory_.publish(slot, generation, svc->settings.index);
+  w.stats_->add(Counter::HandshakesOk);
+  markDirty(w);
+  w.scheduleActivityTimer(*this);
 
   // Bytes that followed the request belong to the WebSocket stream.
-  std::unique_ptr<HandshakeData> hs = std::move(c.hs);
+  std::unique_ptr<HandshakeData> h = std::move(hs);
   size_t used = req.headerBytes;
-  if (hs->size > used) {
-    onFrameBytes(c, reinterpret_cast<uint8_t*>(hs->buf.get()) + used, hs->size - used);
+  if (h->size > used) {
+    onFrameBytes(w, reinterpret_cast<uint8_t*>(h->buf.get()) + used, h->size - used);
   }
 }
 
-void Worker::rejectHandshake(Connection& c, int status, std::string_view body) {
-  stats_->add(Counter::HandshakesFailed);
+void Connection::rejectHandshake(Worker& w, int status, std::string_view body) {
+  w.stats_->add(Counter::HandshakesFailed);
   std::string response;
   appendHttpError(response, status, body);
-  c.out.append(pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
-  c.hs.reset();
-  finishAndDrain(c);
+  out.append(w.pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  hs.reset();
+  finishAndDrain(w);
 }
 
-void Worker::finishAndDrain(Connection& c) {
-  c.state = ConnState::Draining;
-  c.finAfterFlush = true;
-  markDirty(c);
-  armTimer(c, nowMs_ + server_.settings().closeTimeoutMs);
+void Connection::finishAndDrain(Worker& w) {
+  state = ConnState::Draining;
+  finAfterFlush = true;
+  markDirty(w);
+  w.armTimer(*this, w.nowMs_ + w.server_.settings().closeTimeoutMs);
 }
 
-void Worker::onFrameBytes(Connection& c, uint8_t* data, size_t len) {
-  if (c.backlogOff < c.backlog.size()) [[unlikely]] {
+void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
+  if (backlogOff < backlog.size()) [[unlikely]] {
     // Read while unparsed bytes wait (the last read of a stop): they go behind them.
-    c.backlog.erase(0, c.backlogOff);
-    c.backlog.append(reinterpret_cast<const char*>(data), len);
-    c.backlogOff = 0;
+    backlog.erase(0, backlogOff);
+    backlog.append(reinterpret_cast<const char*>(data), len);
+    backlogOff = 0;
     return;
   }
-  startSlice(c.instance->sliceMessages());
+  w.startSlice(instance->sliceMessages());
   // parseSlice's body, inlined here: the read path is the hot one.
-  FrameSink sink{*this, c};
-  size_t used = parseFrames(c.parser, c.service->limits, data, len, sink);
-  dispatchBatch(c);
+  FrameSink sink{w, *this};
+  size_t used = parseFrames(parser, service->limits, data, len, sink);
+  w.dispatchBatch(*this);
   // The slice ended (or a handler suspended) before all of it was handled.
-  if (used < len || !c.pending.empty()) keepBacklog(c, data + used, len - used);
+  if (used < len || !pending.empty()) keepBacklog(w, data + used, len - used);
 }
 
-size_t Worker::parseSlice(Connection& c, uint8_t* data, size_t len) {
-  FrameSink sink{*this, c};
-  size_t used = parseFrames(c.parser, c.service->limits, data, len, sink);
-  dispatchBatch(c);
+size_t Connection::parseSlice(Worker& w, uint8_t* data, size_t len) {
+  FrameSink sink{w, *this};
+  size_t used = parseFrames(parser, service->limits, data, len, sink);
+  w.dispatchBatch(*this);
   return used;
 }
 
-void Worker::keepBacklog(Connection& c, const uint8_t* data, size_t len) {
+void Connection::keepBacklog(Worker& w, const uint8_t* data, size_t len) {
   // Past a close frame or a protocol error nothing more is parsed: the rest is dropped.
-  if ((c.state != ConnState::Open && c.state != ConnState::Closing) || c.parser.failed()) return;
-  c.backlog.assign(reinterpret_cast<const char*>(data), len);
-  c.backlogOff = 0;
-  pauseReading(c);
-  if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
+  if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) return;
+  backlog.assign(reinterpret_cast<const char*>(data), len);
+  backlogOff = 0;
+  pauseReading(w);
+  if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
 }
 
+void Connection::serveBacklog(Worker& w) {
+  lastActivityMs = w.nowMs_;  // busy with what it sent: not idle
+  const uint64_t handle = w.handleOf(*this);
+  const uint64_t started = clockNs(CLOCK_MONOTONIC);
+  const uint32_t quota = instance->sliceMessages();
+  w.startSlice(quota);
+  // What a suspended handler held back (or a spent slice left) comes first, one call each.
+  while (!pending.empty() && !held && state == ConnState::Open && w.sliceLeft_ > 0) {
+    --w.sliceLeft_;
+    // Moved out first: a handler may get the connection closed, which clears pending.
+    PendingMessage m = std::move(pending.front());
+    pending.pop_front();
+    InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
+    MessageBatch batch{handle, &item, 1};
+    w.asCurrent(handle, [&] { instance->onMessages(batch); });
+    if (batch.next == 0 && state == ConnState::Open && !held) {
+      pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
+      break;
+    }
+  }
+  if (state != ConnState::Open) pending.clear();
+  // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
+  const bool isOpen = state == ConnState::Open;
+  if (pending.empty() && (state == ConnState::Closing || (isOpen && !held && w.sliceLeft_)) &&
+      backlogOff < backlog.size()) {
+    uint8_t* data = reinterpret_cast<uint8_t*>(backlog.data());
+    backlogOff += parseSlice(w, data + backlogOff, backlog.size() - backlogOff);
+  }
+  // Measured per slice, not per message: the next slice of this instance's connections
+  // takes about Worker::kSliceNs.
+  const uint64_t done = w.sliceCalls_;
+  const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
+  if (done && ns > Worker::kSliceNs) {
+    instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * Worker::kSliceNs / ns)));
+  } else if (done >= quota && ns < Worker::kSliceNs / 2) {
+    instance->setSliceMessages(std::min(Worker::kMaxSliceMessages, quota * 2));
+  }
+
+  if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) {
+    // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
+    std::string().swap(backlog);
+    backlogOff = 0;
+    pending.clear();
+    if (state == ConnState::Draining) resumeReading(w);
+    return;
+  }
+  if (pending.empty() && backlogOff == backlog.size()) {
+    std::string().swap(backlog);
+    backlogOff = 0;
+    if (w.stopping_ && state == ConnState::Open) {
+      // Reading stays off: the connection closes once what it sent has been handled.
+      w.closeIfDrained(*this);
+      return;
+    }
+    if (!held || state != ConnState::Open) resumeReading(w);
+    return;
+  }
+  // More next turn; a suspended handler's release() schedules it again.
+  if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
+}
+
+// The worker's door from the parser to the services, here with the read path so that
+// it is compiled (and inlined) with it.
 void Worker::dispatchBatch(Connection& c) {
   if (batch_.empty()) return;
   stats_->add(Counter::MessagesIn, batch_.size());
@@ -416,260 +410,271 @@ void Worker::dispatchBatch(Connection& c) {
   batch_.clear();
 }
 
-void Worker::failCurrent() {
-  if (!current_ || current_->state != ConnState::Open) return;
-  stats_->add(Counter::ServiceErrors);
-  beginClose(*current_, 1011, "internal error");
-}
-
-void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {
-  if (c.state != ConnState::Open) return;
-  if (c.backlogOff < c.backlog.size() || !c.pending.empty()) {
+void Connection::beginClose(Worker& w, uint16_t code, std::string_view reason) {
+  if (state != ConnState::Open) return;
+  if (backlogOff < backlog.size() || !pending.empty()) {
     // The peer's close frame may be among the bytes read already: they are parsed first
     // (serveBacklog also drops the messages that waited, and then reads again).
-    scheduleBacklog(c);
-  } else if (c.paused) {
+    w.scheduleBacklog(*this);
+  } else if (paused) {
     // Reading again: the peer's close frame must be seen.
-    c.paused = false;
-    setEpoll(c, c.epollOut);
+    paused = false;
+    setEpoll(w, epollOut);
   }
   uint8_t payload[125];
   size_t n = encodeClosePayload(payload, code, reason);
-  queueClose(c, payload, n);
-  c.state = ConnState::Closing;
-  armTimer(c, nowMs_ + server_.settings().closeTimeoutMs);
+  queueClose(w, payload, n);
+  state = ConnState::Closing;
+  w.armTimer(*this, w.nowMs_ + w.server_.settings().closeTimeoutMs);
 }
 
-void Worker::queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len) {
+void Connection::queueFrame(Worker& w, Opcode op, const uint8_t* data, size_t len) {
   uint8_t header[kMaxHeaderSize];
-  const uint32_t frag = server_.settings().autoFragmentSize;
+  const uint32_t frag = w.server_.settings().autoFragmentSize;
   if (frag && len > frag && (op == Opcode::Text || op == Opcode::Binary)) {
     for (size_t off = 0; off < len; off += frag) {
       size_t chunk = std::min<size_t>(frag, len - off);
       bool last = off + chunk == len;
       size_t h = encodeHeader(header, off == 0 ? op : Opcode::Continuation, chunk, last);
-      uint8_t* dst = c.out.append(pool_, h + chunk);
+      uint8_t* dst = out.append(w.pool_, h + chunk);
       std::memcpy(dst, header, h);
       std::memcpy(dst + h, data + off, chunk);
     }
   } else if (len < 126) {
     // Small frame (the common case): a 2-byte header written in place.
-    uint8_t* dst = c.out.append(pool_, 2 + len);
+    uint8_t* dst = out.append(w.pool_, 2 + len);
     dst[0] = uint8_t(0x80 | uint8_t(op));
     dst[1] = uint8_t(len);
     if (len) std::memcpy(dst + 2, data, len);
   } else {
     size_t h = encodeHeader(header, op, len, true);
-    uint8_t* dst = c.out.append(pool_, h + len);
+    uint8_t* dst = out.append(w.pool_, h + len);
     std::memcpy(dst, header, h);
     if (len) std::memcpy(dst + h, data, len);
   }
-  markDirty(c);
+  markDirty(w);
 }
 
-void Worker::queueClose(Connection& c, const uint8_t* payload, size_t len) {
-  takePendingPong(c);
-  queueFrame(c, Opcode::Close, payload, len);
-  c.closeSent = true;
+void Connection::queueClose(Worker& w, const uint8_t* payload, size_t len) {
+  takePendingPong(w);
+  queueFrame(w, Opcode::Close, payload, len);
+  closeSent = true;
 }
 
-void Worker::queuePong(Connection& c, const uint8_t* payload, size_t len) {
-  if (!c.epollOut || c.out.empty()) {
+void Connection::queuePong(Worker& w, const uint8_t* payload, size_t len) {
+  if (!epollOut || out.empty()) {
     // The client reads: every ping gets its pong, in order.
-    queueFrame(c, Opcode::Pong, payload, len);
+    queueFrame(w, Opcode::Pong, payload, len);
     return;
   }
   // The socket took less than we had: only the newest ping is answered, when the queue ahead
   // of its pong has been written (flush). len <= 125: the parser refuses longer control frames.
-  if (!c.pong) c.pong = std::make_unique<uint8_t[]>(125);
-  std::memcpy(c.pong.get(), payload, len);
-  c.pongLen = uint8_t(len);
-  c.pongPending = true;
+  if (!pong) pong = std::make_unique<uint8_t[]>(125);
+  std::memcpy(pong.get(), payload, len);
+  pongLen = uint8_t(len);
+  pongPending = true;
 }
 
-void Worker::queuePendingPong(Connection& c) {
-  c.pongPending = false;
-  uint8_t* dst = c.out.append(pool_, 2 + c.pongLen);
+void Connection::queuePendingPong(Worker& w) {
+  pongPending = false;
+  uint8_t* dst = out.append(w.pool_, 2 + pongLen);
   dst[0] = uint8_t(0x80 | uint8_t(Opcode::Pong));
-  dst[1] = c.pongLen;
-  std::memcpy(dst + 2, c.pong.get(), c.pongLen);
+  dst[1] = pongLen;
+  std::memcpy(dst + 2, pong.get(), pongLen);
 }
 
-void Worker::writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len) {
+void Connection::writeThrough(Worker& w, Opcode op, const uint8_t* data, size_t len) {
   uint8_t header[kMaxHeaderSize];
   size_t h = encodeHeader(header, op, len, true);
   iovec iov[2] = {{header, h}, {const_cast<uint8_t*>(data), len}};
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
-  ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-      kill(c, nullptr);
+      w.kill(*this, nullptr);
       return;
     }
     n = 0;
   }
-  stats_->add(Counter::BytesOut, uint64_t(n));
+  w.stats_->add(Counter::BytesOut, uint64_t(n));
   size_t sent = size_t(n);
   if (sent == h + len) return;
-  uint8_t* dst = c.out.append(pool_, h + len - sent);
+  uint8_t* dst = out.append(w.pool_, h + len - sent);
   if (sent < h) {
     std::memcpy(dst, header + sent, h - sent);
     std::memcpy(dst + h - sent, data, len);
   } else {
     std::memcpy(dst, data + (sent - h), len - (sent - h));
   }
-  markDirty(c);  // the flush meets EAGAIN and arms EPOLLOUT
+  markDirty(w);  // the flush meets EAGAIN and arms EPOLLOUT
 }
 
-void Worker::markDirty(Connection& c) {
-  if (c.dirty) return;
-  c.dirty = true;
-  dirtyList_.push_back(handleOf(c));
+void Connection::markDirty(Worker& w) {
+  if (dirty) return;
+  dirty = true;
+  w.dirtyList_.push_back(w.handleOf(*this));
 }
 
-void Worker::setEpoll(Connection& c, bool wantWrite) {
-  epoll_event ev{};
+void Connection::setEpoll(Worker& w, bool wantWrite) {
   // While paused nothing is read, so EPOLLRDHUP (level-triggered) would only spin.
-  ev.events =
-      (c.paused ? 0u : uint32_t(EPOLLIN | EPOLLRDHUP)) | (wantWrite ? uint32_t(EPOLLOUT) : 0u);
-  ev.data.u64 = handleOf(c);
-  ::epoll_ctl(epfd_, EPOLL_CTL_MOD, c.fd, &ev);
-  c.epollOut = wantWrite;
+  w.modify(fd,
+           (paused ? 0u : uint32_t(EPOLLIN | EPOLLRDHUP)) | (wantWrite ? uint32_t(EPOLLOUT) : 0u),
+           w.handleOf(*this));
+  epollOut = wantWrite;
 }
 
-void Worker::flushTls(Connection& c) {
-  constexpr size_t kStage = 16 * 1024;  // one full TLS record
-  while (!c.out.empty()) {
-    iovec iov[64] = {};
-    int cnt = c.out.gather(iov, 64);
-    const void* data = iov[0].iov_base;
-    size_t len = iov[0].iov_len;
-    if (len < kStage && cnt > 1) {
-      // Many small frames: one record instead of one per frame. A retry after WANT_WRITE
-      // gathers the same leading bytes again, at least as many, as OpenSSL requires.
-      if (!tlsStage_) tlsStage_.reset(new uint8_t[kStage]);
-      len = 0;
-      for (int i = 0; i < cnt && len < kStage; ++i) {
-        size_t take = std::min(iov[i].iov_len, kStage - len);
-        std::memcpy(tlsStage_.get() + len, iov[i].iov_base, take);
-        len += take;
-      }
-      data = tlsStage_.get();
-    }
-    ERR_clear_error();
-    int n = SSL_write(c.tls, data, int(std::min<size_t>(len, INT32_MAX)));
-    if (n <= 0) {
-      int err = SSL_get_error(c.tls, n);
-      if (err == SSL_ERROR_WANT_WRITE) {
-        writeBlocked(c);
-        return;
-      }
-      if (err == SSL_ERROR_WANT_READ) return;  // the next read event marks it dirty again
-      kill(c, nullptr);
-      return;
-    }
-    stats_->add(Counter::BytesOut, uint64_t(n));
-    c.out.consume(pool_, size_t(n));
-    c.writeProgressMs = nowMs_;
-    if (c.out.empty() && !c.closeSent) takePendingPong(c);
-  }
-  c.overMarkSinceMs = 0;
-  if (c.epollOut && !c.tlsWantsWrite) setEpoll(c, false);
-  if (c.finAfterFlush) {
-    c.finAfterFlush = false;
-    SSL_shutdown(c.tls);  // close_notify; the peer's is not awaited
-    ::shutdown(c.fd, SHUT_WR);
+void Connection::pauseReading(Worker& w) {
+  if (paused) return;
+  paused = true;
+  setEpoll(w, epollOut);
+}
+
+void Connection::resumeReading(Worker& w) {
+  if (!paused) return;
+  paused = false;
+  setEpoll(w, epollOut);
+  // Records OpenSSL decrypted already are invisible to epoll.
+  if (hasBufferedInput()) w.readAgain_.push_back(w.handleOf(*this));
+}
+
+void Connection::flush(Worker& w) {
+  if (tls) {
+    flush<TlsTransport>(w);
+  } else {
+    flush<PlainTransport>(w);
   }
 }
 
-void Worker::flush(Connection& c) {
-  if (c.tls) {
-    flushTls(c);
-    return;
-  }
-  while (!c.out.empty()) {
-    iovec iov[64];
-    int cnt = c.out.gather(iov, 64);
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = size_t(cnt);
-    ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+template <class T>
+void Connection::flush(Worker& w) {
+  while (!out.empty()) {
+    ssize_t n = T::write(*this, w);
     if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        writeBlocked(c);
+      if (n == kWriteRetry) continue;
+      if (n == kWriteBlocked) {
+        writeBlocked(w);
         return;
       }
-      kill(c, nullptr);
-      return;
+      if (n == kWriteFailed) w.kill(*this, nullptr);
+      return;  // kWriteWait: the next read event marks the queue dirty again
     }
-    stats_->add(Counter::BytesOut, uint64_t(n));
-    c.out.consume(pool_, size_t(n));
-    c.writeProgressMs = nowMs_;
-    if (c.out.empty() && !c.closeSent) takePendingPong(c);
+    w.stats_->add(Counter::BytesOut, uint64_t(n));
+    out.consume(w.pool_, size_t(n));
+    writeProgressMs = w.nowMs_;
+    if (out.empty() && !closeSent) takePendingPong(w);
   }
-  c.overMarkSinceMs = 0;
-  if (c.epollOut) setEpoll(c, false);
-  if (c.finAfterFlush) {
-    c.finAfterFlush = false;
-    ::shutdown(c.fd, SHUT_WR);
+  overMarkSinceMs = 0;
+  if (epollOut && !T::readWantsWrite(*this)) setEpoll(w, false);
+  if (finAfterFlush) {
+    finAfterFlush = false;
+    T::shutdown(*this);
+    ::shutdown(fd, SHUT_WR);
   }
 }
 
-void Worker::writeBlocked(Connection& c) {
-  if (!c.epollOut) {
-    setEpoll(c, true);
+void Connection::writeBlocked(Worker& w) {
+  if (!epollOut) {
+    setEpoll(w, true);
     // The client is judged from the moment it stops taking bytes.
-    c.writeProgressMs = nowMs_;
+    writeProgressMs = w.nowMs_;
   }
-  const Settings& s = server_.settings();
-  if (c.out.bytes() <= s.outboundHighWaterMark) {
-    c.overMarkSinceMs = 0;
-  } else if (c.overMarkSinceMs == 0) {
-    c.overMarkSinceMs = nowMs_;
+  const Settings& s = w.server_.settings();
+  if (out.bytes() <= s.outboundHighWaterMark) {
+    overMarkSinceMs = 0;
+  } else if (overMarkSinceMs == 0) {
+    overMarkSinceMs = w.nowMs_;
   }
-  if (c.outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && c.state == ConnState::Open) {
-    c.outboundDeadlineMs = nowMs_ + s.slowConsumerTimeoutMs;
-    timers_.push(TimerEntry{c.outboundDeadlineMs, handleOf(c), true});
+  if (outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && state == ConnState::Open) {
+    outboundDeadlineMs = w.nowMs_ + s.slowConsumerTimeoutMs;
+    w.timers_.push(Worker::TimerEntry{outboundDeadlineMs, w.handleOf(*this), true});
   }
 }
 
-SendStatus Worker::makeRoom(Connection& c) {
-  flush(c);
-  if (c.state == ConnState::Dead) return SendStatus::NoConnection;  // the write failed
-  if (c.out.bytes() <= server_.settings().maxOutboundQueue) return SendStatus::Ok;
-  closeSlowConsumer(c, "slow consumer: outbound queue over max_outbound_queue_size");
+SendStatus Connection::makeRoom(Worker& w) {
+  flush(w);
+  if (state == ConnState::Dead) return SendStatus::NoConnection;  // the write failed
+  if (out.bytes() <= w.server_.settings().maxOutboundQueue) return SendStatus::Ok;
+  closeSlowConsumer(w, "slow consumer: outbound queue over max_outbound_queue_size");
   return SendStatus::SlowConsumer;
 }
 
-void Worker::checkSlowConsumer(Connection& c) {
-  c.outboundDeadlineMs = 0;
+void Connection::checkSlowConsumer(Worker& w) {
+  outboundDeadlineMs = 0;
   // Judged only while a write would block: a queue that merely waits for this turn's flush
   // is not slow. Closing connections are bounded by close_timeout_ms instead.
-  if (c.state != ConnState::Open || !c.epollOut || c.out.empty()) return;
-  const uint64_t limit = server_.settings().slowConsumerTimeoutMs;
-  if (nowMs_ - c.writeProgressMs >= limit) {
-    closeSlowConsumer(c, "slow consumer: no outbound progress for slow_consumer_timeout_ms");
+  if (state != ConnState::Open || !epollOut || out.empty()) return;
+  const uint64_t limit = w.server_.settings().slowConsumerTimeoutMs;
+  if (w.nowMs_ - writeProgressMs >= limit) {
+    closeSlowConsumer(w, "slow consumer: no outbound progress for slow_consumer_timeout_ms");
     return;
   }
-  if (c.overMarkSinceMs && nowMs_ - c.overMarkSinceMs >= limit) {
-    closeSlowConsumer(c, "slow consumer: outbound queue above the high-water mark for too long");
+  if (overMarkSinceMs && w.nowMs_ - overMarkSinceMs >= limit) {
+    closeSlowConsumer(w, "slow consumer: outbound queue above the high-water mark for too long");
     return;
   }
-  uint64_t next = c.writeProgressMs + limit;
-  if (c.overMarkSinceMs) next = std::min(next, c.overMarkSinceMs + limit);
-  c.outboundDeadlineMs = next;
-  timers_.push(TimerEntry{next, handleOf(c), true});
+  uint64_t next = writeProgressMs + limit;
+  if (overMarkSinceMs) next = std::min(next, overMarkSinceMs + limit);
+  outboundDeadlineMs = next;
+  w.timers_.push(Worker::TimerEntry{next, w.handleOf(*this), true});
 }
 
-void Worker::closeSlowConsumer(Connection& c, const char* why) {
+void Connection::onDeadline(Worker& w) {
+  const Settings& s = w.server_.settings();
+  switch (state) {
+    case ConnState::Handshake:
+      w.stats_->add(Counter::Timeouts);
+      w.stats_->add(Counter::HandshakeTimeouts);
+      if (inTlsHandshake()) {
+        w.kill(*this, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
+        break;
+      }
+      rejectHandshake(w, 408, "handshake timeout");
+      break;
+    case ConnState::Open: {
+      // Not read while its handler waits: the client is not idle, we are.
+      if (held) lastActivityMs = w.nowMs_;
+      uint64_t since = w.nowMs_ - lastActivityMs;
+      if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
+        w.stats_->add(Counter::Timeouts);
+        w.stats_->add(Counter::IdleTimeouts);
+        beginClose(w, 1001, "idle timeout");
+        break;
+      }
+      if (s.pingIntervalMs && !pingOutstanding && since >= s.pingIntervalMs) {
+        queueFrame(w, Opcode::Ping, nullptr, 0);
+        pingOutstanding = true;
+      }
+      w.scheduleActivityTimer(*this);
+      break;
+    }
+    case ConnState::Closing:
+    case ConnState::Draining:
+      w.stats_->add(Counter::Timeouts);
+      w.kill(*this, nullptr);
+      break;
+    case ConnState::Dead:
+      break;
+  }
+}
+
+void Connection::closeSlowConsumer(Worker& w, const char* why) {
   // It does not read, so a close frame would not reach it either: drop it.
-  stats_->add(Counter::SlowConsumers);
-  kill(c, why);
+  w.stats_->add(Counter::SlowConsumers);
+  w.kill(*this, why);
 }
 
+void Connection::releaseTransport() {
+  if (tls) {
+    SSL_free(tls);
+    tls = nullptr;
+  }
+  tlsContext.reset();
+}
+
+// The worker's door to the writes, here with flush so that it is compiled (and inlined)
+// with it.
 void Worker::flushDirty() {
   std::vector<uint64_t> batch;
   batch.swap(dirtyList_);
@@ -677,52 +682,13 @@ void Worker::flushDirty() {
     Connection* c = lookup(h);
     if (!c || c->state == ConnState::Dead) continue;
     c->dirty = false;
-    flush(*c);
+    c->flush(*this);
   }
   // Reuse the vector's storage next time.
   if (dirtyList_.empty()) {
     batch.clear();
     dirtyList_.swap(batch);
   }
-}
-
-void Worker::kill(Connection& c, const char* why) {
-  if (c.state == ConnState::Dead) return;
-  if (why) log(LogLevel::Debug, std::string("closing connection: ") + why);
-  c.state = ConnState::Dead;
-  deadList_.push_back(handleOf(c));
-}
-
-void Worker::reapDead() {
-  // Index loop: onDisconnect handlers may kill more connections while we go.
-  for (size_t i = 0; i < deadList_.size(); ++i) {
-    Connection* c = lookup(deadList_[i]);
-    if (c) teardown(*c);
-  }
-  deadList_.clear();
-}
-
-void Worker::teardown(Connection& c) {
-  directory_.clear(c.slot);  // other workers stop forwarding to it
-  if (c.tls) {
-    SSL_free(c.tls);
-    c.tls = nullptr;
-  }
-  c.tlsContext.reset();
-  if (c.counted) server_.limiter().release(&c.peer.sa);
-  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
-  c.fd = -1;
-  if (c.opened) {
-    c.opened = false;
-    c.instance->onDisconnect(handleOf(c));
-  }
-  if (!c.channels.empty()) dropSubscriptions(c);
-  c.out.clear(&pool_);
-  slots_[c.slot] = nullptr;
-  freeSlots_.push_back(c.slot);
-  --liveConnections_;
-  stats_->sub(Counter::ConnectionsOpen);
-  delete &c;
 }
 
 }  // namespace lapps

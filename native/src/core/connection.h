@@ -1,5 +1,9 @@
-// One client connection's state: a small struct owned by exactly one worker for its whole
-// life. Behaviour lives in worker.cc / connection.cc (the worker drives it).
+// One client connection, owned by exactly one worker for its whole life: its state and its
+// behaviour from the handshake through frames, the close handshake and the last flush
+// (connection.cc). The bytes go through a transport policy, plain or TLS, chosen once per
+// event at the public entry points below; everything under them is instantiated per
+// transport, with no test of which one it is. The worker (passed in) owns what connections
+// share: the loop, the read buffer, the buffer pool, the timers, the dirty and dead lists.
 #pragma once
 
 #include <netinet/in.h>
@@ -9,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <openssl/ssl.h>
 
@@ -16,12 +21,17 @@
 #include "core/peer-address.h"
 #include "protocol/frame-parser.h"
 #include "protocol/handshake-parser.h"
+#include "protocol/opcode.h"
 
 namespace lapps {
 
 class ServiceInstance;
 class TlsServerContext;
+class Worker;
 struct ServiceRuntime;
+struct PlainTransport;
+struct TlsTransport;
+enum class SendStatus : uint8_t;
 
 enum class ConnState : uint8_t {
   Handshake,  // reading the HTTP upgrade request
@@ -44,7 +54,93 @@ struct HandshakeData {
   int32_t instance = -1;        // instance chosen by the worker that handed the socket over
 };
 
-struct Connection {
+class Connection {
+ public:
+  // --- behaviour (connection.cc); `w` is the worker that owns this connection ---
+  // Readiness reported by epoll.
+  void onEvent(Worker& w, uint32_t events);
+  // Writes what is queued, as far as the socket takes it.
+  void flush(Worker& w);
+  // TLS: reads the records OpenSSL holds decrypted already (epoll cannot see them).
+  void readAgain(Worker& w);
+  // True if the transport holds received bytes that epoll cannot see (TLS records).
+  bool hasBufferedInput() const;
+  // True while a TLS handshake is unfinished: there is no HTTP to answer inside it.
+  bool inTlsHandshake() const;
+  // Reads what the kernel holds for it at this moment (bounded: a client that keeps
+  // sending cannot extend it), so its complete messages are handled before a stop closes it.
+  void readBeforeStop(Worker& w);
+  // Request bytes (handed over by another worker, or read): to the handshake parser.
+  void onHandshakeBytes(Worker& w, const char* data, size_t len);
+  // The request was routed to instance `inst` of `svc` on this worker: 101, then frames
+  // (the bytes that followed the request first).
+  void open(Worker& w, const ServiceRuntime* svc, int32_t inst);
+  void rejectHandshake(Worker& w, int status, std::string_view body);
+  void beginClose(Worker& w, uint16_t code, std::string_view reason);
+  // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
+  void finishAndDrain(Worker& w);
+  void queueFrame(Worker& w, Opcode op, const uint8_t* data, size_t len);
+  // Large message, empty queue, plain transport: write it straight from the caller's bytes,
+  // queue only what the socket did not take (saves copying the payload into the queue).
+  void writeThrough(Worker& w, Opcode op, const uint8_t* data, size_t len);
+  static constexpr size_t kWriteThroughBytes = 16 * 1024;
+  // The queue is above the high-water mark as something more is queued: writes what the
+  // socket takes first (one handler's burst is not a slow consumer), then enforces the
+  // hard bound, max_outbound_queue_size. Ok, or why nothing may be queued.
+  SendStatus makeRoom(Worker& w);
+  // The slow-consumer watch is due: closes the connection if its queue made no progress, or
+  // stayed above the high-water mark, for slow_consumer_timeout_ms.
+  void checkSlowConsumer(Worker& w);
+  void markDirty(Worker& w);
+  void pauseReading(Worker& w);
+  void resumeReading(Worker& w);
+  // One slice of what waits: the messages a suspended handler (or a spent slice) held
+  // back, then the bytes not parsed yet; then reading resumes, or the rest waits.
+  void serveBacklog(Worker& w);
+  // Its current deadline (deadlineMs) is due: handshake, idle or close timeout, or a ping.
+  void onDeadline(Worker& w);
+  // Frees the transport's session (teardown) and forgets the socket's TLS context.
+  void releaseTransport();
+
+ private:
+  friend struct FrameSink;
+  friend struct PlainTransport;
+  friend struct TlsTransport;
+
+  template <class T>
+  void onEvent(Worker& w, uint32_t events);
+  template <class T>
+  void flush(Worker& w);
+  template <class T>
+  void readBeforeStop(Worker& w);
+  // Where the next read goes: the handshake buffer (never past its capacity) or the
+  // worker's read buffer.
+  void readTarget(Worker& w, char*& buf, size_t& cap);
+  // Bytes read (or decrypted): to the handshake parser or the frames.
+  void onBytesRead(Worker& w, char* buf, size_t n);
+  void onFrameBytes(Worker& w, uint8_t* data, size_t len);
+  void keepBacklog(Worker& w, const uint8_t* data, size_t len);
+  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
+  size_t parseSlice(Worker& w, uint8_t* data, size_t len);
+  // Our close frame, after any pong still owed (nothing may follow a close frame).
+  void queueClose(Worker& w, const uint8_t* payload, size_t len);
+  // Answers a ping: queued at once, or coalesced into the one pending pong while writes to
+  // the client are blocked.
+  void queuePong(Worker& w, const uint8_t* payload, size_t len);
+  // Moves the pending pong (if one is owed) into the queue. Checked after every
+  // write: the test stays inline, the rare move is out of line.
+  void takePendingPong(Worker& w) {
+    if (pongPending) [[unlikely]]
+      queuePendingPong(w);
+  }
+  void queuePendingPong(Worker& w);
+  void setEpoll(Worker& w, bool wantWrite);
+  // A write would block with bytes still queued: arms EPOLLOUT and the slow-consumer watch.
+  void writeBlocked(Worker& w);
+  void closeSlowConsumer(Worker& w, const char* why);
+
+ public:
+  // --- state, read by the worker (slots, timers, routing, slices, stop) ---
   int fd = -1;
   uint32_t slot = 0;
   uint32_t generation = 0;

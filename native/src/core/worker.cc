@@ -4,7 +4,6 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <cstring>
 
 #include "core/server.h"
+#include "io/clock.h"
 #include "protocol/handshake-response.h"
 #include "protocol/utf8-validator.h"
 #include "security/conn-limiter.h"
@@ -25,12 +25,11 @@ namespace {
 // larger because their generation is never 0.
 constexpr uint64_t kInboxTag = 1;
 constexpr uint64_t kListenerTagBase = 16;
-// Sockets of outbound clients (lapps.websocket, lapps.tcp, cws): above every handle.
-constexpr uint64_t kIoTagBase = uint64_t(1) << 62;
-static_assert(Handle::kMax < kIoTagBase);
+// Sockets of outbound clients (lapps.websocket, lapps.tcp, cws), watched through the
+// Loop, are tagged above every handle.
+static_assert(Handle::kMax < Loop::kWatchTagBase);
 
 constexpr size_t kReadBufferSize = 256 * 1024;
-constexpr int kMaxEvents = 256;
 constexpr int kAcceptBurst = 64;
 constexpr uint64_t kAcceptPauseMs = 100;
 // At stop: most queued clients answered 503 per listener (a flood must not delay the stop).
@@ -41,19 +40,12 @@ constexpr int kStopAcceptMax = 4096;
 constexpr uint64_t kMemoryTickMs = 1000;
 constexpr uint64_t kQuietBytes = 64 * 1024;
 
-uint64_t monotonicMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
-
 }  // namespace
 
 Worker::Worker(Server& server, uint32_t index)
     : server_(server),
       index_(index),
       name_("worker " + std::to_string(index)),
-      epfd_(::epoll_create1(EPOLL_CLOEXEC)),
       readBuf_(kReadBufferSize),
       stats_(server.stats(index)) {
   // The coarse clock moves in ticks (often 4 ms): a slice is spent once it has lasted
@@ -72,7 +64,6 @@ Worker::~Worker() {
       delete c;
     }
   }
-  if (epfd_ >= 0) ::close(epfd_);
 }
 
 EventChannel& Worker::events() {
@@ -110,65 +101,44 @@ void Worker::join() {
 }
 
 void Worker::run() {
-  nowMs_ = monotonicMs();
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kInboxTag;
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, inbox_.fd(), &ev);
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    ev.events = EPOLLIN;
-    ev.data.u64 = kListenerTagBase + i;
-    ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
-  }
+  tick();
+  add(inbox_.fd(), EPOLLIN, kInboxTag);
+  for (size_t i = 0; i < listeners_.size(); ++i) add(listeners_[i], EPOLLIN, kListenerTagBase + i);
   for (ServiceInstance* inst : instances_) inst->onStart();
 
-  epoll_event events[kMaxEvents];
   for (;;) {
-    int timeout = -1;
-    uint64_t d = hostTimers_.next();
-    if (!timers_.empty()) d = std::min(d, timers_.top().deadline);
-    if (d != UINT64_MAX) timeout = d <= nowMs_ ? 0 : int(std::min<uint64_t>(d - nowMs_, 60000));
-    if (listenersPaused_) {
-      uint64_t d = resumeListenersAt_ > nowMs_ ? resumeListenersAt_ - nowMs_ : 0;
-      if (timeout < 0 || uint64_t(timeout) > d) timeout = int(d);
-    }
-    if (!backlog_.empty()) timeout = 0;  // backlogs are served every turn
-    int n = ::epoll_wait(epfd_, events, kMaxEvents, timeout);
-    nowMs_ = monotonicMs();
-    for (int i = 0; i < n; ++i) {
-      uint64_t tag = events[i].data.u64;
-      if (tag >= kIoTagBase) {
-        auto it = io_.find(int(tag - kIoTagBase));
-        if (it != io_.end()) it->second->onIo(it->first, events[i].events);
-      } else if (tag >= Handle::kMinLive) {
-        onConnectionEvent(tag, events[i].events);
+    uint64_t d = UINT64_MAX;
+    if (!timers_.empty()) d = timers_.top().deadline;
+    if (listenersPaused_) d = std::min(d, resumeListenersAt_);
+    if (!backlog_.empty()) d = 0;  // backlogs are served every turn
+    int n = turn(d, [this](uint64_t tag, uint32_t events) {
+      if (tag >= Handle::kMinLive) {
+        onConnectionEvent(tag, events);
       } else if (tag == kInboxTag) {
         onInbox();
       } else if (tag >= kListenerTagBase) {
         onListener(size_t(tag - kListenerTagBase));
       }
-    }
+    });
     if (listenersPaused_ && nowMs_ >= resumeListenersAt_ && !stopping_) {
       listenersPaused_ = false;
       for (size_t i = 0; i < listeners_.size(); ++i) {
-        ev.events = EPOLLIN;
-        ev.data.u64 = kListenerTagBase + i;
-        ::epoll_ctl(epfd_, EPOLL_CTL_ADD, listeners_[i], &ev);
+        add(listeners_[i], EPOLLIN, kListenerTagBase + i);
       }
     }
     onTimers();
     // Any event arms the memory tick; an idle worker sleeps with none.
     if (n > 0 && !memoryTickArmed_) {
       memoryTickArmed_ = true;
-      hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+      addTimer(kMemoryTickMs, [this] { memoryTick(); });
     }
-    hostTimers_.runDue(nowMs_);
+    runTimers();
     if (!readAgain_.empty()) {
       std::vector<uint64_t> again;
       again.swap(readAgain_);
       for (uint64_t h : again) {
         Connection* c = lookup(h);
-        if (c && c->tls && !c->paused && c->state != ConnState::Dead) onTlsReadable(*c);
+        if (c && !c->paused && c->state != ConnState::Dead) c->readAgain(*this);
       }
     }
     if (!backlog_.empty()) serveBacklogs();
@@ -204,7 +174,7 @@ void Worker::onListener(size_t index) {
                   std::string("accept failed: ") + std::strerror(errno) + "; pausing accepts");
       listenersPaused_ = true;
       resumeListenersAt_ = nowMs_ + kAcceptPauseMs;
-      for (int l : listeners_) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+      for (int l : listeners_) remove(l);
       return;
     }
     if (!haveSlot()) {
@@ -296,19 +266,115 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   ++liveConnections_;
   stats_->add(Counter::ConnectionsOpen);
   stats_->add(Counter::ConnectionsAccepted);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLRDHUP;
-  ev.data.u64 = handleOf(*c);
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+  add(fd, EPOLLIN | EPOLLRDHUP, handleOf(*c));
   return c;
 }
 
-Connection* Worker::lookup(uint64_t handle) {
-  Handle h = Handle::unpack(handle);
-  if (h.worker != index_ || h.slot >= slots_.size()) return nullptr;
-  Connection* c = slots_[h.slot];
-  if (!c || c->generation != h.generation) return nullptr;
-  return c;
+void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
+  Connection* c = lookup(handle);
+  if (!c || c->state == ConnState::Dead) return;
+  c->onEvent(*this, events);
+}
+
+void Worker::completeHandshake(Connection& c) {
+  HandshakeData& h = *c.hs;
+  const HandshakeRequest& req = h.parser.request();
+  const ServiceRuntime* svc = server_.route(req.target);
+  if (!svc) {
+    c.rejectHandshake(*this, 404, "no service at this path");
+    return;
+  }
+  // Checked before any hand-over or 101: a refused client never sees a WebSocket.
+  if (h.instance < 0 && svc->settings.index < policy_->services.size()) {
+    const ServicePolicy& sp = policy_->services[svc->settings.index];
+    if (sp.acl && !sp.acl->allows(&c.peer.sa)) {
+      stats_->add(Counter::AclRefusedAtHandshake);
+      c.rejectHandshake(*this, 403, "forbidden");
+      return;
+    }
+    if (!sp.origin.allows(req.origin, req.host, c.tls != nullptr)) {
+      stats_->add(Counter::OriginRefused);
+      c.rejectHandshake(*this, 403, "origin not allowed");
+      return;
+    }
+  }
+  int32_t inst = h.instance;
+  if (inst < 0) {
+    // Prefer an instance on this worker: no hand-over, and messages never cross threads.
+    uint32_t k = svc->next.fetch_add(1, std::memory_order_relaxed);
+    const auto& local = svc->localInstances[index_];
+    inst = local.empty() ? int32_t(k % svc->instances.size()) : local[k % local.size()];
+  }
+  uint32_t owner = svc->instanceWorker[size_t(inst)];
+  if (owner != index_) {
+    // Hand the socket and every byte read so far to the worker that runs the instance.
+    InboxMessage m;
+    m.kind = InboxMessage::Kind::Adopt;
+    m.fd = c.fd;
+    m.instance = inst;
+    m.peer = c.peer;
+    m.bytes.assign(h.buf.get(), h.size);
+    m.counted = c.counted;
+    m.tls = c.tls;
+    m.tlsContext = std::move(c.tlsContext);
+    remove(c.fd);
+    c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
+    c.tls = nullptr;
+    c.counted = false;
+    kill(c, nullptr);
+    server_.worker(owner).inbox().push(std::move(m));
+    return;
+  }
+
+  c.open(*this, svc, inst);
+}
+
+void Worker::failCurrent() {
+  if (!current_ || current_->state != ConnState::Open) return;
+  stats_->add(Counter::ServiceErrors);
+  current_->beginClose(*this, 1011, "internal error");
+}
+
+void Worker::countParseError(ParseError e) {
+  stats_->add(Counter::ProtocolErrors);
+  if (e == ParseError::MessageTooBig) stats_->add(Counter::MessageTooBig);
+  if (e == ParseError::FrameTooBig) stats_->add(Counter::FrameTooBig);
+  if (e == ParseError::TooManyFragments) stats_->add(Counter::TooManyFragments);
+}
+
+void Worker::kill(Connection& c, const char* why) {
+  if (c.state == ConnState::Dead) return;
+  if (why) log(LogLevel::Debug, std::string("closing connection: ") + why);
+  c.state = ConnState::Dead;
+  deadList_.push_back(handleOf(c));
+}
+
+void Worker::reapDead() {
+  // Index loop: onDisconnect handlers may kill more connections while we go.
+  for (size_t i = 0; i < deadList_.size(); ++i) {
+    Connection* c = lookup(deadList_[i]);
+    if (c) teardown(*c);
+  }
+  deadList_.clear();
+}
+
+void Worker::teardown(Connection& c) {
+  directory_.clear(c.slot);  // other workers stop forwarding to it
+  c.releaseTransport();
+  if (c.counted) server_.limiter().release(&c.peer.sa);
+  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
+  c.fd = -1;
+  if (c.opened) {
+    c.opened = false;
+    c.instance->onDisconnect(handleOf(c));
+  }
+  if (!c.channels.empty()) dropSubscriptions(c);
+  c.out.clear(&pool_);
+  slots_[c.slot] = nullptr;
+  freeSlots_.push_back(c.slot);
+  --liveConnections_;
+  stats_->sub(Counter::ConnectionsOpen);
+  delete &c;
 }
 
 void Worker::onInbox() {
@@ -363,14 +429,14 @@ void Worker::adopt(InboxMessage& m) {
   c->hs->instance = m.instance;
   if (stopping_) {
     // Handed over after this worker began to stop: refused like any new client.
-    rejectHandshake(*c, 503, "server stopping");
+    c->rejectHandshake(*this, 503, "server stopping");
     return;
   }
   armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
-  onHandshakeBytes(*c, m.bytes.data(), m.bytes.size());
+  c->onHandshakeBytes(*this, m.bytes.data(), m.bytes.size());
   // Frames that came with the request may already sit decrypted inside the TLS session,
   // where epoll cannot see them.
-  if (c->tls && c->state == ConnState::Open && SSL_has_pending(c->tls)) {
+  if (c->state == ConnState::Open && c->hasBufferedInput()) {
     readAgain_.push_back(handleOf(*c));
   }
 }
@@ -395,7 +461,7 @@ void Worker::beginStop(uint64_t deadlineMs) {
   const Policy& policy = *policy_;
   for (size_t i = 0; i < listeners_.size(); ++i) {
     const int l = listeners_[i];
-    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, l, nullptr);
+    remove(l);
     const bool tls = i < policy.tls.size() && policy.tls[i] != nullptr;
     for (int k = 0; k < kStopAcceptMax; ++k) {
       PeerAddress peer{};
@@ -420,19 +486,19 @@ void Worker::beginStop(uint64_t deadlineMs) {
     Connection* c = slots_[i];
     if (!c) continue;
     if (c->state == ConnState::Handshake) {
-      if (c->tls && !SSL_is_init_finished(c->tls)) {
+      if (c->inTlsHandshake()) {
         kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
       } else {
-        rejectHandshake(*c, 503, "server stopping");
+        c->rejectHandshake(*this, 503, "server stopping");
       }
       continue;
     }
     if (c->state != ConnState::Open) continue;
     // What the client sent before the stop began is handled; nothing after it is read
     // until our close frame is out (then it is read and discarded).
-    readBeforeStop(*c);
+    c->readBeforeStop(*this);
     if (c->state != ConnState::Open) continue;
-    pauseReading(*c);
+    c->pauseReading(*this);
     closeIfDrained(*c);
   }
   if (deadlineMs <= nowMs_) {
@@ -442,26 +508,10 @@ void Worker::beginStop(uint64_t deadlineMs) {
   }
 }
 
-void Worker::readBeforeStop(Connection& c) {
-  int queued = 0;
-  if (::ioctl(c.fd, FIONREAD, &queued) != 0) queued = 0;
-  if (queued <= 0 && !(c.tls && SSL_has_pending(c.tls))) return;
-  // Each round reads up to the read buffer (plain) or at least one TLS record (a record
-  // carries more than 16 bytes of ciphertext): enough rounds for what is queued now.
-  size_t rounds = size_t(queued) / (c.tls ? 16 : readBuf_.size()) + 2;
-  while (rounds-- > 0) {
-    onReadable(c);
-    if (c.state != ConnState::Open) return;
-    if (c.tls && SSL_has_pending(c.tls)) continue;
-    char byte;
-    if (::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return;
-  }
-}
-
 void Worker::closeIfDrained(Connection& c) {
   if (c.state == ConnState::Open && !c.held && c.pending.empty() &&
       c.backlogOff == c.backlog.size()) {
-    beginClose(c, 1001, "server shutting down");
+    c.beginClose(*this, 1001, "server shutting down");
   }
 }
 
@@ -478,7 +528,7 @@ void Worker::endDrain() {
     // closing and are dropped.
     c->held = false;
     c->pending.clear();
-    beginClose(*c, 1001, "server shutting down");
+    c->beginClose(*this, 1001, "server shutting down");
   }
   if (cut) {
     log(LogLevel::Warn, "drain timeout: closed " + std::to_string(cut) +
@@ -498,7 +548,7 @@ void Worker::memoryTick() {
     // Still busy: whatever the spell uses is likely used again. Look again later.
     spellPeak_ = std::max(spellPeak_, moved);
     memoryTickArmed_ = true;
-    hostTimers_.add(nowMs_ + kMemoryTickMs, [this] { memoryTick(); });
+    addTimer(kMemoryTickMs, [this] { memoryTick(); });
     return;
   }
   releaseMemory(spellBytes_);
@@ -548,53 +598,17 @@ void Worker::scheduleActivityTimer(Connection& c) {
 }
 
 void Worker::onTimers() {
-  const Settings& s = server_.settings();
   while (!timers_.empty() && timers_.top().deadline <= nowMs_) {
     TimerEntry e = timers_.top();
     timers_.pop();
     Connection* c = lookup(e.handle);
     if (!c || c->state == ConnState::Dead) continue;
     if (e.outbound) {
-      if (c->outboundDeadlineMs == e.deadline) checkSlowConsumer(*c);
+      if (c->outboundDeadlineMs == e.deadline) c->checkSlowConsumer(*this);
       continue;
     }
     // Entries are never removed early; one that is no longer current is skipped here.
-    if (c->deadlineMs != e.deadline) continue;
-    switch (c->state) {
-      case ConnState::Handshake:
-        stats_->add(Counter::Timeouts);
-        stats_->add(Counter::HandshakeTimeouts);
-        if (c->tls && !SSL_is_init_finished(c->tls)) {
-          kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake
-          break;
-        }
-        rejectHandshake(*c, 408, "handshake timeout");
-        break;
-      case ConnState::Open: {
-        // Not read while its handler waits: the client is not idle, we are.
-        if (c->held) c->lastActivityMs = nowMs_;
-        uint64_t since = nowMs_ - c->lastActivityMs;
-        if (s.idleTimeoutMs && since >= s.idleTimeoutMs) {
-          stats_->add(Counter::Timeouts);
-          stats_->add(Counter::IdleTimeouts);
-          beginClose(*c, 1001, "idle timeout");
-          break;
-        }
-        if (s.pingIntervalMs && !c->pingOutstanding && since >= s.pingIntervalMs) {
-          queueFrame(*c, Opcode::Ping, nullptr, 0);
-          c->pingOutstanding = true;
-        }
-        scheduleActivityTimer(*c);
-        break;
-      }
-      case ConnState::Closing:
-      case ConnState::Draining:
-        stats_->add(Counter::Timeouts);
-        kill(*c, nullptr);
-        break;
-      case ConnState::Dead:
-        break;
-    }
+    if (c->deadlineMs == e.deadline) c->onDeadline(*this);
   }
 }
 
@@ -636,14 +650,15 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
   if (c->out.bytes() > server_.settings().outboundHighWaterMark) {
-    SendStatus st = makeRoom(*c);
+    SendStatus st = c->makeRoom(*this);
     if (st != SendStatus::Ok) return st;
   }
-  if (len >= kWriteThroughBytes && c->out.empty() && !server_.settings().autoFragmentSize &&
-      !c->tls) {
-    writeThrough(*c, op, data, len);
+  // Written through on the plain transport only (a TLS record copies the bytes anyway).
+  if (len >= Connection::kWriteThroughBytes && c->out.empty() &&
+      !server_.settings().autoFragmentSize && !c->tls) {
+    c->writeThrough(*this, op, data, len);
   } else {
-    queueFrame(*c, op, data, len);
+    c->queueFrame(*this, op, data, len);
   }
   stats_->add(Counter::MessagesOut);
   return SendStatus::Ok;
@@ -664,7 +679,7 @@ SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
     return SendStatus::NoConnection;
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
-  beginClose(*c, code, reason);
+  c->beginClose(*this, code, reason);
   return SendStatus::Ok;
 }
 
@@ -737,10 +752,10 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
     Connection* c = lookup(handle);
     // Subscriptions are removed at teardown; a closing connection just gets nothing.
     if (!c || c->state != ConnState::Open) continue;
-    if (c->out.bytes() > hwm && makeRoom(*c) != SendStatus::Ok) continue;
+    if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
     c->out.appendShared(frame);
     stats_->add(Counter::MessagesOut);
-    markDirty(*c);
+    c->markDirty(*this);
   }
 }
 
@@ -755,10 +770,6 @@ void Worker::dropSubscriptions(Connection& c) {
   c.channels.clear();
 }
 
-uint64_t Worker::addTimer(uint64_t delayMs, std::function<void()> fn) {
-  return hostTimers_.add(nowMs_ + delayMs, std::move(fn));
-}
-
 void Worker::post(std::function<void()> fn) {
   InboxMessage m;
   m.kind = InboxMessage::Kind::Task;
@@ -766,23 +777,10 @@ void Worker::post(std::function<void()> fn) {
   inbox_.push(std::move(m));
 }
 
-void Worker::watch(int fd, uint32_t events, IoHandler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = kIoTagBase + uint64_t(fd);
-  bool known = io_.contains(fd);
-  io_[fd] = handler;
-  ::epoll_ctl(epfd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-}
-
-void Worker::unwatch(int fd) {
-  if (io_.erase(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-}
-
 void Worker::holdCurrent() {
   if (!current_ || current_->held) return;
   current_->held = true;
-  if (current_->state == ConnState::Open) pauseReading(*current_);
+  if (current_->state == ConnState::Open) current_->pauseReading(*this);
 }
 
 void Worker::release(uint64_t handle) {
@@ -795,22 +793,8 @@ void Worker::release(uint64_t handle) {
   } else if (stopping_) {
     closeIfDrained(*c);  // reading stays off while stopping
   } else if (c->state == ConnState::Open) {
-    resumeReading(*c);
+    c->resumeReading(*this);
   }
-}
-
-void Worker::pauseReading(Connection& c) {
-  if (c.paused) return;
-  c.paused = true;
-  setEpoll(c, c.epollOut);
-}
-
-void Worker::resumeReading(Connection& c) {
-  if (!c.paused) return;
-  c.paused = false;
-  setEpoll(c, c.epollOut);
-  // Records OpenSSL decrypted already are invisible to epoll.
-  if (c.tls && SSL_has_pending(c.tls)) readAgain_.push_back(handleOf(c));
 }
 
 void Worker::scheduleBacklog(Connection& c) {
@@ -826,7 +810,7 @@ void Worker::serveBacklogs() {
     Connection* c = lookup(h);
     if (!c) continue;
     c->backlogged = false;
-    if (c->state != ConnState::Dead) serveBacklog(*c);
+    if (c->state != ConnState::Dead) c->serveBacklog(*this);
   }
   // Reuse the vector's storage next time.
   if (backlog_.empty()) {
@@ -834,16 +818,6 @@ void Worker::serveBacklogs() {
     backlog_.swap(list);
   }
 }
-
-namespace {
-
-uint64_t clockNs(clockid_t clock) {
-  timespec ts;
-  ::clock_gettime(clock, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000 + uint64_t(ts.tv_nsec);
-}
-
-}  // namespace
 
 bool Worker::sliceTimeLeft() {
   const uint64_t now = clockNs(CLOCK_MONOTONIC_COARSE);
@@ -857,74 +831,13 @@ bool Worker::sliceTimeLeft() {
   return false;
 }
 
-void Worker::serveBacklog(Connection& c) {
-  c.lastActivityMs = nowMs_;  // busy with what it sent: not idle
-  const uint64_t handle = handleOf(c);
-  const uint64_t started = clockNs(CLOCK_MONOTONIC);
-  const uint32_t quota = c.instance->sliceMessages();
-  startSlice(quota);
-  // What a suspended handler held back (or a spent slice left) comes first, one call each.
-  while (!c.pending.empty() && !c.held && c.state == ConnState::Open && sliceLeft_ > 0) {
-    --sliceLeft_;
-    // Moved out first: a handler may get the connection closed, which clears pending.
-    Connection::PendingMessage m = std::move(c.pending.front());
-    c.pending.pop_front();
-    InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
-    MessageBatch batch{handle, &item, 1};
-    asCurrent(handle, [&] { c.instance->onMessages(batch); });
-    if (batch.next == 0 && c.state == ConnState::Open && !c.held) {
-      c.pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
-      break;
-    }
-  }
-  if (c.state != ConnState::Open) c.pending.clear();
-  // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
-  const bool open = c.state == ConnState::Open;
-  if (c.pending.empty() && (c.state == ConnState::Closing || (open && !c.held && sliceLeft_)) &&
-      c.backlogOff < c.backlog.size()) {
-    uint8_t* data = reinterpret_cast<uint8_t*>(c.backlog.data());
-    c.backlogOff += parseSlice(c, data + c.backlogOff, c.backlog.size() - c.backlogOff);
-  }
-  // Measured per slice, not per message: the next slice of this instance's connections
-  // takes about kSliceNs.
-  const uint64_t done = sliceCalls_;
-  const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
-  if (done && ns > kSliceNs) {
-    c.instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * kSliceNs / ns)));
-  } else if (done >= quota && ns < kSliceNs / 2) {
-    c.instance->setSliceMessages(std::min(kMaxSliceMessages, quota * 2));
-  }
-
-  if ((c.state != ConnState::Open && c.state != ConnState::Closing) || c.parser.failed()) {
-    // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
-    std::string().swap(c.backlog);
-    c.backlogOff = 0;
-    c.pending.clear();
-    if (c.state == ConnState::Draining) resumeReading(c);
-    return;
-  }
-  if (c.pending.empty() && c.backlogOff == c.backlog.size()) {
-    std::string().swap(c.backlog);
-    c.backlogOff = 0;
-    if (stopping_ && c.state == ConnState::Open) {
-      // Reading stays off: the connection closes once what it sent has been handled.
-      closeIfDrained(c);
-      return;
-    }
-    if (!c.held || c.state != ConnState::Open) resumeReading(c);
-    return;
-  }
-  // More next turn; a suspended handler's release() schedules it again.
-  if (!c.held || c.state != ConnState::Open) scheduleBacklog(c);
-}
-
 void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
                                 std::string_view reason) {
   for (Connection* c : slots_) {
     if (c && c->instance == instance && c->state == ConnState::Open) {
       c->held = false;
       c->pending.clear();
-      beginClose(*c, code, reason);
+      c->beginClose(*this, code, reason);
     }
   }
 }

@@ -1,8 +1,7 @@
-// An IO worker: one thread, one epoll instance, its own SO_REUSEPORT listening sockets,
-// a timer heap, an eventfd inbox, and every connection it accepted (or was handed).
+// An IO worker: one thread running one loop (io/loop.h), its own SO_REUSEPORT listening
+// sockets, a timer heap of connection deadlines, an eventfd inbox, and every connection it
+// accepted (or was handed).
 #pragma once
-
-#include <sys/epoll.h>
 
 #include <cstdint>
 #include <functional>
@@ -16,17 +15,16 @@
 #include "core/connection.h"
 #include "core/event-channel.h"
 #include "core/handle.h"
-#include "core/inbox.h"
 #include "core/policy.h"
 #include "core/repeated-log.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/slot-directory.h"
 #include "core/stats.h"
+#include "io/inbox.h"
+#include "io/loop.h"
 #include "protocol/opcode.h"
-#include "runtime/host.h"
 #include "runtime/lua-thread.h"
-#include "runtime/timer-queue.h"
 
 namespace lapps {
 
@@ -56,7 +54,7 @@ struct InboxMessage {
 
 enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
 
-class Worker final : public Host {
+class Worker final : public Loop {
  public:
   Worker(Server& server, uint32_t index);
   ~Worker();
@@ -127,13 +125,8 @@ class Worker final : public Host {
   // Closes every open connection of `instance` with `code` (its Lua state was replaced).
   void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
 
-  // Host: timers, watched sockets and tasks for the instances on this worker.
-  uint64_t nowMs() const override { return nowMs_; }
-  uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;
-  bool cancelTimer(uint64_t id) override { return hostTimers_.cancel(id); }
+  // Host (the rest is the Loop's): tasks for the instances on this worker, through the inbox.
   void post(std::function<void()> fn) override;
-  void watch(int fd, uint32_t events, IoHandler* handler) override;
-  void unwatch(int fd) override;
 
   EventChannel& events();
   void log(LogLevel level, std::string message);
@@ -142,60 +135,24 @@ class Worker final : public Host {
   void logRepeated(RepeatedLog& r, LogLevel level, std::string message);
 
  private:
+  // Connections and their transports use what connections share (connection.h).
+  friend class Connection;
   friend struct FrameSink;
+  friend struct PlainTransport;
+  friend struct TlsTransport;
 
   void run();
   void onListener(size_t index);
   // Closes a socket refused at accept, after a canned HTTP response on plain listeners.
   void refuseAtAccept(int fd, int status, std::string_view body, bool tls);
-  void onTlsReadable(Connection& c);
-  // Where the next read goes: the handshake buffer (never past its capacity) or readBuf_.
-  void readTarget(Connection& c, char*& buf, size_t& cap);
-  // Bytes read (or decrypted) from a connection: to the handshake parser or the frames.
-  void onBytesRead(Connection& c, char* buf, size_t n);
-  void flushTls(Connection& c);
   void adopt(InboxMessage& m);
   void onInbox();
   void onConnectionEvent(uint64_t handle, uint32_t events);
-  void onReadable(Connection& c);
-  void onHandshakeBytes(Connection& c, const char* data, size_t len);
+  // A complete request: refused, handed over to the worker that runs its instance, or
+  // opened here.
   void completeHandshake(Connection& c);
-  void rejectHandshake(Connection& c, int status, std::string_view body);
-  void onFrameBytes(Connection& c, uint8_t* data, size_t len);
   // Hands the messages gathered from this connection's bytes so far to its service.
   void dispatchBatch(Connection& c);
-  void beginClose(Connection& c, uint16_t code, std::string_view reason);
-  // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).
-  void finishAndDrain(Connection& c);
-  void queueFrame(Connection& c, Opcode op, const uint8_t* data, size_t len);
-  // Our close frame, after any pong still owed (nothing may follow a close frame).
-  void queueClose(Connection& c, const uint8_t* payload, size_t len);
-  // Answers a ping: queued at once, or coalesced into the one pending pong while writes to
-  // the client are blocked.
-  void queuePong(Connection& c, const uint8_t* payload, size_t len);
-  // Moves the pending pong (if one is owed) into the queue. Checked after every
-  // write: the test stays inline, the rare move is out of line.
-  void takePendingPong(Connection& c) {
-    if (c.pongPending) [[unlikely]]
-      queuePendingPong(c);
-  }
-  void queuePendingPong(Connection& c);
-  // Large message, empty queue: write it straight from the caller's bytes, queue only
-  // what the socket did not take (saves copying the payload into the queue).
-  void writeThrough(Connection& c, Opcode op, const uint8_t* data, size_t len);
-  static constexpr size_t kWriteThroughBytes = 16 * 1024;
-  void markDirty(Connection& c);
-  void flush(Connection& c);
-  // A write would block with bytes still queued: arms EPOLLOUT and the slow-consumer watch.
-  void writeBlocked(Connection& c);
-  // The queue is above the high-water mark as something more is queued: writes what the
-  // socket takes first (one handler's burst is not a slow consumer), then enforces the
-  // hard bound, max_outbound_queue_size. Ok, or why nothing may be queued.
-  SendStatus makeRoom(Connection& c);
-  // The slow-consumer watch is due: closes the connection if its queue made no progress, or
-  // stayed above the high-water mark, for slow_consumer_timeout_ms.
-  void checkSlowConsumer(Connection& c);
-  void closeSlowConsumer(Connection& c, const char* why);
   void flushDirty();
   void kill(Connection& c, const char* why);
   void reapDead();
@@ -208,9 +165,6 @@ class Worker final : public Host {
   // its handlers are done, or at `deadlineMs` whatever they do. Called again with an
   // earlier deadline (a stop that must end now), it cuts the drain.
   void beginStop(uint64_t deadlineMs);
-  // Reads what the kernel holds for c at this moment (bounded: a client that keeps
-  // sending cannot extend it), so its complete messages are handled before the close.
-  void readBeforeStop(Connection& c);
   // While stopping: closes c with 1001 if no handler of it is in progress.
   void closeIfDrained(Connection& c);
   // The drain deadline: every connection still open is closed with 1001.
@@ -222,15 +176,20 @@ class Worker final : public Host {
 
   Connection* newConnection(int fd, const PeerAddress& peer);
   void countParseError(ParseError e);
-  Connection* lookup(uint64_t handle);
+  Connection* lookup(uint64_t handle) {
+    Handle h = Handle::unpack(handle);
+    if (h.worker != index_ || h.slot >= slots_.size()) return nullptr;
+    Connection* c = slots_[h.slot];
+    if (!c || c->generation != h.generation) return nullptr;
+    return c;
+  }
   bool haveSlot() const { return !freeSlots_.empty() || slots_.size() <= Handle::kSlotMask; }
   uint64_t handleOf(const Connection& c) const {
     return Handle{index_, c.slot, c.generation}.pack();
   }
-  void setEpoll(Connection& c, bool wantWrite);
   // Fairness: per loop turn a connection gets one slice: at most its instance's
-  // sliceMessages() messages, which serveBacklog adapts so that a slice takes about kSliceNs,
-  // and, as a backstop for handlers slower than that count was learned on, no new message
+  // sliceMessages() messages, which Connection::serveBacklog adapts so that a slice takes about
+  // kSliceNs, and, as a backstop for handlers slower than that count was learned on, no new message
   // once the slice has lasted longer (sliceGoesOn). What it sent beyond waits in its
   // backlog, unparsed, with reading paused; the loop serves one slice of each backlog per
   // turn, after the other connections' events, and does not block in epoll_wait while any
@@ -242,14 +201,8 @@ class Worker final : public Host {
     sliceCalls_ = 0;
   }
   bool sliceTimeLeft();  // the clock part of sliceGoesOn
-  // Parses data (in place) up to the end of the slice; returns the bytes consumed.
-  size_t parseSlice(Connection& c, uint8_t* data, size_t len);
-  void keepBacklog(Connection& c, const uint8_t* data, size_t len);
   void scheduleBacklog(Connection& c);
   void serveBacklogs();
-  void serveBacklog(Connection& c);
-  void pauseReading(Connection& c);
-  void resumeReading(Connection& c);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -258,7 +211,6 @@ class Worker final : public Host {
   Server& server_;
   uint32_t index_;
   std::string name_;
-  int epfd_ = -1;
   // Runs Lua services: a C stack sized for Lua (runtime/lua-thread.h).
   LuaThread thread_;
   Inbox<InboxMessage> inbox_;
@@ -282,7 +234,6 @@ class Worker final : public Host {
   };
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
 
-  uint64_t nowMs_ = 0;
   bool stopping_ = false;
   bool drainEnded_ = false;  // endDrain ran: handlers in progress were cut
   uint64_t stopDeadline_ = 0;
@@ -303,11 +254,9 @@ class Worker final : public Host {
   Connection* current_ = nullptr;      // connection whose message a handler is processing
   uint64_t currentHandle_ = 0;
   WorkerStats* stats_ = nullptr;
-  TimerQueue hostTimers_;
   std::shared_ptr<const Policy> policy_;
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
   std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
-  std::unordered_map<int, IoHandler*> io_;  // watched client sockets, by fd
   bool memoryTickArmed_ = false;
   uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
   uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet

@@ -24,8 +24,8 @@
 #include "core/event-channel.h"
 #include "core/service-instance.h"
 #include "core/settings.h"
+#include "io/host.h"
 #include "lua/lapps-protocol.h"
-#include "runtime/host.h"
 #include "runtime/lua-guard.h"
 #include "runtime/lua-memory.h"
 

@@ -3,10 +3,11 @@
 #include <link.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <ucontext.h>
 
 #include <chrono>
+
+#include "io/clock.h"
 
 namespace lapps {
 
@@ -90,9 +91,7 @@ void installLuaGuardSignal() {
 }
 
 uint64_t Watchdog::nowMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+  return monotonicMs();
 }
 
 Watchdog::Watchdog() {

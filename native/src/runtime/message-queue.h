@@ -16,7 +16,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "runtime/host.h"
+#include "io/host.h"
 #include "runtime/memory-trim.h"
 
 namespace lapps {

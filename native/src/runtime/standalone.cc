@@ -1,41 +1,28 @@
 #include "runtime/standalone.h"
 
-#include <sys/epoll.h>
-#include <time.h>
-#include <unistd.h>
-
 #include <algorithm>
 
 namespace lapps {
 
 namespace {
 
-constexpr uint64_t kTaskTag = ~uint64_t(0);
-
-uint64_t monotonicMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
-}
+constexpr uint64_t kTaskTag = 1;  // the inbox; watched sockets are the Loop's
 
 }  // namespace
 
 StandaloneRunner::StandaloneRunner(std::unique_ptr<LuaInstance> instance)
-    : instance_(std::move(instance)), epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    : instance_(std::move(instance)) {
   instance_->setHost(this);
-  nowMs_ = monotonicMs();
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kTaskTag;
-  ::epoll_ctl(epfd_, EPOLL_CTL_ADD, tasks_.fd(), &ev);
+  tick();
+  add(tasks_.fd(), EPOLLIN, kTaskTag);
 }
 
 StandaloneRunner::~StandaloneRunner() {
   stop(monotonicMs());
   join();
-  // Lua state first: its clients unwatch their sockets from this loop.
+  // Lua state first (the Loop closes its epoll fd after): its clients unwatch their
+  // sockets from this loop.
   instance_.reset();
-  if (epfd_ >= 0) ::close(epfd_);
 }
 
 bool StandaloneRunner::start() {
@@ -61,46 +48,12 @@ void StandaloneRunner::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-uint64_t StandaloneRunner::addTimer(uint64_t delayMs, std::function<void()> fn) {
-  return timers_.add(nowMs_ + delayMs, std::move(fn));
-}
-
 void StandaloneRunner::post(std::function<void()> fn) {
   tasks_.push(std::move(fn));
 }
 
-void StandaloneRunner::watch(int fd, uint32_t events, IoHandler* handler) {
-  epoll_event ev{};
-  ev.events = events;
-  ev.data.u64 = uint64_t(fd);
-  bool known = io_.contains(fd);
-  io_[fd] = handler;
-  ::epoll_ctl(epfd_, known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
-}
-
-void StandaloneRunner::unwatch(int fd) {
-  if (io_.erase(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
-}
-
-void StandaloneRunner::loopOnce(int timeoutMs) {
-  epoll_event events[64];
-  int n = ::epoll_wait(epfd_, events, 64, timeoutMs);
-  nowMs_ = monotonicMs();
-  for (int i = 0; i < n; ++i) {
-    if (events[i].data.u64 == kTaskTag) {
-      std::vector<std::function<void()>> batch;
-      tasks_.drain(batch);
-      for (auto& fn : batch) fn();
-    } else {
-      auto it = io_.find(int(events[i].data.u64));
-      if (it != io_.end()) it->second->onIo(it->first, events[i].events);
-    }
-  }
-  timers_.runDue(nowMs_);
-}
-
 void StandaloneRunner::run() {
-  nowMs_ = monotonicMs();
+  tick();
   bool ok = instance_->runInit();
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -110,7 +63,7 @@ void StandaloneRunner::run() {
   if (!ok) return;
   instance_->startRun();
   while (!instance_->runFinished()) {
-    uint64_t next = timers_.next();
+    uint64_t next = UINT64_MAX;
     const uint64_t stopAt = stopDeadline_.load(std::memory_order_relaxed);
     if (stopAt) {
       if (nowMs_ >= stopAt) {
@@ -118,13 +71,15 @@ void StandaloneRunner::run() {
                        "run() had not returned when the drain timeout ended: stopped without it");
         break;
       }
-      next = std::min(next, stopAt);
+      next = stopAt;
     }
-    int timeout = -1;
-    if (next != UINT64_MAX) {
-      timeout = next <= nowMs_ ? 0 : int(std::min<uint64_t>(next - nowMs_, 60000));
-    }
-    loopOnce(timeout);
+    turn(next, [this](uint64_t tag, uint32_t) {
+      if (tag != kTaskTag) return;
+      std::vector<std::function<void()>> batch;
+      tasks_.drain(batch);
+      for (auto& fn : batch) fn();
+    });
+    runTimers();
   }
   instance_->onShutdown();
 }

@@ -14,15 +14,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/inbox.h"
+#include "io/inbox.h"
+#include "io/loop.h"
 #include "lua/lua-instance.h"
-#include "runtime/host.h"
 #include "runtime/lua-thread.h"
-#include "runtime/timer-queue.h"
 
 namespace lapps {
 
-class StandaloneRunner final : public Host {
+class StandaloneRunner final : public Loop {
  public:
   explicit StandaloneRunner(std::unique_ptr<LuaInstance> instance);
   ~StandaloneRunner();
@@ -39,23 +38,14 @@ class StandaloneRunner final : public Host {
   void stop(uint64_t deadlineMs);
   void join();
 
-  uint64_t nowMs() const override { return nowMs_; }
-  uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;
-  bool cancelTimer(uint64_t id) override { return timers_.cancel(id); }
+  // Host (the rest is the Loop's): tasks through this runner's inbox.
   void post(std::function<void()> fn) override;
-  void watch(int fd, uint32_t events, IoHandler* handler) override;
-  void unwatch(int fd) override;
 
  private:
   void run();
-  void loopOnce(int timeoutMs);
 
   std::unique_ptr<LuaInstance> instance_;
-  int epfd_ = -1;
   Inbox<std::function<void()>> tasks_;
-  TimerQueue timers_;
-  std::unordered_map<int, IoHandler*> io_;
-  uint64_t nowMs_ = 0;
   // Runs the service: a C stack sized for Lua (runtime/lua-thread.h).
   LuaThread thread_;
   std::mutex mutex_;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "client/io-host.h"
+#include "io/io-host.h"
 
 namespace lapps {
 
