@@ -397,12 +397,12 @@ void Worker::dispatchBatch(Connection& c) {
   size_t next = 0;
   if (!c.held) {
     // Most sends go to the connection whose messages are being handled: skip their lookup.
-    current_ = &c;
-    currentHandle_ = handleOf(c);
-    MessageBatch batch{currentHandle_, batch_.data(), batch_.size()};
+    dispatching_ = &c;
+    dispatchingHandle_ = handleOf(c);
+    MessageBatch batch{dispatchingHandle_, batch_.data(), batch_.size(), 0, &c.state};
     c.instance->onMessages(batch);
-    current_ = nullptr;
-    currentHandle_ = 0;
+    dispatching_ = nullptr;
+    dispatchingHandle_ = 0;
     next = batch.next;
   }
   if (next < batch_.size() && c.state == ConnState::Open) {
@@ -416,10 +416,11 @@ void Worker::dispatchBatch(Connection& c) {
   batch_.clear();
 }
 
-void Worker::failCurrent() {
-  if (!current_ || current_->state != ConnState::Open) return;
+void Worker::fail(uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || c->state != ConnState::Open) return;
   stats_->add(Counter::ServiceErrors);
-  beginClose(*current_, 1011, "internal error");
+  beginClose(*c, 1011, "internal error");
 }
 
 void Worker::beginClose(Connection& c, uint16_t code, std::string_view reason) {

@@ -12,6 +12,7 @@
 
 #include <openssl/ssl.h>
 
+#include "core/conn-state.h"
 #include "core/out-queue.h"
 #include "core/peer-address.h"
 #include "protocol/frame-parser.h"
@@ -22,14 +23,6 @@ namespace lapps {
 class ServiceInstance;
 class TlsServerContext;
 struct ServiceRuntime;
-
-enum class ConnState : uint8_t {
-  Handshake,  // reading the HTTP upgrade request
-  Open,       // frames flow both ways
-  Closing,    // we sent a close frame; waiting for the peer's, discarding data frames
-  Draining,   // our side is done (FIN after the last byte); discarding input until EOF
-  Dead,       // torn down at the end of the current event batch
-};
 
 // Only present while the handshake is in progress (freed after the 101 / error).
 // The buffer has a fixed capacity just above the header limit and never moves, so the

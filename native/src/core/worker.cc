@@ -75,10 +75,6 @@ Worker::~Worker() {
   if (epfd_ >= 0) ::close(epfd_);
 }
 
-EventChannel& Worker::events() {
-  return server_.events();
-}
-
 void Worker::log(LogLevel level, std::string message) {
   server_.events().log(level, name_, std::move(message));
 }
@@ -629,7 +625,7 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
                        .opcode = op,
                        .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
-  Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
+  Connection* c = handle == dispatchingHandle_ ? dispatching_ : lookup(handle);
   // Another service's connection does not exist as far as the caller is concerned.
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
     return SendStatus::NoConnection;
@@ -779,10 +775,11 @@ void Worker::unwatch(int fd) {
   if (io_.erase(fd)) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
 }
 
-void Worker::holdCurrent() {
-  if (!current_ || current_->held) return;
-  current_->held = true;
-  if (current_->state == ConnState::Open) pauseReading(*current_);
+void Worker::hold(uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || c->held) return;
+  c->held = true;
+  if (c->state == ConnState::Open) pauseReading(*c);
 }
 
 void Worker::release(uint64_t handle) {
@@ -845,7 +842,7 @@ uint64_t clockNs(clockid_t clock) {
 
 }  // namespace
 
-bool Worker::sliceTimeLeft() {
+bool ServiceHost::sliceTimeLeft() {
   const uint64_t now = clockNs(CLOCK_MONOTONIC_COARSE);
   if (sliceCalls_ == 2) {
     sliceStartNs_ = now;
@@ -870,8 +867,12 @@ void Worker::serveBacklog(Connection& c) {
     Connection::PendingMessage m = std::move(c.pending.front());
     c.pending.pop_front();
     InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
-    MessageBatch batch{handle, &item, 1};
-    asCurrent(handle, [&] { c.instance->onMessages(batch); });
+    MessageBatch batch{handle, &item, 1, 0, &c.state};
+    dispatching_ = &c;
+    dispatchingHandle_ = handle;
+    c.instance->onMessages(batch);
+    dispatching_ = nullptr;
+    dispatchingHandle_ = 0;
     if (batch.next == 0 && c.state == ConnState::Open && !c.held) {
       c.pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
       break;
@@ -927,6 +928,44 @@ void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
       beginClose(*c, code, reason);
     }
   }
+}
+
+// --- ServiceHost (core/service-host.h): the service API, as instances see it -------------
+// The Worker is its one implementation; these are plain calls into it (send and reaches are
+// inlined into them), so a handler's ws:send costs what a direct call did.
+
+SendStatus ServiceHost::send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data,
+                             size_t len) {
+  return static_cast<Worker*>(this)->send(service, handle, op, data, len);
+}
+SendStatus ServiceHost::close(uint32_t service, uint64_t handle, uint16_t code,
+                              std::string_view reason) {
+  return static_cast<Worker*>(this)->close(service, handle, code, reason);
+}
+SendStatus ServiceHost::subscribe(uint32_t service, uint64_t channel, uint64_t handle) {
+  return static_cast<Worker*>(this)->subscribe(service, channel, handle);
+}
+SendStatus ServiceHost::unsubscribe(uint32_t service, uint64_t channel, uint64_t handle) {
+  return static_cast<Worker*>(this)->unsubscribe(service, channel, handle);
+}
+bool ServiceHost::reaches(uint32_t service, uint64_t handle) {
+  return static_cast<Worker*>(this)->reaches(service, handle);
+}
+SendStatus ServiceHost::broadcast(uint64_t channel, SharedBuffer* frame) {
+  return static_cast<Worker*>(this)->broadcast(channel, frame);
+}
+void ServiceHost::fail(uint64_t handle) {
+  static_cast<Worker*>(this)->fail(handle);
+}
+void ServiceHost::hold(uint64_t handle) {
+  static_cast<Worker*>(this)->hold(handle);
+}
+void ServiceHost::release(uint64_t handle) {
+  static_cast<Worker*>(this)->release(handle);
+}
+void ServiceHost::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
+                                     std::string_view reason) {
+  static_cast<Worker*>(this)->closeConnectionsOf(instance, code, reason);
 }
 
 }  // namespace lapps

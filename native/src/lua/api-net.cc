@@ -14,8 +14,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/text.h"
 #include "client/tcp-client.h"
-#include "client/text.h"
 #include "client/tls-context.h"
 #include "client/ws-client.h"
 #include "client/ws-url.h"

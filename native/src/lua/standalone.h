@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/inbox.h"
+#include "core/service-factory.h"
 #include "lua/lua-instance.h"
 #include "runtime/host.h"
 #include "runtime/lua-thread.h"
@@ -22,7 +23,7 @@
 
 namespace lapps {
 
-class StandaloneRunner final : public Host {
+class StandaloneRunner final : public StandaloneService, public Host {
  public:
   explicit StandaloneRunner(std::unique_ptr<LuaInstance> instance);
   ~StandaloneRunner();
@@ -31,13 +32,13 @@ class StandaloneRunner final : public Host {
 
   LuaInstance& instance() { return *instance_; }
   // Starts the thread and waits until init() has returned; false if it failed.
-  bool start();
+  bool start() override;
   // Asks run() to finish (must_stop() becomes true); does not wait. If run() has not
   // returned by deadlineMs (Watchdog::nowMs clock), it is cut: its Lua code is stopped by
   // the watchdog, its waits are abandoned, and onShutdown runs. A later call may only
   // bring the deadline forward.
-  void stop(uint64_t deadlineMs);
-  void join();
+  void stop(uint64_t deadlineMs) override;
+  void join() override;
 
   uint64_t nowMs() const override { return nowMs_; }
   uint64_t addTimer(uint64_t delayMs, std::function<void()> fn) override;

@@ -1,4 +1,4 @@
-#include "runtime/standalone.h"
+#include "lua/standalone.h"
 
 #include <sys/epoll.h>
 #include <time.h>

@@ -1,4 +1,4 @@
-#include "runtime/lua-guard.h"
+#include "lua/lua-guard.h"
 
 #include <link.h>
 #include <signal.h>
@@ -7,6 +7,8 @@
 #include <ucontext.h>
 
 #include <chrono>
+
+#include "runtime/clock.h"
 
 namespace lapps {
 
@@ -90,9 +92,7 @@ void installLuaGuardSignal() {
 }
 
 uint64_t Watchdog::nowMs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+  return coarseMonotonicMs();  // the clock of the loops' deadlines
 }
 
 Watchdog::Watchdog() {
