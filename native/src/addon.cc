@@ -11,6 +11,7 @@
 #include "core/server.h"
 #include "core/settings.h"
 #include "security/dev-cert.h"
+#include "service-factory.h"
 
 namespace lapps {
 
@@ -212,7 +213,8 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
     channel_ = std::make_unique<EventChannel>([this] {
       if (live_.load(std::memory_order_acquire)) tsfn_.NonBlockingCall(this, deliver);
     });
-    server_ = std::make_shared<Server>(readSettings(info[0].As<Napi::Object>()), *channel_);
+    server_ = std::make_shared<Server>(readSettings(info[0].As<Napi::Object>()), *channel_,
+                                       makeServiceFactory());
   }
 
   // Reached when not running (a running server holds a reference to itself) or at

@@ -2,8 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include "base/text.h"
 #include "client/mask-rng.h"
-#include "client/text.h"
 #include "protocol/handshake-response.h"
 
 namespace lapps {

@@ -12,7 +12,7 @@
 #include <system_error>
 #include <thread>
 
-#include "client/text.h"
+#include "base/text.h"
 
 namespace lapps {
 

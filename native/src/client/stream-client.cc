@@ -12,8 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/text.h"
 #include "client/socket-bio.h"
-#include "client/text.h"
 
 namespace lapps {
 

@@ -2,7 +2,7 @@
 
 #include <openssl/err.h>
 
-#include "client/text.h"
+#include "base/text.h"
 
 namespace lapps {
 

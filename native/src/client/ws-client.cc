@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "client/text.h"
+#include "base/text.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/unmask.h"
 #include "protocol/utf8-validator.h"

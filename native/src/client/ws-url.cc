@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 
-#include "client/text.h"
+#include "base/text.h"
 
 namespace lapps {
 

@@ -1,5 +1,6 @@
 // A service instance backed by a C module (native/include/lapps.h). The module's callbacks
-// run on the worker thread; the API table maps its calls onto the Worker's service API.
+// run on the worker thread; the API table maps its calls onto the service API
+// (core/service-host.h).
 #include "cmod/c-instance.h"
 
 #include <dlfcn.h>
@@ -11,8 +12,7 @@
 #include <string_view>
 
 #include "core/broadcast.h"
-#include "core/server.h"
-#include "core/worker.h"
+#include "core/service-host.h"
 #include "lapps.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
@@ -27,22 +27,6 @@ namespace {
 // be checked against module_->size before use.
 constexpr uint32_t kMinModuleSize =
     offsetof(lapps_module_v1, on_shutdown) + sizeof(lapps_module_v1::on_shutdown);
-
-int fromStatus(SendStatus s) {
-  switch (s) {
-    case SendStatus::Ok:
-      return LAPPS_OK;
-    case SendStatus::NoConnection:
-      return LAPPS_NO_CONNECTION;
-    case SendStatus::Closing:
-      return LAPPS_CLOSING;
-    case SendStatus::SlowConsumer:
-      return LAPPS_SLOW_CONSUMER;
-    case SendStatus::NoChannel:  // broadcast only
-      return LAPPS_NO_CHANNEL;
-  }
-  return LAPPS_NO_CONNECTION;
-}
 
 LogLevel toLogLevel(int level) {
   switch (level) {
@@ -124,13 +108,13 @@ class CInstance final : public ServiceInstance {
   }
 
   void onMessages(MessageBatch& batch) override {
-    Worker* w = worker();
-    while (batch.next < batch.count && w->currentOpen() && w->sliceGoesOn()) {
+    ServiceHost* w = serviceHost();
+    while (batch.next < batch.count && batch.open() && w->sliceGoesOn()) {
       const InboundMessage& m = batch.items[batch.next++];
       int rc = module_->on_message(self_, batch.handle, m.opcode, m.data, m.len);
       if (rc != 0) {
         log(LogLevel::Warn, "on_message failed (returned " + std::to_string(rc) + ")");
-        w->failCurrent();
+        w->fail(batch.handle);
         return;
       }
     }
@@ -163,7 +147,7 @@ class CInstance final : public ServiceInstance {
     static const uint8_t kEmpty = 0;
     const auto* bytes = data ? static_cast<const uint8_t*>(data) : &kEmpty;
     if (opcode == LAPPS_OPCODE_TEXT && !isValidUtf8(bytes, len)) return LAPPS_NOT_UTF8;
-    return fromStatus(self->worker()->send(
+    return sendStatusCode(self->serviceHost()->send(
         self->service(), handle, opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes,
         len));
   }
@@ -175,8 +159,8 @@ class CInstance final : public ServiceInstance {
     if ((!reason && len) || len > kMaxCloseReason) return LAPPS_INVALID;
     if (!reason) reason = "";
     if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return LAPPS_NOT_UTF8;
-    return fromStatus(self->worker()->close(self->service(), handle, uint16_t(code),
-                                            std::string_view(reason, len)));
+    return sendStatusCode(self->serviceHost()->close(self->service(), handle, uint16_t(code),
+                                                     std::string_view(reason, len)));
   }
 
   static void apiLog(void* host, int level, const char* message) {
@@ -189,9 +173,9 @@ class CInstance final : public ServiceInstance {
 
   static int apiBcastCreate(void* host, uint64_t channel) {
     auto* self = static_cast<CInstance*>(host);
-    if (!self || !self->server()) return LAPPS_WRONG_THREAD;
+    if (!self || !self->shared()) return LAPPS_WRONG_THREAD;
     if (channel > kMaxChannel) return LAPPS_INVALID;
-    self->server()->channels().create(channel);
+    self->shared()->channels().create(channel);
     return LAPPS_OK;
   }
 
@@ -199,9 +183,9 @@ class CInstance final : public ServiceInstance {
     auto* self = static_cast<CInstance*>(host);
     if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
     if (channel > kMaxChannel) return LAPPS_INVALID;
-    Worker* w = self->worker();
-    return fromStatus(on ? w->subscribe(self->service(), channel, handle)
-                         : w->unsubscribe(self->service(), channel, handle));
+    ServiceHost* w = self->serviceHost();
+    return sendStatusCode(on ? w->subscribe(self->service(), channel, handle)
+                             : w->unsubscribe(self->service(), channel, handle));
   }
   static int apiBcastSubscribe(void* host, uint64_t channel, uint64_t handle) {
     return subscription(host, channel, handle, true);
@@ -222,7 +206,7 @@ class CInstance final : public ServiceInstance {
     if (opcode == LAPPS_OPCODE_TEXT && !isValidUtf8(bytes, len)) return LAPPS_NOT_UTF8;
     SharedBuffer* frame = encodeBroadcastFrame(
         opcode == LAPPS_OPCODE_TEXT ? Opcode::Text : Opcode::Binary, bytes, len);
-    int rc = fromStatus(self->worker()->broadcast(channel, frame));
+    int rc = sendStatusCode(self->serviceHost()->broadcast(channel, frame));
     frame->release();
     return rc;
   }

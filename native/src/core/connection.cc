@@ -335,8 +335,12 @@ void Connection::serveBacklog(Worker& w) {
     PendingMessage m = std::move(pending.front());
     pending.pop_front();
     InboundMessage item{reinterpret_cast<const uint8_t*>(m.data.data()), m.data.size(), m.opcode};
-    MessageBatch batch{handle, &item, 1};
-    w.asCurrent(handle, [&] { instance->onMessages(batch); });
+    MessageBatch batch{handle, &item, 1, 0, &state};
+    w.dispatching_ = this;
+    w.dispatchingHandle_ = handle;
+    instance->onMessages(batch);
+    w.dispatching_ = nullptr;
+    w.dispatchingHandle_ = 0;
     if (batch.next == 0 && state == ConnState::Open && !held) {
       pending.push_front(std::move(m));  // not taken (the slice is spent): first in line
       break;
@@ -391,12 +395,12 @@ void Worker::dispatchBatch(Connection& c) {
   size_t next = 0;
   if (!c.held) {
     // Most sends go to the connection whose messages are being handled: skip their lookup.
-    current_ = &c;
-    currentHandle_ = handleOf(c);
-    MessageBatch batch{currentHandle_, batch_.data(), batch_.size()};
+    dispatching_ = &c;
+    dispatchingHandle_ = handleOf(c);
+    MessageBatch batch{dispatchingHandle_, batch_.data(), batch_.size(), 0, &c.state};
     c.instance->onMessages(batch);
-    current_ = nullptr;
-    currentHandle_ = 0;
+    dispatching_ = nullptr;
+    dispatchingHandle_ = 0;
     next = batch.next;
   }
   if (next < batch_.size() && c.state == ConnState::Open) {

@@ -17,6 +17,7 @@
 
 #include <openssl/ssl.h>
 
+#include "core/conn-state.h"
 #include "core/out-queue.h"
 #include "core/peer-address.h"
 #include "protocol/frame-parser.h"
@@ -32,14 +33,6 @@ struct ServiceRuntime;
 struct PlainTransport;
 struct TlsTransport;
 enum class SendStatus : uint8_t;
-
-enum class ConnState : uint8_t {
-  Handshake,  // reading the HTTP upgrade request
-  Open,       // frames flow both ways
-  Closing,    // we sent a close frame; waiting for the peer's, discarding data frames
-  Draining,   // our side is done (FIN after the last byte); discarding input until EOF
-  Dead,       // torn down at the end of the current event batch
-};
 
 // Only present while the handshake is in progress (freed after the 101 / error).
 // The buffer has a fixed capacity just above the header limit and never moves, so the

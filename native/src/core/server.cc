@@ -12,19 +12,18 @@
 #include <cstring>
 #include <thread>
 
-#include "cmod/c-instance.h"
 #include "core/worker.h"
-#include "lua/lua-instance.h"
-#include "runtime/standalone.h"
+#include "io/clock.h"
 
 namespace lapps {
 
-Server::Server(Settings settings, EventChannel& events)
+Server::Server(Settings settings, EventChannel& events, std::unique_ptr<ServiceFactory> factory)
     : settings_(std::move(settings)),
       events_(events),
       stats_(new WorkerStats[settings_.workers]),
       limiter_(ConnLimits{settings_.maxConnections, settings_.maxConnectionsPerIp,
-                          settings_.newConnectionsPerIpPerSec}) {
+                          settings_.newConnectionsPerIpPerSec}),
+      factory_(std::move(factory)) {
   std::memset(static_cast<void*>(stats_.get()), 0, sizeof(WorkerStats) * settings_.workers);
   for (uint32_t i = 0; i < settings_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -35,7 +34,7 @@ Server::~Server() {
   if (started_) {
     // Destroyed while running or draining (process teardown): no more drain time, stop
     // the workers now (they still send 1001) and wait for them.
-    pushStop(Watchdog::nowMs());
+    pushStop(monotonicMs());
     if (stopper_.joinable()) {
       stopper_.join();
     } else {
@@ -43,7 +42,7 @@ Server::~Server() {
       for (auto& r : standalone_) r->join();
     }
   }
-  watchdog_.reset();
+  factory_.reset();
 }
 
 void Server::pushStop(uint64_t deadlineMs) {
@@ -66,7 +65,6 @@ const ServiceRuntime* Server::route(std::string_view target) const {
 
 bool Server::loadServices(std::string& error) {
   const uint32_t w = settings_.workers;
-  watchdog_ = std::make_unique<Watchdog>();
   // Services arrive in start order (dependencies first).
   for (const ServiceSettings& s : settings_.services) {
     if (!s.started) continue;  // auto_start false and nobody depends on it
@@ -77,40 +75,22 @@ bool Server::loadServices(std::string& error) {
                      settings_.maxFragments ? settings_.maxFragments : UINT32_MAX};
     rt->localInstances.resize(w);
     for (uint32_t i = 0; i < s.instances; ++i) {
+      std::string err;
       if (s.standalone) {
-        auto inst =
-            std::make_unique<LuaInstance>(rt->settings, i, events_, LuaInstance::Role::Standalone);
-        inst->setServer(this);
-        auto runner = std::make_unique<StandaloneRunner>(std::move(inst));
-        LuaInstance& li = runner->instance();
-        watchdog_->add(li.deadline());  // its file's top level is timed too
-        std::string err = li.load();
-        if (!err.empty()) {
-          watchdog_->remove(li.deadline());
+        auto runner = factory_->makeStandalone(rt->settings, i, *this, events_, err);
+        if (!runner) {
           error = "service " + s.name + ": " + err;
           return false;
         }
         standalone_.push_back(std::move(runner));
+        standaloneNames_.push_back(s.name);
         continue;
       }
       uint32_t wi = i % w;
-      std::unique_ptr<ServiceInstance> inst;
-      LuaDeadline* timed = nullptr;  // watched from now on (a Lua file's top level is timed)
-      if (s.kind == ServiceKind::C) {
-        inst = makeCInstance(rt->settings, i, events_);
-      } else {
-        auto li =
-            std::make_unique<LuaInstance>(rt->settings, i, events_, LuaInstance::Role::Reactive);
-        li->setHost(workers_[wi].get());
-        timed = li->deadline();
-        watchdog_->add(timed);
-        inst = std::move(li);
-      }
-      inst->setServer(this);
-      inst->attach(workers_[wi].get());
-      std::string err = inst->load();
-      if (!err.empty()) {
-        if (timed) watchdog_->remove(timed);  // the instance goes away with this scope
+      Worker& wk = *workers_[wi];
+      std::unique_ptr<ServiceInstance> inst =
+          factory_->makeReactive(rt->settings, i, wk, wk, *this, events_, err);
+      if (!inst) {
         error = "service " + s.name + ": " + err;
         return false;
       }
@@ -127,9 +107,9 @@ bool Server::loadServices(std::string& error) {
 
 bool Server::startStandalone(std::string& error) {
   // One at a time, in start order: a service's dependencies have finished init() first.
-  for (auto& r : standalone_) {
-    if (!r->start()) {
-      error = "service " + r->instance().settings().name + ": init() failed (see the log)";
+  for (size_t i = 0; i < standalone_.size(); ++i) {
+    if (!standalone_[i]->start()) {
+      error = "service " + standaloneNames_[i] + ": init() failed (see the log)";
       return false;
     }
   }
@@ -262,7 +242,7 @@ std::vector<uint16_t> Server::start(std::string& error) {
   for (auto& w : workers_) w->setPolicy(policy_);
   if (!loadServices(error) || !bindListeners(ports, error)) return {};
   if (!startStandalone(error)) {
-    for (auto& r : standalone_) r->stop(Watchdog::nowMs() + settings_.drainTimeoutMs);
+    for (auto& r : standalone_) r->stop(monotonicMs() + settings_.drainTimeoutMs);
     for (auto& r : standalone_) r->join();
     return {};
   }
@@ -307,7 +287,7 @@ void Server::stop(std::function<void()> done) {
   }
   stopRequested_ = true;
   // One deadline for every worker and standalone service (docs/config.md, "Stopping").
-  pushStop(Watchdog::nowMs() + settings_.drainTimeoutMs);
+  pushStop(monotonicMs() + settings_.drainTimeoutMs);
   stopper_ = std::thread([this, done = std::move(done)] {
     for (auto& w : workers_) w->join();
     for (auto& r : standalone_) r->join();

@@ -15,20 +15,18 @@
 #include "core/broadcast.h"
 #include "core/event-channel.h"
 #include "core/policy.h"
+#include "core/service-factory.h"
+#include "core/service-host.h"
 #include "core/settings.h"
 #include "core/stats.h"
 #include "protocol/frame-parser.h"
-#include "runtime/lua-guard.h"
 #include "runtime/message-queue.h"
 #include "security/conn-limiter.h"
 
 namespace lapps {
 
 class Worker;
-class ServiceInstance;
-class StandaloneRunner;
 class SharedBuffer;
-enum class SendStatus : uint8_t;
 
 // A service at run time: its settings, its instances and where they live.
 struct ServiceRuntime {
@@ -40,9 +38,10 @@ struct ServiceRuntime {
   mutable std::atomic<uint32_t> next{0};             // round robin over instances
 };
 
-class Server {
+class Server final : public SharedServices {
  public:
-  Server(Settings settings, EventChannel& events);
+  // `factory` makes the service instances (the addon's: core/ names no language).
+  Server(Settings settings, EventChannel& events, std::unique_ptr<ServiceFactory> factory);
   ~Server();
 
   // Loads every service, binds every listener on every worker, starts the workers.
@@ -62,13 +61,13 @@ class Server {
   uint32_t workerCount() const { return uint32_t(workers_.size()); }
   const ServiceRuntime* route(std::string_view target) const;
   WorkerStats* stats(uint32_t worker) { return &stats_[worker]; }
-  BroadcastRegistry& channels() { return channels_; }
   ConnLimiter& limiter() { return limiter_; }
-  MessageQueues& queues() { return queues_; }
   MemoryTrimmer& memory() { return memory_; }
-  // bcast:send from a thread that is not a worker (standalone services): the frame goes to
-  // every worker through its inbox.
-  SendStatus broadcastFromOutside(uint64_t channel, SharedBuffer* frame);
+  // SharedServices: what the service instances share.
+  BroadcastRegistry& channels() override { return channels_; }
+  MessageQueues& queues() override { return queues_; }
+  size_t mqrMaxBytes() const override { return settings_.mqrMaxBytes; }
+  SendStatus broadcastFromOutside(uint64_t channel, SharedBuffer* frame) override;
   uint64_t* statsBlock() { return reinterpret_cast<uint64_t*>(stats_.get()); }
   size_t statsWords() const { return size_t(settings_.workers) * kCounterCount; }
 
@@ -93,10 +92,12 @@ class Server {
   MessageQueues queues_{&memory_};
   ConnLimiter limiter_;
   std::shared_ptr<const Policy> policy_;
-  std::vector<std::unique_ptr<StandaloneRunner>> standalone_;
-  std::thread stopper_;  // joins the workers after a stop request
-  // Last: destroyed first, so it never signals a thread that is gone.
-  std::unique_ptr<Watchdog> watchdog_;
+  std::vector<std::unique_ptr<StandaloneService>> standalone_;
+  std::vector<std::string> standaloneNames_;  // the service of each, for errors
+  std::thread stopper_;                       // joins the workers after a stop request
+  // Last: destroyed first (it owns the Lua watchdog, which must never signal a thread
+  // that is gone); reset once the threads have been joined.
+  std::unique_ptr<ServiceFactory> factory_;
 };
 
 }  // namespace lapps

@@ -1,15 +1,20 @@
-// What a worker needs of one instance of a service, whatever it is written in (Lua, or a
-// C module loaded with dlopen). Every call happens on the instance's worker thread.
+// The service contract, the half a service instance implements: what a worker needs of
+// one instance of a service, whatever it is written in (Lua, or a C module loaded with
+// dlopen). Every call happens on the instance's worker thread. What the instance may call
+// in return is core/service-host.h; instances are made by a ServiceFactory
+// (core/service-factory.h) the addon hands to the Server, so core names no language.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "core/conn-state.h"
+
 namespace lapps {
 
-class Server;
-class Worker;
+class ServiceHost;
+class SharedServices;
 
 // A complete inbound message, pointing into the worker's read buffer (or the connection's
 // reassembly buffer): valid until the batch it belongs to has been dispatched.
@@ -19,12 +24,19 @@ struct InboundMessage {
   int opcode;  // 1 text, 2 binary
 };
 
-// The messages one read produced for one connection, handed over in one call.
+// The messages one read produced for one connection, handed over in one call. The batch
+// names its connection: the instance passes `handle` to ServiceHost::fail / hold.
 struct MessageBatch {
   uint64_t handle;
   const InboundMessage* items;
   size_t count;
   size_t next = 0;  // the next message to deliver
+  // The connection's state, owned by the worker and valid for the batch's duration.
+  const ConnState* state = nullptr;
+  // May the next message be delivered: the connection is still open. (It is never held
+  // during its batch: only its instance holds it, when a handler suspends, and then the
+  // batch ends.) One load and compare per message, as cheap as the worker's own check.
+  bool open() const { return *state == ConnState::Open; }
 };
 
 class ServiceInstance {
@@ -34,14 +46,14 @@ class ServiceInstance {
   // Loads the code and checks its entry points; returns an error message naming the
   // file, or "" on success. Called once, on the main thread, before the worker starts.
   virtual std::string load() = 0;
-  void attach(Worker* worker) { worker_ = worker; }
+  void attach(ServiceHost* host) { host_ = host; }
   // The IO worker a reactive instance runs on; null for a standalone instance.
-  Worker* worker() const { return worker_; }
-  void setServer(Server* server) { server_ = server; }
-  Server* server() const { return server_; }
+  ServiceHost* serviceHost() const { return host_; }
+  void setShared(SharedServices* shared) { shared_ = shared; }
+  SharedServices* shared() const { return shared_; }
   const std::string& name() const { return name_; }
   // The service's index (ServiceSettings::index): a service may name only connections
-  // routed to it (Worker::send and the rest refuse any other handle).
+  // routed to it (ServiceHost::send and the rest refuse any other handle).
   uint32_t service() const { return service_; }
   // How many messages of one connection the worker hands over per loop turn before it
   // serves the others: learned by the worker from how long this instance's handlers take
@@ -51,8 +63,9 @@ class ServiceInstance {
 
   virtual void onStart() = 0;
   // Delivers the batch in order. A handler that fails gets its connection closed with
-  // 1011 (Worker::failCurrent); messages after that, or after the connection stopped
-  // being open (Worker::currentOpen), are not delivered.
+  // 1011 (ServiceHost::fail); messages after that, or after the connection stopped being
+  // open (MessageBatch::open), are not delivered; each delivery is asked of
+  // ServiceHost::sliceGoesOn first.
   virtual void onMessages(MessageBatch& batch) = 0;
   // Exactly once per connection that completed its handshake.
   virtual void onDisconnect(uint64_t handle) = 0;
@@ -68,8 +81,8 @@ class ServiceInstance {
   std::string name_;
   uint32_t service_;
   uint32_t sliceMessages_ = 16;  // until measured: a few ms even for a slow handler
-  Worker* worker_ = nullptr;
-  Server* server_ = nullptr;
+  ServiceHost* host_ = nullptr;
+  SharedServices* shared_ = nullptr;
 };
 
 }  // namespace lapps

@@ -66,10 +66,6 @@ Worker::~Worker() {
   }
 }
 
-EventChannel& Worker::events() {
-  return server_.events();
-}
-
 void Worker::log(LogLevel level, std::string message) {
   server_.events().log(level, name_, std::move(message));
 }
@@ -329,10 +325,11 @@ void Worker::completeHandshake(Connection& c) {
   c.open(*this, svc, inst);
 }
 
-void Worker::failCurrent() {
-  if (!current_ || current_->state != ConnState::Open) return;
+void Worker::fail(uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || c->state != ConnState::Open) return;
   stats_->add(Counter::ServiceErrors);
-  current_->beginClose(*this, 1011, "internal error");
+  c->beginClose(*this, 1011, "internal error");
 }
 
 void Worker::countParseError(ParseError e) {
@@ -643,7 +640,7 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
                        .opcode = op,
                        .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
-  Connection* c = handle == currentHandle_ ? current_ : lookup(handle);
+  Connection* c = handle == dispatchingHandle_ ? dispatching_ : lookup(handle);
   // Another service's connection does not exist as far as the caller is concerned.
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
     return SendStatus::NoConnection;
@@ -777,10 +774,11 @@ void Worker::post(std::function<void()> fn) {
   inbox_.push(std::move(m));
 }
 
-void Worker::holdCurrent() {
-  if (!current_ || current_->held) return;
-  current_->held = true;
-  if (current_->state == ConnState::Open) current_->pauseReading(*this);
+void Worker::hold(uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || c->held) return;
+  c->held = true;
+  if (c->state == ConnState::Open) c->pauseReading(*this);
 }
 
 void Worker::release(uint64_t handle) {
@@ -819,7 +817,7 @@ void Worker::serveBacklogs() {
   }
 }
 
-bool Worker::sliceTimeLeft() {
+bool ServiceHost::sliceTimeLeft() {
   const uint64_t now = clockNs(CLOCK_MONOTONIC_COARSE);
   if (sliceCalls_ == 2) {
     sliceStartNs_ = now;
@@ -840,6 +838,44 @@ void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
       c->beginClose(*this, code, reason);
     }
   }
+}
+
+// --- ServiceHost (core/service-host.h): the service API, as instances see it -------------
+// The Worker is its one implementation; these are plain calls into it (send and reaches are
+// inlined into them), so a handler's ws:send costs what a direct call did.
+
+SendStatus ServiceHost::send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data,
+                             size_t len) {
+  return static_cast<Worker*>(this)->send(service, handle, op, data, len);
+}
+SendStatus ServiceHost::close(uint32_t service, uint64_t handle, uint16_t code,
+                              std::string_view reason) {
+  return static_cast<Worker*>(this)->close(service, handle, code, reason);
+}
+SendStatus ServiceHost::subscribe(uint32_t service, uint64_t channel, uint64_t handle) {
+  return static_cast<Worker*>(this)->subscribe(service, channel, handle);
+}
+SendStatus ServiceHost::unsubscribe(uint32_t service, uint64_t channel, uint64_t handle) {
+  return static_cast<Worker*>(this)->unsubscribe(service, channel, handle);
+}
+bool ServiceHost::reaches(uint32_t service, uint64_t handle) {
+  return static_cast<Worker*>(this)->reaches(service, handle);
+}
+SendStatus ServiceHost::broadcast(uint64_t channel, SharedBuffer* frame) {
+  return static_cast<Worker*>(this)->broadcast(channel, frame);
+}
+void ServiceHost::fail(uint64_t handle) {
+  static_cast<Worker*>(this)->fail(handle);
+}
+void ServiceHost::hold(uint64_t handle) {
+  static_cast<Worker*>(this)->hold(handle);
+}
+void ServiceHost::release(uint64_t handle) {
+  static_cast<Worker*>(this)->release(handle);
+}
+void ServiceHost::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
+                                     std::string_view reason) {
+  static_cast<Worker*>(this)->closeConnectionsOf(instance, code, reason);
 }
 
 }  // namespace lapps

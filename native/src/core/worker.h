@@ -17,6 +17,7 @@
 #include "core/handle.h"
 #include "core/policy.h"
 #include "core/repeated-log.h"
+#include "core/service-host.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "core/slot-directory.h"
@@ -52,9 +53,10 @@ struct InboxMessage {
   uint64_t deadlineMs = 0;        // Stop: when the drain ends (monotonic ms; 0 = at once)
 };
 
-enum class SendStatus : uint8_t { Ok, NoConnection, Closing, SlowConsumer, NoChannel };
-
-class Worker final : public Loop {
+// The worker is the one ServiceHost: the service API below is what instances call through
+// it (core/service-host.h), defined in worker.cc without virtual dispatch. Its loop (io/) is
+// the Host its instances run on.
+class Worker final : public ServiceHost, public Loop {
  public:
   Worker(Server& server, uint32_t index);
   ~Worker();
@@ -74,61 +76,12 @@ class Worker final : public Loop {
 
   Inbox<InboxMessage>& inbox() { return inbox_; }
 
-  // Service API, called on this worker's thread (from Lua or C handlers) by an instance of
-  // `service` (ServiceInstance::service()). A handle of a connection that is not routed to
-  // that service is refused with NoConnection, whichever worker it is on. A handle of
-  // another worker is checked against that worker's directory, then forwarded through its
-  // inbox.
-  SendStatus send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data, size_t len);
-  SendStatus close(uint32_t service, uint64_t handle, uint16_t code, std::string_view reason);
-  // Broadcast channels. `frame` is a complete encoded frame; the caller keeps its own
-  // reference. A subscription ends with its connection.
-  SendStatus subscribe(uint32_t service, uint64_t channel, uint64_t handle);
-  SendStatus unsubscribe(uint32_t service, uint64_t channel, uint64_t handle);
-  // Is `handle` an open connection (on any worker) routed to `service`?
-  bool reaches(uint32_t service, uint64_t handle);
   // Any thread: the service of each open connection of this worker, by slot.
   const SlotDirectory& directory() const { return directory_; }
-  SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
-
-  // For the Lua dispatcher: is the connection whose messages are being delivered open
-  // (and not waiting for a suspended handler)?
-  bool currentOpen() const {
-    return current_ && current_->state == ConnState::Open && !current_->held;
-  }
-  uint64_t currentHandle() const { return currentHandle_; }
-  // Closes that connection with 1011: its handler failed.
-  void failCurrent();
-  // The handler of the current connection suspended (a coroutine waits for a timer, a
-  // queue or a socket): the connection's later messages wait, in order, and reading from
-  // it pauses until release(handle).
-  void holdCurrent();
-  // The suspended handler of `handle` finished: what waited is served (in slices), then
-  // reading resumes.
-  void release(uint64_t handle);
-  // Asked by an instance before it hands the next message of a batch to its handler:
-  // false once the slice of the connection being served is spent (see kSliceNs); the
-  // messages left wait for the next loop turn, in order. The first message of a slice
-  // costs no clock read (a read of one message never does), later ones a coarse one.
-  bool sliceGoesOn() { return ++sliceCalls_ == 1 || sliceTimeLeft(); }
-  // Runs fn with `handle` as the current connection (a resumed handler), as a batch does.
-  template <class F>
-  void asCurrent(uint64_t handle, F&& fn) {
-    Connection* prev = current_;
-    uint64_t prevHandle = currentHandle_;
-    current_ = lookup(handle);
-    currentHandle_ = current_ ? handle : 0;
-    fn();
-    current_ = prev;
-    currentHandle_ = prevHandle;
-  }
-  // Closes every open connection of `instance` with `code` (its Lua state was replaced).
-  void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
 
   // Host (the rest is the Loop's): tasks for the instances on this worker, through the inbox.
   void post(std::function<void()> fn) override;
 
-  EventChannel& events();
   void log(LogLevel level, std::string message);
   // log() for a line that may repeat many times a second: at most one per interval of `r`,
   // then one with the count of the repeats.
@@ -200,9 +153,22 @@ class Worker final : public Loop {
     sliceLeft_ = messages;
     sliceCalls_ = 0;
   }
-  bool sliceTimeLeft();  // the clock part of sliceGoesOn
   void scheduleBacklog(Connection& c);
   void serveBacklogs();
+  // The service API (ServiceHost's calls land here, see worker.cc). send and reaches are
+  // forced inline into their ServiceHost calls: no extra call on the send path.
+  friend class ServiceHost;
+  [[gnu::always_inline]] inline SendStatus send(uint32_t service, uint64_t handle, Opcode op,
+                                                const uint8_t* data, size_t len);
+  SendStatus close(uint32_t service, uint64_t handle, uint16_t code, std::string_view reason);
+  SendStatus subscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  SendStatus unsubscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  [[gnu::always_inline]] inline bool reaches(uint32_t service, uint64_t handle);
+  SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
+  void fail(uint64_t handle);
+  void hold(uint64_t handle);
+  void release(uint64_t handle);
+  void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -246,13 +212,11 @@ class Worker final : public Loop {
   // Broadcast channel -> handles of this worker's subscribed connections.
   std::unordered_map<uint64_t, std::vector<uint64_t>> subscribers_;
   std::vector<InboundMessage> batch_;  // complete messages of the connection being read
-  size_t sliceLeft_ = 0;               // messages the connection being read may still parse
-  uint32_t sliceCalls_ = 0;            // messages handed to handlers in the current slice
-  uint64_t sliceStartNs_ = 0;          // coarse clock at the slice's second message
-  uint64_t sliceLimitNs_ = 0;          // coarse time after which a slice is spent
   std::vector<uint64_t> backlog_;      // connections with a backlog to serve (handles)
-  Connection* current_ = nullptr;      // connection whose message a handler is processing
-  uint64_t currentHandle_ = 0;
+  // The connection whose batch is being dispatched: most sends go to it, and send() skips
+  // their lookup. Only a shortcut for send(); nothing else reads it.
+  Connection* dispatching_ = nullptr;
+  uint64_t dispatchingHandle_ = 0;
   WorkerStats* stats_ = nullptr;
   std::shared_ptr<const Policy> policy_;
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause

@@ -7,11 +7,11 @@
 #include <cstring>
 #include <string_view>
 
+#include "core/broadcast.h"
 #include "core/handle.h"
-#include "core/server.h"
+#include "core/service-host.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
-#include "core/worker.h"
 #include "embedded-lua.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/utf8-validator.h"
@@ -35,24 +35,19 @@ bool toChannel(double v, uint64_t& out) {
   return double(out) == v;
 }
 
+// subscribe, unsubscribe and broadcast answer Ok, NoChannel or NoConnection: nothing is
+// queued to a connection, so it is never Closing or a SlowConsumer.
 int fromStatus(SendStatus s) {
-  switch (s) {
-    case SendStatus::Ok:
-      return kOk;
-    case SendStatus::NoChannel:
-      return kNoChannel;
-    default:
-      return kNoConnection;
-  }
+  return s == SendStatus::Ok ? kOk : s == SendStatus::NoChannel ? kNoChannel : kNoConnection;
 }
 
 // The instance's worker, or null for a standalone instance (whose broadcasts go through the
 // server).
-Worker* workerOf(void* instance) {
-  return static_cast<ServiceInstance*>(instance)->worker();
+ServiceHost* workerOf(void* instance) {
+  return static_cast<ServiceInstance*>(instance)->serviceHost();
 }
-Server& serverOf(void* instance) {
-  return *static_cast<ServiceInstance*>(instance)->server();
+SharedServices& serverOf(void* instance) {
+  return *static_cast<ServiceInstance*>(instance)->shared();
 }
 uint32_t serviceOf(void* instance) {
   return static_cast<ServiceInstance*>(instance)->service();
@@ -76,7 +71,7 @@ __attribute__((visibility("default"))) int lapps_bcast_subscribe(void* instance,
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
   if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
   // A standalone instance has no connections of its own: any handle is another service's.
-  Worker* w = workerOf(instance);
+  ServiceHost* w = workerOf(instance);
   return w ? fromStatus(w->subscribe(serviceOf(instance), ch, h)) : kNoConnection;
 }
 
@@ -86,7 +81,7 @@ __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instanc
   if (!toChannel(id, ch)) return kBadChannel;
   if (!Handle::fromNumber(handle, h)) return kNoConnection;
   if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
-  Worker* w = workerOf(instance);
+  ServiceHost* w = workerOf(instance);
   return w ? fromStatus(w->unsubscribe(serviceOf(instance), ch, h)) : kNoConnection;
 }
 
@@ -99,7 +94,7 @@ __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, doub
   // Encoded once; every subscriber's queue shares this buffer.
   SharedBuffer* frame =
       encodeBroadcastFrame(opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len);
-  Worker* w = workerOf(instance);
+  ServiceHost* w = workerOf(instance);
   int rc =
       fromStatus(w ? w->broadcast(ch, frame) : serverOf(instance).broadcastFromOutside(ch, frame));
   frame->release();

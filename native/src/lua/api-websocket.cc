@@ -7,7 +7,7 @@
 #include <string>
 #include <utility>
 
-#include "client/text.h"
+#include "base/text.h"
 #include "client/ws-client.h"
 #include "client/ws-url.h"
 #include "lua/api-net-common.h"

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "core/handle.h"
-#include "core/worker.h"
+#include "core/service-host.h"
 #include "embedded-lua.h"
 #include "lua/lua-instance.h"
 #include "protocol/close-code.h"
@@ -21,6 +21,8 @@ namespace lapps {
 namespace {
 
 // Result codes shared with the Lua wrapper below (its `errors` table is indexed by them).
+// What send and close answer (Ok, NoConnection, Closing, SlowConsumer; never NoChannel) is
+// their C API code from the registry (core/service-host.h), which the table follows.
 enum WsResult : int {
   kOk = 0,
   kNoConnection = 1,
@@ -31,22 +33,10 @@ enum WsResult : int {
   kReasonTooLong = 6,
   kReasonNotUtf8 = 7,
 };
-
-int fromStatus(SendStatus s) {
-  switch (s) {
-    case SendStatus::Ok:
-      return kOk;
-    case SendStatus::NoConnection:
-      return kNoConnection;
-    case SendStatus::Closing:
-      return kClosing;
-    case SendStatus::SlowConsumer:
-      return kSlowConsumer;
-    case SendStatus::NoChannel:  // broadcast only
-      return kNoConnection;
-  }
-  return kNoConnection;
-}
+static_assert(sendStatusCode(SendStatus::Ok) == kOk &&
+              sendStatusCode(SendStatus::NoConnection) == kNoConnection &&
+              sendStatusCode(SendStatus::Closing) == kClosing &&
+              sendStatusCode(SendStatus::SlowConsumer) == kSlowConsumer);
 
 }  // namespace
 
@@ -61,8 +51,8 @@ __attribute__((visibility("default"))) int lapps_ws_send(void* instance, double 
   const auto* bytes = reinterpret_cast<const uint8_t*>(data);
   if (opcode == 1 && !isValidUtf8(bytes, len)) return kTextNotUtf8;
   auto* inst = static_cast<LuaInstance*>(instance);
-  return fromStatus(inst->worker()->send(inst->service(), h,
-                                         opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
+  return sendStatusCode(inst->serviceHost()->send(
+      inst->service(), h, opcode == 1 ? Opcode::Text : Opcode::Binary, bytes, len));
 }
 
 __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double handle,
@@ -77,8 +67,8 @@ __attribute__((visibility("default"))) int lapps_ws_close(void* instance, double
   if (len > kMaxCloseReason) return kReasonTooLong;
   if (!isValidUtf8(reinterpret_cast<const uint8_t*>(reason), len)) return kReasonNotUtf8;
   auto* inst = static_cast<LuaInstance*>(instance);
-  return fromStatus(
-      inst->worker()->close(inst->service(), h, uint16_t(code), std::string_view(reason, len)));
+  return sendStatusCode(inst->serviceHost()->close(inst->service(), h, uint16_t(code),
+                                                   std::string_view(reason, len)));
 }
 
 }  // extern "C"

@@ -7,7 +7,7 @@
 
 #include "codec/cbor-writer.h"
 #include "core/handle.h"
-#include "core/worker.h"
+#include "core/service-host.h"
 #include "lua/lua-instance.h"
 #include "lua/lua-value.h"
 
@@ -97,17 +97,17 @@ void reject(LuaInstance* inst, uint64_t handle, int code, const std::string& mes
   w.writeText("message", 7);
   w.writeText(message.data(), message.size());
   if (withId) writeId(w, *id);
-  Worker* worker = inst->worker();
-  if (worker->send(inst->service(), handle, Opcode::Binary,
-                   reinterpret_cast<const uint8_t*>(out.data()),
-                   out.size()) == SendStatus::NoConnection) {
+  ServiceHost* host = inst->serviceHost();
+  if (host->send(inst->service(), handle, Opcode::Binary,
+                 reinterpret_cast<const uint8_t*>(out.data()),
+                 out.size()) == SendStatus::NoConnection) {
     return;  // not a connection of this service: no state is kept for it
   }
   LappsConnection& c = inst->lappsConnection(handle);
   if (++c.invalid > kMaxInvalidMessages) {
     inst->log(LogLevel::Warn, "closing a connection after " + std::to_string(c.invalid) +
                                   " invalid LAppS messages");
-    worker->close(inst->service(), handle, 1008, "too many invalid messages");
+    host->close(inst->service(), handle, 1008, "too many invalid messages");
   }
 }
 
@@ -117,8 +117,7 @@ int classify(lua_State* L) {
   uint64_t handle;
   // Called by the dispatcher for the connection being served; any other handle (the
   // registry is reachable without the sandbox) is refused before any state is kept.
-  if (!Handle::fromNumber(lua_tonumber(L, 1), handle) ||
-      handle != inst->worker()->currentHandle()) {
+  if (!Handle::fromNumber(lua_tonumber(L, 1), handle) || handle != inst->batchHandle()) {
     return 0;
   }
   size_t len;
@@ -240,9 +239,9 @@ int sendObject(lua_State* L) {
   uint64_t handle;
   // Checked first: no protocol state is kept for a handle that is not this service's.
   if (!Handle::fromNumber(lua_tonumber(L, 1), handle) ||
-      !inst->worker()->reaches(inst->service(), handle)) {
+      !inst->serviceHost()->reaches(inst->service(), handle)) {
     lua_pushboolean(L, false);
-    lua_pushliteral(L, "no such connection");
+    lua_pushstring(L, sendStatusMessage(SendStatus::NoConnection));
     return 2;
   }
   int64_t cid = 0;
@@ -292,14 +291,13 @@ int sendObject(lua_State* L) {
     lua_rawset(L, 2);
   }
   if (!ok) return fail(err);
-  SendStatus st = inst->worker()->send(inst->service(), handle, Opcode::Binary,
-                                       reinterpret_cast<const uint8_t*>(out.data()), out.size());
+  SendStatus st =
+      inst->serviceHost()->send(inst->service(), handle, Opcode::Binary,
+                                reinterpret_cast<const uint8_t*>(out.data()), out.size());
   if (st != SendStatus::Ok) {
     // The same answers as ws:send with a string.
     lua_pushboolean(L, false);
-    lua_pushstring(L, st == SendStatus::Closing        ? "connection is closing"
-                      : st == SendStatus::SlowConsumer ? "connection closed: slow consumer"
-                                                       : "no such connection");
+    lua_pushstring(L, sendStatusMessage(st));
     return 2;
   }
   lua_pushboolean(L, true);
@@ -321,7 +319,8 @@ int rejectText(lua_State* L) {
   LuaInstance* inst = self(L);
   uint64_t handle;
   if (Handle::fromNumber(lua_tonumber(L, 1), handle)) {
-    inst->worker()->close(inst->service(), handle, 1003, "LAppS messages are binary CBOR frames");
+    inst->serviceHost()->close(inst->service(), handle, 1003,
+                               "LAppS messages are binary CBOR frames");
   }
   return 0;
 }

@@ -6,8 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "core/server.h"
-#include "core/worker.h"
+#include "core/service-host.h"
 #include "embedded-lua.h"
 #include "lua/api-bcast.h"
 #include "lua/api-cbor.h"
@@ -18,9 +17,9 @@
 #include "lua/api-ws.h"
 #include "lua/coroutine-guard.h"
 #include "lua/lapps-protocol.h"
+#include "lua/luajit-frames.h"
 #include "lua/sandbox.h"
 #include "runtime/lua-thread.h"
-#include "runtime/luajit-frames.h"
 
 namespace lapps {
 
@@ -495,7 +494,7 @@ int LuaInstance::guardedResume(lua_State* co, int nargs, bool& stopped) {
   return rc;
 }
 
-bool LuaInstance::call(const char* what, int nargs, Blame blame) {
+bool LuaInstance::call(const char* what, int nargs, Blame blame, uint64_t conn) {
   // Stack: traceback, ..., fn, args...
   bool stopped = false;
   armDeadline();
@@ -504,7 +503,7 @@ bool LuaInstance::call(const char* what, int nargs, Blame blame) {
     depth_ = 0;
     memory_.enforce = false;
     deadline_.deadlineMs.store(0, std::memory_order_relaxed);
-    stoppedByWatchdog(what);
+    stoppedByWatchdog(what, conn);
     return false;
   }
   disarmDeadline();
@@ -523,7 +522,7 @@ bool LuaInstance::call(const char* what, int nargs, Blame blame) {
       failed(what, err);
     }
   }
-  settleMemory();
+  settleMemory(conn);
   return err.empty() && L_;
 }
 
@@ -601,10 +600,10 @@ void LuaInstance::connectionFailed(uint64_t handle, const std::string& where,
   if (n < kConnectionMaxErrors) return;
   log(LogLevel::Warn, "closing connection " + std::to_string(handle) +
                           " with 1011: " + std::to_string(n) + " handler errors");
-  if (Worker* w = worker()) w->asCurrent(handle, [w] { w->failCurrent(); });
+  if (ServiceHost* h = serviceHost()) h->fail(handle);
 }
 
-void LuaInstance::settleMemoryNow() {
+void LuaInstance::settleMemoryNow(uint64_t conn) {
   if (settling_ || depth_ > 0 || batch_ || !L_) return;
   // Code ran into memory_limit (whether or not its error was caught): the garbage it left
   // goes now, so that the next message finds the memory free; a state that stays nearly
@@ -614,7 +613,7 @@ void LuaInstance::settleMemoryNow() {
   settling_ = true;
   memory_.headroom = memory_.limit() / 8;
   lua_pushcfunction(L_, fullCollection);
-  call("garbage collection after memory_limit", 0);
+  call("garbage collection after memory_limit", 0, Blame::Instance, conn);
   memory_.headroom = 0;
   settling_ = false;
   if (!L_) return;  // a __gc finalizer was stopped by the watchdog: recycled
@@ -637,7 +636,7 @@ void LuaInstance::scheduleRecycle(const std::string& why) {
   });
 }
 
-void LuaInstance::stoppedByWatchdog(const char* where) {
+void LuaInstance::stoppedByWatchdog(const char* where, uint64_t conn) {
   const uint64_t drain = drainDeadlineMs_.load(std::memory_order_relaxed);
   if (drain && Watchdog::nowMs() >= drain) {
     log(LogLevel::Error, std::string(where) +
@@ -648,7 +647,7 @@ void LuaInstance::stoppedByWatchdog(const char* where) {
                              std::to_string(service_.handlerTimeoutMs) +
                              " ms (handler_timeout_ms)");
   }
-  if (Worker* w = worker()) w->failCurrent();
+  if (ServiceHost* h = serviceHost(); h && conn) h->fail(conn);
   if (role_ == Role::Standalone) {
     // A standalone service that had to be stopped is over: it ignored must_stop(), or
     // (with handler_timeout_ms) looped after being asked to stop.
@@ -662,9 +661,9 @@ void LuaInstance::stoppedByWatchdog(const char* where) {
 void LuaInstance::recycle(const std::string& why, bool poisoned) {
   log(LogLevel::Error, "restarting the instance with a fresh Lua state: " + why);
   failures_.clear();
-  if (Worker* w = worker()) {
+  if (ServiceHost* h = serviceHost()) {
     // The state that knew these connections is gone: their clients should reconnect.
-    w->closeConnectionsOf(this, 1011, "service restarted");
+    h->closeConnectionsOf(this, 1011, "service restarted");
   }
   destroyState(poisoned);
   // The fresh state failed while starting (onStart or init ran away, or kept failing):
@@ -736,7 +735,7 @@ void LuaInstance::onMessages(MessageBatch& batch) {
   for (;;) {
     if (!L_) {
       // Between a failed rebuild and its retry: nobody can serve this connection.
-      worker()->failCurrent();
+      serviceHost()->fail(batch.handle);
       return;
     }
     batch_ = &batch;
@@ -746,7 +745,7 @@ void LuaInstance::onMessages(MessageBatch& batch) {
     batch_ = nullptr;
     switch (o) {
       case Outcome::Done:
-        settleMemory();
+        settleMemory(batch.handle);
         return;
       case Outcome::Suspended:
         // onMessage waits inside this coroutine; the next batch gets a new dispatcher. The
@@ -754,8 +753,8 @@ void LuaInstance::onMessages(MessageBatch& batch) {
         luaL_unref(L_, LUA_REGISTRYINDEX, dispatcherRef_);
         dispatcherCo_ = nullptr;
         dispatcherRef_ = -1;
-        worker()->holdCurrent();
-        settleMemory();
+        serviceHost()->hold(batch.handle);
+        settleMemory(batch.handle);
         return;
       case Outcome::Failed:
       case Outcome::Finished:
@@ -765,11 +764,11 @@ void LuaInstance::onMessages(MessageBatch& batch) {
         dispatcherCo_ = nullptr;
         dispatcherRef_ = -1;
         connectionFailed(batch.handle, "onMessage", err);
-        settleMemory();
-        if (batch.next == batch.count || !worker()->currentOpen()) return;
+        settleMemory(batch.handle);
+        if (batch.next == batch.count || !batch.open()) return;
         continue;
       case Outcome::Stopped:
-        stoppedByWatchdog("onMessage");
+        stoppedByWatchdog("onMessage", batch.handle);
         return;
     }
   }
@@ -779,7 +778,7 @@ int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
   if (!batch_) return 0;  // a resumed handler finished: its dispatcher has no batch
   MessageBatch& b = *batch_;
   // The slice check last: it counts the message as handed over.
-  if (b.next == b.count || !worker()->currentOpen() || !worker()->sliceGoesOn()) return 0;
+  if (b.next == b.count || !b.open() || !serviceHost()->sliceGoesOn()) return 0;
   const InboundMessage& m = b.items[b.next++];
   // handler_timeout_ms is for this call: the ones before it in the batch are done.
   deadline_.nextCall();
@@ -791,7 +790,8 @@ int LuaInstance::nextMessage(double* handle, const char** data, size_t* len) {
 
 void LuaInstance::messageReturnedFalse() {
   log(LogLevel::Warn, "onMessage returned false");
-  worker()->failCurrent();
+  // The connection of the handler that returned (a batch's, or a resumed one's).
+  if (runningConn_) serviceHost()->fail(runningConn_);
 }
 
 void LuaInstance::onDisconnect(uint64_t handle) {
@@ -960,13 +960,7 @@ void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
     n = push ? push(co) : 0;
   }
   std::string err;
-  Outcome o;
-  Worker* wk = worker();
-  if (wk && w.conn) {
-    wk->asCurrent(w.conn, [&] { o = resume(co, n, w.conn, err); });
-  } else {
-    o = resume(co, n, w.conn, err);
-  }
+  Outcome o = resume(co, n, w.conn, err);
   if (o == Outcome::Stopped) {
     stoppedByWatchdog("a resumed coroutine");
     return;
@@ -991,12 +985,12 @@ void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn
       } else {
         luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
       }
-      if (conn && worker()) worker()->release(conn);
+      if (conn && serviceHost()) serviceHost()->release(conn);
       return;
     case Outcome::Finished:
       luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
       if (co == runCo_) runDone_ = true;
-      if (conn && worker()) worker()->release(conn);
+      if (conn && serviceHost()) serviceHost()->release(conn);
       return;
     case Outcome::Failed:
       luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
@@ -1007,7 +1001,7 @@ void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn
       } else {
         failed(co == runCo_ ? "run" : "coroutine", err);
       }
-      if (conn && worker()) worker()->release(conn);
+      if (conn && serviceHost()) serviceHost()->release(conn);
       return;
     case Outcome::Stopped:
       stoppedByWatchdog(co == runCo_ ? "run" : "coroutine");

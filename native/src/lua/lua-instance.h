@@ -8,7 +8,7 @@
 // Handlers run in coroutines so they can suspend (lapps.sleep, mqr recv, sockets) without
 // blocking the loop: onMessage runs on a dispatcher coroutine that serves batch after batch;
 // when a handler suspends, that coroutine is parked with it, the connection's later
-// messages wait (Worker::holdCurrent), and a new dispatcher takes over the other connections.
+// messages wait (ServiceHost::hold), and a new dispatcher takes over the other connections.
 #pragma once
 
 #include <atomic>
@@ -26,14 +26,12 @@
 #include "core/settings.h"
 #include "io/host.h"
 #include "lua/lapps-protocol.h"
-#include "runtime/lua-guard.h"
-#include "runtime/lua-memory.h"
+#include "lua/lua-guard.h"
+#include "lua/lua-memory.h"
 
 struct lua_State;
 
 namespace lapps {
-
-class Worker;
 
 // Something a Lua state owns outside Lua memory (a client socket): deleted by the
 // instance when the state goes away, even when the state cannot be closed normally.
@@ -122,6 +120,8 @@ class LuaInstance final : public ServiceInstance {
   // LAppS protocol state of a connection of this instance (created on first use).
   LappsConnection& lappsConnection(uint64_t handle) { return lapps_[handle]; }
 
+  // The connection of the batch being delivered (0: none): LAppS classify accepts only it.
+  uint64_t batchHandle() const { return batch_ ? batch_->handle : 0; }
   // FFI side of the dispatcher: the next message to deliver, or 0 when there is none.
   int nextMessage(double* handle, const char** data, size_t* len);
   // FFI side of the dispatcher: onMessage returned false.
@@ -145,15 +145,16 @@ class LuaInstance final : public ServiceInstance {
   std::string build();
   void destroyState(bool poisoned);
   // Protected call of the function below nargs arguments on the main stack. An error is
-  // the instance's (counted) unless blame says otherwise.
-  bool call(const char* what, int nargs, Blame blame = Blame::Instance);
+  // the instance's (counted) unless blame says otherwise. `conn`: the connection whose
+  // batch is being delivered, if any (closed with 1011 if the watchdog stops the call).
+  bool call(const char* what, int nargs, Blame blame = Blame::Instance, uint64_t conn = 0);
   // After Lua code ran into memory_limit: a full collection at once, and a fresh state if
-  // the old one stays nearly full. Only between calls into Lua.
-  void settleMemory() {
+  // the old one stays nearly full. Only between calls into Lua; `conn` as for call().
+  void settleMemory(uint64_t conn = 0) {
     if (memory_.hitLimit) [[unlikely]]
-      settleMemoryNow();  // checked at every entry: inline
+      settleMemoryNow(conn);  // checked at every entry: inline
   }
-  void settleMemoryNow();
+  void settleMemoryNow(uint64_t conn);
   // Resumes co with nargs values on its stack. On Failed, err holds the message with its
   // traceback.
   Outcome resume(lua_State* co, int nargs, uint64_t conn, std::string& err);
@@ -168,8 +169,9 @@ class LuaInstance final : public ServiceInstance {
   // When Lua code started at `now` must end once a standalone instance is asked to stop.
   uint64_t stopLimit(uint64_t now) const;
   void disarmDeadline();
-  // After Outcome::Stopped: the state is unusable; report and replace it.
-  void stoppedByWatchdog(const char* where);
+  // After Outcome::Stopped: the state is unusable; report and replace it. `conn` (if not
+  // 0) is the connection whose batch was being delivered: it is closed with 1011.
+  void stoppedByWatchdog(const char* where, uint64_t conn = 0);
   void recycle(const std::string& why, bool poisoned);
   void rebuild();
   void dropWaitOf(lua_State* co);

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "core/server.h"
+#include "core/service-host.h"
 #include "embedded-lua.h"
 #include "lua/api-lapps.h"
 #include "lua/lua-instance.h"
@@ -152,12 +152,12 @@ int mqrCreate(lua_State* L) {
   lua_Number cap = luaL_optnumber(L, base + 1, lua_Number(MessageQueues::kDefaultCapacity));
   if (!(cap >= 1 && cap <= 1e9)) return luaL_error(L, "mqr.create: capacity must be 1..1e9");
   // The server's limits.mqr_max_bytes is both the default and the most a service may ask.
-  const lua_Number serverMax = lua_Number(inst->server()->settings().mqrMaxBytes);
+  const lua_Number serverMax = lua_Number(inst->shared()->mqrMaxBytes());
   lua_Number maxBytes = luaL_optnumber(L, base + 2, serverMax);
   if (!(maxBytes >= 1)) return luaL_error(L, "mqr.create: max_bytes must be at least 1");
   if (maxBytes > serverMax) maxBytes = serverMax;
   MessageQueue* q =
-      inst->server()->queues().get(std::string(name, len), size_t(cap), size_t(maxBytes));
+      inst->shared()->queues().get(std::string(name, len), size_t(cap), size_t(maxBytes));
   auto** ud = static_cast<MessageQueue**>(lua_newuserdata(L, sizeof(MessageQueue*)));
   *ud = q;
   luaL_getmetatable(L, kQueueMeta);

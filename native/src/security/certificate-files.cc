@@ -9,7 +9,7 @@
 #include <ctime>
 #include <system_error>
 
-#include "client/text.h"
+#include "base/text.h"
 
 namespace lapps {
 

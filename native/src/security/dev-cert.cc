@@ -12,7 +12,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "client/text.h"
+#include "base/text.h"
 #include "security/openssl-ptr.h"
 #include "security/tls-server.h"
 

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "client/text.h"
+#include "base/text.h"
 #include "security/certificate-files.h"
 #include "security/openssl-ptr.h"
 

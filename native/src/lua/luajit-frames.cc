@@ -1,4 +1,4 @@
-#include "runtime/luajit-frames.h"
+#include "lua/luajit-frames.h"
 
 #include <dlfcn.h>
 #include <unwind.h>

@@ -1,4 +1,4 @@
-#include "runtime/standalone.h"
+#include "lua/standalone.h"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "runtime/luajit-frames.h"
+#include "lua/luajit-frames.h"
 
 namespace lapps {
 

@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/service-factory.h"
 #include "io/inbox.h"
 #include "io/loop.h"
 #include "lua/lua-instance.h"
@@ -21,7 +22,7 @@
 
 namespace lapps {
 
-class StandaloneRunner final : public Loop {
+class StandaloneRunner final : public StandaloneService, public Loop {
  public:
   explicit StandaloneRunner(std::unique_ptr<LuaInstance> instance);
   ~StandaloneRunner();
@@ -30,13 +31,13 @@ class StandaloneRunner final : public Loop {
 
   LuaInstance& instance() { return *instance_; }
   // Starts the thread and waits until init() has returned; false if it failed.
-  bool start();
+  bool start() override;
   // Asks run() to finish (must_stop() becomes true); does not wait. If run() has not
   // returned by deadlineMs (Watchdog::nowMs clock), it is cut: its Lua code is stopped by
   // the watchdog, its waits are abandoned, and onShutdown runs. A later call may only
   // bring the deadline forward.
-  void stop(uint64_t deadlineMs);
-  void join();
+  void stop(uint64_t deadlineMs) override;
+  void join() override;
 
   // Host (the rest is the Loop's): tasks through this runner's inbox.
   void post(std::function<void()> fn) override;

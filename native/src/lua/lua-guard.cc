@@ -1,4 +1,4 @@
-#include "runtime/lua-guard.h"
+#include "lua/lua-guard.h"
 
 #include <link.h>
 #include <signal.h>
@@ -91,7 +91,7 @@ void installLuaGuardSignal() {
 }
 
 uint64_t Watchdog::nowMs() {
-  return monotonicMs();
+  return monotonicMs();  // the clock of the loops' deadlines
 }
 
 Watchdog::Watchdog() {
