@@ -14,13 +14,13 @@
 
 #include "core/broadcast.h"
 #include "core/event-channel.h"
+#include "core/message-queue.h"
 #include "core/policy.h"
 #include "core/service-factory.h"
 #include "core/service-host.h"
 #include "core/settings.h"
 #include "core/stats.h"
 #include "protocol/frame-parser.h"
-#include "runtime/message-queue.h"
 #include "security/conn-limiter.h"
 
 namespace lapps {

@@ -4,7 +4,7 @@
 //     release, fail; broadcast; the per-slice budget). Reactive instances only.
 //   - SharedServices: what every instance of every service shares, from any thread
 //     (broadcast channels, mqr queues, limits). Standalone instances too.
-// Timers, tasks and sockets come from the instance's loop (runtime/host.h), logging from
+// Timers, tasks and sockets come from the instance's loop (io/host.h), logging from
 // the EventChannel it was made with. Every status a call can answer is in kSendStatuses,
 // mapped there once to its C API code and its Lua message.
 #pragma once

@@ -24,8 +24,8 @@
 #include "core/stats.h"
 #include "io/inbox.h"
 #include "io/loop.h"
+#include "io/lua-thread.h"
 #include "protocol/opcode.h"
-#include "runtime/lua-thread.h"
 
 namespace lapps {
 
@@ -177,7 +177,7 @@ class Worker final : public ServiceHost, public Loop {
   Server& server_;
   uint32_t index_;
   std::string name_;
-  // Runs Lua services: a C stack sized for Lua (runtime/lua-thread.h).
+  // Runs Lua services: a C stack sized for Lua (io/lua-thread.h).
   LuaThread thread_;
   Inbox<InboxMessage> inbox_;
   std::vector<int> listeners_;

@@ -1,6 +1,6 @@
 // The one event loop of a thread: an epoll instance, the clock as of the current turn,
 // the Host's timer heap and the sockets watched for outbound clients. An IO worker
-// (core/worker.h) and a standalone service (runtime/standalone.h) are each a Loop: they
+// (core/worker.h) and a standalone service (lua/standalone.h) are each a Loop: they
 // add their own fds under tags of their choosing, provide post(), and drive the turns.
 // Nothing else owns an epoll fd.
 #pragma once

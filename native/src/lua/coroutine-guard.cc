@@ -2,7 +2,7 @@
 
 #include <lua.hpp>
 
-#include "runtime/lua-thread.h"
+#include "io/lua-thread.h"
 
 namespace lapps {
 

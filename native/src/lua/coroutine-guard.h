@@ -1,5 +1,5 @@
 // coroutine.resume and coroutine.wrap that refuse to nest a coroutine when the C stack is
-// running low (see runtime/lua-thread.h): resuming a coroutine inside another one costs C
+// running low (see io/lua-thread.h): resuming a coroutine inside another one costs C
 // stack but no Lua stack, so LuaJIT itself never stops such a chain before SIGSEGV.
 #pragma once
 

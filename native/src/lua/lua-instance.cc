@@ -8,6 +8,7 @@
 
 #include "core/service-host.h"
 #include "embedded-lua.h"
+#include "io/lua-thread.h"
 #include "lua/api-bcast.h"
 #include "lua/api-cbor.h"
 #include "lua/api-json.h"
@@ -19,7 +20,6 @@
 #include "lua/lapps-protocol.h"
 #include "lua/luajit-frames.h"
 #include "lua/sandbox.h"
-#include "runtime/lua-thread.h"
 
 namespace lapps {
 
@@ -153,7 +153,7 @@ void LuaInstance::log(LogLevel level, std::string message) {
 
 std::string LuaInstance::load() {
   // The service file's top level is Lua code like any other: it runs on a thread with a C
-  // stack sized for Lua (runtime/lua-thread.h), not on the caller's.
+  // stack sized for Lua (io/lua-thread.h), not on the caller's.
   std::string err;
   LuaThread loader;
   loader.start([&] {

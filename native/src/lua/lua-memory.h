@@ -32,7 +32,7 @@ class LuaMemory {
   // allocates a smaller string table when it shrinks one, and cannot finish a cycle while
   // that is refused).
   size_t headroom = 0;
-  // The lowest stack address a growing allocation was made from (see runtime/lua-thread.h).
+  // The lowest stack address a growing allocation was made from (see io/lua-thread.h).
   uintptr_t deepestSp = UINTPTR_MAX;
   // The limit applies only while Lua runs inside a protected call (where a failed
   // allocation becomes a Lua error). lapps's own calls into the Lua API between them (error

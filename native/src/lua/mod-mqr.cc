@@ -12,12 +12,12 @@
 #include <memory>
 #include <string>
 
+#include "core/message-queue.h"
 #include "core/service-host.h"
 #include "embedded-lua.h"
 #include "lua/api-lapps.h"
 #include "lua/lua-instance.h"
 #include "lua/lua-value.h"
-#include "runtime/message-queue.h"
 
 namespace lapps {
 

@@ -17,8 +17,8 @@
 #include "core/service-factory.h"
 #include "io/inbox.h"
 #include "io/loop.h"
+#include "io/lua-thread.h"
 #include "lua/lua-instance.h"
-#include "runtime/lua-thread.h"
 
 namespace lapps {
 
@@ -47,7 +47,7 @@ class StandaloneRunner final : public StandaloneService, public Loop {
 
   std::unique_ptr<LuaInstance> instance_;
   Inbox<std::function<void()>> tasks_;
-  // Runs the service: a C stack sized for Lua (runtime/lua-thread.h).
+  // Runs the service: a C stack sized for Lua (io/lua-thread.h).
   LuaThread thread_;
   std::mutex mutex_;
   std::condition_variable initDone_;

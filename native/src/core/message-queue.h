@@ -16,8 +16,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "base/memory-trim.h"
 #include "io/host.h"
-#include "runtime/memory-trim.h"
 
 namespace lapps {
 

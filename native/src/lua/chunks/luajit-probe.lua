@@ -1,4 +1,4 @@
--- jit.attach(handler, "trace"), then a loop hot enough to be compiled (runtime/luajit-frames.cc).
+-- jit.attach(handler, "trace"), then a loop hot enough to be compiled (lua/luajit-frames.cc).
 local attach, handler = ...
 if not jit or not jit.attach then return end
 jit.on()

@@ -1,4 +1,4 @@
-#include "runtime/lua-thread.h"
+#include "io/lua-thread.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
