@@ -62,6 +62,11 @@ t.test('two browser pages chat through lapps', async (t) => {
 
   await alice.fill('#text', 'hello bob');
   await alice.press('#text', 'Enter');
+  // Bob answers once he has read Alice's line (two sends at once may reach the room in
+  // either order).
+  await bob.waitForFunction(() =>
+    document.getElementById('log')!.textContent!.includes('alice: hello bob'),
+  );
   await bob.fill('#text', 'hi alice');
   await bob.press('#text', 'Enter');
   for (const page of [alice, bob]) {

@@ -57,7 +57,7 @@ class ServiceInstance {
   uint32_t service() const { return service_; }
   // How many messages of one connection the worker hands over per loop turn before it
   // serves the others: learned by the worker from how long this instance's handlers take
-  // (Worker::serveBacklog). Worker thread only.
+  // (Connection::serveBacklog). Worker thread only.
   uint32_t sliceMessages() const { return sliceMessages_; }
   void setSliceMessages(uint32_t n) { sliceMessages_ = n; }
 

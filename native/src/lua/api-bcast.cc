@@ -13,6 +13,7 @@
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
 #include "embedded-lua.h"
+#include "lua/status-messages.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/utf8-validator.h"
 
@@ -20,12 +21,15 @@ namespace lapps {
 
 namespace {
 
+// What the entry points answer: a status's C API code from the registry
+// (core/service-host.h), or one of the checks of their own below. The Lua wrapper gets the
+// message of each (lua/status-messages.h).
+constexpr int kOk = sendStatusCode(SendStatus::Ok);
+constexpr int kNoChannel = sendStatusCode(SendStatus::NoChannel);
+constexpr int kNoConnection = sendStatusCode(SendStatus::NoConnection);
 enum BcastResult : int {
-  kOk = 0,
-  kBadChannel = 1,
-  kNoChannel = 2,
-  kNoConnection = 3,
-  kTextNotUtf8 = 4,
+  kBadChannel = kModuleResultBase,
+  kTextNotUtf8,
 };
 
 // Channel ids are integers; LAppS services use small numbers.
@@ -35,10 +39,10 @@ bool toChannel(double v, uint64_t& out) {
   return double(out) == v;
 }
 
-// subscribe, unsubscribe and broadcast answer Ok, NoChannel or NoConnection: nothing is
-// queued to a connection, so it is never Closing or a SlowConsumer.
-int fromStatus(SendStatus s) {
-  return s == SendStatus::Ok ? kOk : s == SendStatus::NoChannel ? kNoChannel : kNoConnection;
+// subscribe, unsubscribe and broadcast answer Ok, NoChannel or NoConnection (nothing is
+// queued to a connection, so it is never Closing or a SlowConsumer).
+constexpr int fromStatus(SendStatus s) {
+  return sendStatusCode(s);
 }
 
 // The instance's worker, or null for a standalone instance (whose broadcasts go through the
@@ -111,7 +115,10 @@ void pushBcastApi(lua_State* L, ServiceInstance* instance) {
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_bcast_send));
   lua_pushlightuserdata(L, instance);
   lua_getfield(L, LUA_REGISTRYINDEX, "lapps.protocol.oon");
-  lua_call(L, 6, 1);
+  pushStatusMessages(L, {{kBadChannel, "bad_channel", "channel id must be a non-negative integer"},
+                         {kTextNotUtf8, nullptr,
+                          "text message is not valid UTF-8 (send it as binary, opcode 2)"}});
+  lua_call(L, 7, 1);
 }
 
 }  // namespace lapps

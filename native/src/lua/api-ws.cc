@@ -12,6 +12,7 @@
 #include "core/service-host.h"
 #include "embedded-lua.h"
 #include "lua/lua-instance.h"
+#include "lua/status-messages.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
 #include "protocol/utf8-validator.h"
@@ -20,23 +21,18 @@ namespace lapps {
 
 namespace {
 
-// Result codes shared with the Lua wrapper below (its `errors` table is indexed by them).
-// What send and close answer (Ok, NoConnection, Closing, SlowConsumer; never NoChannel) is
-// their C API code from the registry (core/service-host.h), which the table follows.
+// What send and close answer: a status's C API code from the registry (core/service-host.h;
+// never NoChannel), or one of the checks of their own below. The Lua wrapper gets the
+// message of each (lua/status-messages.h).
+constexpr int kOk = sendStatusCode(SendStatus::Ok);
+constexpr int kNoConnection = sendStatusCode(SendStatus::NoConnection);
 enum WsResult : int {
-  kOk = 0,
-  kNoConnection = 1,
-  kClosing = 2,
-  kSlowConsumer = 3,
-  kTextNotUtf8 = 4,
-  kBadCloseCode = 5,
-  kReasonTooLong = 6,
-  kReasonNotUtf8 = 7,
+  kTextNotUtf8 = kModuleResultBase,
+  kBadCloseCode,
+  kReasonTooLong,
+  kReasonNotUtf8,
 };
-static_assert(sendStatusCode(SendStatus::Ok) == kOk &&
-              sendStatusCode(SendStatus::NoConnection) == kNoConnection &&
-              sendStatusCode(SendStatus::Closing) == kClosing &&
-              sendStatusCode(SendStatus::SlowConsumer) == kSlowConsumer);
+static_assert(kOk == 0, "the Lua wrapper reads 0 as success");
 
 }  // namespace
 
@@ -81,7 +77,13 @@ void registerWsApi(lua_State* L, LuaInstance* instance) {
   lua_pushlightuserdata(L, reinterpret_cast<void*>(&lapps_ws_close));
   lua_pushlightuserdata(L, instance);
   lua_getfield(L, LUA_REGISTRYINDEX, "lapps.protocol.send");
-  lua_call(L, 4, 1);
+  pushStatusMessages(L, {{kTextNotUtf8, nullptr,
+                          "ws:send: text message is not valid UTF-8 (send it as binary, opcode 2)"},
+                         {kBadCloseCode, nullptr,
+                          "ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)"},
+                         {kReasonTooLong, nullptr, "ws:close: reason longer than 123 bytes"},
+                         {kReasonNotUtf8, nullptr, "ws:close: reason is not valid UTF-8"}});
+  lua_call(L, 5, 1);
   lua_setglobal(L, "ws");
 }
 

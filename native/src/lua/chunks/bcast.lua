@@ -1,5 +1,6 @@
 -- The Lua side of the bcast module (lua/api-bcast.cc): FFI wrappers over its C entry points.
-local create_ptr, sub_ptr, unsub_ptr, send_ptr, instance_ptr, oon_error = ...
+-- `errors` is the message of each result code (lua/status-messages.h).
+local create_ptr, sub_ptr, unsub_ptr, send_ptr, instance_ptr, oon_error, errors = ...
 local ffi = require("ffi")
 local create = ffi.cast("int (*)(void *, double)", create_ptr)
 local subscribe = ffi.cast("int (*)(void *, double, double)", sub_ptr)
@@ -7,12 +8,6 @@ local unsubscribe = ffi.cast("int (*)(void *, double, double)", unsub_ptr)
 local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
 local instance = ffi.cast("void *", instance_ptr)
 local type = type
-local errors = {
-  "channel id must be a non-negative integer",
-  "no such channel (create it with bcast:create first)",
-  "no such connection",
-  "text message is not valid UTF-8 (send it as binary, opcode 2)",
-}
 local bcast = {}
 local function result(name, rc)
   if rc == 0 then return true end
@@ -20,13 +15,13 @@ local function result(name, rc)
 end
 function bcast.create(a, b)
   if a == bcast then a = b end
-  if type(a) ~= "number" then return false, "bcast:create: " .. errors[1] end
+  if type(a) ~= "number" then return false, "bcast:create: " .. errors.bad_channel end
   return result("create", create(instance, a))
 end
 -- bcast:subscribe(id, handler) and bcast:unsubscribe(id, handler)
 local function membership(name, change)
   local prefix = "bcast:" .. name .. ": "
-  local bad_id, bad_handler = prefix .. errors[1], prefix .. "handler must be a number"
+  local bad_id, bad_handler = prefix .. errors.bad_channel, prefix .. "handler must be a number"
   return function(a, b, c)
     if a == bcast then a, b = b, c end
     if type(a) ~= "number" then return false, bad_id end
@@ -40,7 +35,7 @@ bcast.unsubscribe = membership("unsubscribe", unsubscribe)
 -- table (LAppS OON object) is encoded to CBOR once and sent as binary.
 function bcast.send(a, b, c, d)
   if a == bcast then a, b, c = b, c, d end
-  if type(a) ~= "number" then return false, "bcast:send: " .. errors[1] end
+  if type(a) ~= "number" then return false, "bcast:send: " .. errors.bad_channel end
   local opcode = c or 2
   if opcode ~= 1 and opcode ~= 2 then
     return false, "bcast:send: opcode must be 1 (text) or 2 (binary)"

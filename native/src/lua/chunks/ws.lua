@@ -1,21 +1,13 @@
 -- The Lua side of the ws module (lua/api-ws.cc). Upvalues come in as `...`: the two entry
--- points and the instance, all as light userdata. Argument checks stay in Lua, where the JIT
+-- points and the instance, all as light userdata, the LAppS object sender, and the message
+-- of each result code (lua/status-messages.h). Argument checks stay in Lua, where the JIT
 -- removes them for well-typed calls; the C side checks what Lua cannot (handles, UTF-8).
-local send_ptr, close_ptr, instance_ptr, send_object = ...
+local send_ptr, close_ptr, instance_ptr, send_object, errors = ...
 local ffi = require("ffi")
 local send = ffi.cast("int (*)(void *, double, int, const char *, size_t)", send_ptr)
 local close = ffi.cast("int (*)(void *, double, double, const char *, size_t)", close_ptr)
 local instance = ffi.cast("void *", instance_ptr)
 local type = type
-local errors = {
-  "no such connection",
-  "connection is closing",
-  "connection closed: slow consumer",
-  "ws:send: text message is not valid UTF-8 (send it as binary, opcode 2)",
-  "ws:close: invalid close code (use 1000-1003, 1007-1014 or 3000-4999)",
-  "ws:close: reason longer than 123 bytes",
-  "ws:close: reason is not valid UTF-8",
-}
 local ws = {}
 -- Called as ws:send(handler, opcode, message) (LAppS) or ws.send(handler, opcode, message).
 function ws.send(a, b, c, d)
