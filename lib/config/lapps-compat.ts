@@ -6,11 +6,10 @@
  * produce one warning each instead of an error. What is left then goes through the normal
  * validation (normalizeConfig), whose issues are mapped back to the LAppS file and key.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { ConfigError, isRecord, pointerToken, type ConfigIssue } from './issues.js';
-import { normalizeConfig, parseConfigText } from './load.js';
+import { normalizeConfig, readConfigJson } from './load.js';
 import type { LappsConfig } from './types.js';
 
 /** LAppS's own defaults for what its files may leave out. */
@@ -99,16 +98,7 @@ export function lappsPaths(home?: string, env: NodeJS.ProcessEnv = process.env):
 
 /** Reads and parses one LAppS JSON file; must be an object. */
 function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
-  }
-  const raw = parseConfigText(file, text);
+  const raw = readConfigJson(file);
   if (!isRecord(raw)) throw new ConfigError(file, [{ path: '/', message: 'must be object' }]);
   return raw;
 }

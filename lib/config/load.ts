@@ -225,6 +225,25 @@ function normalizeListener(
 }
 
 /**
+ * Reads and parses a JSON config file (this format's or a LAppS one).
+ *
+ * @throws ConfigError when the file cannot be read, or with the line and column of the
+ *   first syntax error.
+ */
+export function readConfigJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
+    throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
+  }
+  return parseConfigText(file, text);
+}
+
+/**
  * Parses the text of a JSON config file (a leading byte order mark is allowed).
  *
  * @param file the name used in the error.
@@ -247,16 +266,7 @@ export function parseConfigText(file: string, text: string): unknown {
  *   the line and column), or does not satisfy the schema.
  */
 export function loadConfigFile(file: string): LappsConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why =
-      e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message;
-    throw new ConfigError(file, [{ path: '', message: `cannot read config: ${why}` }]);
-  }
-  const raw = parseConfigText(file, text);
+  const raw = readConfigJson(file);
   return normalizeConfig(raw, { file, baseDir: path.dirname(path.resolve(file)) });
 }
 

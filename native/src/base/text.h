@@ -1,5 +1,5 @@
-// String building for error messages. One allocation, and it sidesteps GCC 12's false
-// -Wrestrict on `"literal" + std::string&&` (GCC PR 105329).
+// Text helpers every layer may use: ASCII case folding (HTTP names, URL schemes and hosts
+// are ASCII and case-insensitive) and string building for error messages.
 #pragma once
 
 #include <initializer_list>
@@ -8,6 +8,21 @@
 
 namespace lapps {
 
+inline char asciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// Equal but for the case of ASCII letters.
+inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+// String building for error messages. One allocation, and it sidesteps GCC 12's false
+// -Wrestrict on `"literal" + std::string&&` (GCC PR 105329).
 inline std::string concatText(std::initializer_list<std::string_view> parts) {
   size_t n = 0;
   for (std::string_view p : parts) n += p.size();

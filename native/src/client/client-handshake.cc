@@ -10,17 +10,6 @@ namespace lapps {
 
 namespace {
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -42,7 +31,7 @@ bool isToken(std::string_view s) {
 bool listHas(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const size_t comma = value.find(',');
-    if (iequals(trim(value.substr(0, comma)), token)) return true;
+    if (equalsIgnoreCase(trim(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -97,7 +86,7 @@ bool checkHandshakeOptions(const std::vector<std::string>& protocols, const Head
       return false;
     }
     for (std::string_view reserved : kReservedHeaders) {
-      if (iequals(name, reserved)) {
+      if (equalsIgnoreCase(name, reserved)) {
         err = concatText({"header '", name, "' is set by the WebSocket handshake itself"});
         return false;
       }
@@ -178,17 +167,17 @@ bool checkServerHandshake(std::string_view head, std::string_view key,
     }
     const std::string_view name = line.substr(0, colon);
     const std::string_view value = trim(line.substr(colon + 1));
-    if (iequals(name, "upgrade")) {
+    if (equalsIgnoreCase(name, "upgrade")) {
       upgrade = upgrade || listHas(value, "websocket");
-    } else if (iequals(name, "connection")) {
+    } else if (equalsIgnoreCase(name, "connection")) {
       connection = connection || listHas(value, "upgrade");
-    } else if (iequals(name, "sec-websocket-accept")) {
+    } else if (equalsIgnoreCase(name, "sec-websocket-accept")) {
       ++accepts;
       accept = value;
-    } else if (iequals(name, "sec-websocket-protocol")) {
+    } else if (equalsIgnoreCase(name, "sec-websocket-protocol")) {
       ++protocols;
       selected = value;
-    } else if (iequals(name, "sec-websocket-extensions")) {
+    } else if (equalsIgnoreCase(name, "sec-websocket-extensions")) {
       if (!value.empty()) {
         err = "server selected an extension that was not offered";
         return false;

@@ -8,17 +8,6 @@ namespace lapps {
 
 namespace {
 
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
 // Characters allowed in a registered name or IPv4 literal: RFC 3986 unreserved and
 // sub-delims, less those that only make sense in URLs of other schemes. Percent-encoded
 // names are not supported (no IDNA here: callers pass punycode).
@@ -43,9 +32,9 @@ bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err) {
     return false;
   }
   const std::string_view scheme = url.substr(0, colon);
-  if (iequals(scheme, "ws")) {
+  if (equalsIgnoreCase(scheme, "ws")) {
     out.secure = false;
-  } else if (iequals(scheme, "wss")) {
+  } else if (equalsIgnoreCase(scheme, "wss")) {
     out.secure = true;
   } else {
     err = concatText({"unsupported URL scheme '", scheme, "' (expected ws or wss)"});
@@ -139,7 +128,7 @@ bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err) {
   }
 
   out.host.clear();
-  for (char ch : host) out.host.push_back(lower(ch));
+  for (char ch : host) out.host.push_back(asciiLower(ch));
   out.port = static_cast<uint16_t>(port);
   out.path = concatText({path.empty() || path[0] == '?' ? "/" : "", path});
   out.hostHeader = ipv6 ? concatText({"[", out.host, "]"}) : out.host;

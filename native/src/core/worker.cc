@@ -681,38 +681,31 @@ SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
 }
 
 SendStatus Worker::subscribe(uint32_t service, uint64_t channel, uint64_t handle) {
-  if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
-  Handle h = Handle::unpack(handle);
-  if (h.worker != index_) {
-    return forward(h, {.kind = InboxMessage::Kind::Subscribe,
-                       .handle = handle,
-                       .service = service,
-                       .channel = channel});
-  }
-  Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
-    return SendStatus::NoConnection;
-  }
-  for (uint64_t ch : c->channels) {
-    if (ch == channel) return SendStatus::Ok;  // already subscribed
-  }
-  c->channels.push_back(channel);
-  subscribers_[channel].push_back(handle);
-  return SendStatus::Ok;
+  return membership(InboxMessage::Kind::Subscribe, service, channel, handle);
 }
 
 SendStatus Worker::unsubscribe(uint32_t service, uint64_t channel, uint64_t handle) {
+  return membership(InboxMessage::Kind::Unsubscribe, service, channel, handle);
+}
+
+SendStatus Worker::membership(InboxMessage::Kind kind, uint32_t service, uint64_t channel,
+                              uint64_t handle) {
   if (!server_.channels().exists(channel)) return SendStatus::NoChannel;
   Handle h = Handle::unpack(handle);
   if (h.worker != index_) {
-    return forward(h, {.kind = InboxMessage::Kind::Unsubscribe,
-                       .handle = handle,
-                       .service = service,
-                       .channel = channel});
+    return forward(h, {.kind = kind, .handle = handle, .service = service, .channel = channel});
   }
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
     return SendStatus::NoConnection;
+  }
+  if (kind == InboxMessage::Kind::Subscribe) {
+    for (uint64_t ch : c->channels) {
+      if (ch == channel) return SendStatus::Ok;  // already subscribed
+    }
+    c->channels.push_back(channel);
+    subscribers_[channel].push_back(handle);
+    return SendStatus::Ok;
   }
   std::erase(c->channels, channel);
   auto it = subscribers_.find(channel);

@@ -163,6 +163,10 @@ class Worker final : public ServiceHost, public Loop {
   SendStatus close(uint32_t service, uint64_t handle, uint16_t code, std::string_view reason);
   SendStatus subscribe(uint32_t service, uint64_t channel, uint64_t handle);
   SendStatus unsubscribe(uint32_t service, uint64_t channel, uint64_t handle);
+  // subscribe (kind Subscribe) or unsubscribe (Unsubscribe): one check of the channel and
+  // the handle, forwarded to the connection's worker if it is another.
+  SendStatus membership(InboxMessage::Kind kind, uint32_t service, uint64_t channel,
+                        uint64_t handle);
   [[gnu::always_inline]] inline bool reaches(uint32_t service, uint64_t handle);
   SendStatus broadcast(uint64_t channel, SharedBuffer* frame);
   void fail(uint64_t handle);

@@ -57,6 +57,18 @@ uint32_t serviceOf(void* instance) {
   return static_cast<ServiceInstance*>(instance)->service();
 }
 
+// bcast:subscribe / bcast:unsubscribe: `change` is the ServiceHost call.
+int changeMembership(void* instance, double id, double handle,
+                     SendStatus (ServiceHost::*change)(uint32_t, uint64_t, uint64_t)) {
+  uint64_t ch, h;
+  if (!toChannel(id, ch)) return kBadChannel;
+  if (!Handle::fromNumber(handle, h)) return kNoConnection;
+  if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
+  // A standalone instance has no connections of its own: any handle is another service's.
+  ServiceHost* w = workerOf(instance);
+  return w ? fromStatus((w->*change)(serviceOf(instance), ch, h)) : kNoConnection;
+}
+
 }  // namespace
 
 extern "C" {
@@ -70,23 +82,12 @@ __attribute__((visibility("default"))) int lapps_bcast_create(void* instance, do
 
 __attribute__((visibility("default"))) int lapps_bcast_subscribe(void* instance, double id,
                                                                  double handle) {
-  uint64_t ch, h;
-  if (!toChannel(id, ch)) return kBadChannel;
-  if (!Handle::fromNumber(handle, h)) return kNoConnection;
-  if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
-  // A standalone instance has no connections of its own: any handle is another service's.
-  ServiceHost* w = workerOf(instance);
-  return w ? fromStatus(w->subscribe(serviceOf(instance), ch, h)) : kNoConnection;
+  return changeMembership(instance, id, handle, &ServiceHost::subscribe);
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_unsubscribe(void* instance, double id,
                                                                    double handle) {
-  uint64_t ch, h;
-  if (!toChannel(id, ch)) return kBadChannel;
-  if (!Handle::fromNumber(handle, h)) return kNoConnection;
-  if (!serverOf(instance).channels().exists(ch)) return kNoChannel;
-  ServiceHost* w = workerOf(instance);
-  return w ? fromStatus(w->unsubscribe(serviceOf(instance), ch, h)) : kNoConnection;
+  return changeMembership(instance, id, handle, &ServiceHost::unsubscribe);
 }
 
 __attribute__((visibility("default"))) int lapps_bcast_send(void* instance, double id, int opcode,

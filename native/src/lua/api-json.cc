@@ -44,16 +44,7 @@ int decode(lua_State* L) {
 }  // namespace
 
 int openJson(lua_State* L) {
-  initValueModel(L);
-  lua_createtable(L, 0, 5);
-  lua_pushcfunction(L, encode);
-  lua_setfield(L, -2, "encode");
-  lua_pushcfunction(L, decode);
-  lua_setfield(L, -2, "decode");
-  luautil::addNull(L);
-  luautil::addMarker(L, "array", kArrayMeta, "json.array");
-  luautil::addMarker(L, "object", kObjectMeta, "json.object");
-  return 1;
+  return luautil::pushValueModule(L, "json", encode, decode);
 }
 
 }  // namespace lapps

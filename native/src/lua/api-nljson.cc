@@ -326,8 +326,8 @@ int openNljson(lua_State* L) {
     lua_setfield(L, -2, r->name);
   }
   luautil::addNull(L);
-  luautil::addMarker(L, "array", kArrayMeta, "nljson.array");
-  luautil::addMarker(L, "object", kObjectMeta, "nljson.object");
+  luautil::addMarker(L, "nljson", "array", kArrayMeta);
+  luautil::addMarker(L, "nljson", "object", kObjectMeta);
   return 1;
 }
 

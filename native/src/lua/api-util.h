@@ -44,10 +44,11 @@ inline int mark(lua_State* L) {
   return 1;
 }
 
-// Sets module[field] = mark function for the metatable `meta`; the module table is on top.
-inline void addMarker(lua_State* L, const char* field, const char* meta, const char* fnName) {
+// Sets module[field] = mark function for the metatable `meta`, named "<module>.<field>" in
+// error messages; the module table is on top.
+inline void addMarker(lua_State* L, const char* module, const char* field, const char* meta) {
   lua_pushstring(L, meta);
-  lua_pushstring(L, fnName);
+  lua_pushfstring(L, "%s.%s", module, field);
   lua_pushcclosure(L, mark, 2);
   lua_setfield(L, -2, field);
 }
@@ -56,6 +57,22 @@ inline void addMarker(lua_State* L, const char* field, const char* meta, const c
 inline void addNull(lua_State* L) {
   lua_pushlightuserdata(L, nullValue());
   lua_setfield(L, -2, "null");
+}
+
+// Pushes a value module's table (cbor, json): encode, decode, null, and the array and
+// object markers, named "<name>.array" and "<name>.object" in error messages.
+inline int pushValueModule(lua_State* L, const char* name, lua_CFunction encode,
+                           lua_CFunction decode) {
+  initValueModel(L);
+  lua_createtable(L, 0, 5);
+  lua_pushcfunction(L, encode);
+  lua_setfield(L, -2, "encode");
+  lua_pushcfunction(L, decode);
+  lua_setfield(L, -2, "decode");
+  addNull(L);
+  addMarker(L, name, "array", kArrayMeta);
+  addMarker(L, name, "object", kObjectMeta);
+  return 1;
 }
 
 }  // namespace lapps::luautil

@@ -2,13 +2,11 @@
 
 #include <algorithm>
 
+#include "base/text.h"
+
 namespace lapps {
 
 namespace {
-
-char lower(char c) {
-  return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c;
-}
 
 bool isAlpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -33,7 +31,7 @@ bool parseHostPort(std::string_view s, uint16_t fallbackPort, std::string& host,
     if (end == std::string_view::npos || end < 2) return false;
     for (size_t i = 1; i < end; ++i) {
       char c = s[i];
-      if (!(isDigit(c) || (lower(c) >= 'a' && lower(c) <= 'f') || c == ':' || c == '.')) {
+      if (!(isDigit(c) || (asciiLower(c) >= 'a' && asciiLower(c) <= 'f') || c == ':' || c == '.')) {
         return false;
       }
     }
@@ -48,7 +46,7 @@ bool parseHostPort(std::string_view s, uint16_t fallbackPort, std::string& host,
     if (end == 0) return false;
   }
   host.assign(s.substr(0, end));
-  std::transform(host.begin(), host.end(), host.begin(), lower);
+  std::transform(host.begin(), host.end(), host.begin(), asciiLower);
   port = fallbackPort;
   if (end == s.size()) return true;
   if (s[end] != ':' || end + 1 == s.size() || s.size() - end - 1 > 5) return false;
@@ -71,7 +69,7 @@ bool parseScheme(std::string_view text, std::string& scheme, std::string_view& r
     if (!(isAlpha(c) || isDigit(c) || c == '+' || c == '-' || c == '.')) return false;
   }
   scheme.assign(text.substr(0, sep));
-  std::transform(scheme.begin(), scheme.end(), scheme.begin(), lower);
+  std::transform(scheme.begin(), scheme.end(), scheme.begin(), asciiLower);
   rest = text.substr(sep + 3);
   return true;
 }
