@@ -365,7 +365,7 @@ void Worker::teardown(Connection& c) {
     c.opened = false;
     c.instance->onDisconnect(handleOf(c));
   }
-  if (!c.channels.empty()) dropSubscriptions(c);
+  if (!c.channels.empty()) subscriptions_.removeAll(c.channels, handleOf(c));
   c.out.clear(&pool_);
   slots_[c.slot] = nullptr;
   freeSlots_.push_back(c.slot);
@@ -700,18 +700,9 @@ SendStatus Worker::membership(InboxMessage::Kind kind, uint32_t service, uint64_
     return SendStatus::NoConnection;
   }
   if (kind == InboxMessage::Kind::Subscribe) {
-    for (uint64_t ch : c->channels) {
-      if (ch == channel) return SendStatus::Ok;  // already subscribed
-    }
-    c->channels.push_back(channel);
-    subscribers_[channel].push_back(handle);
-    return SendStatus::Ok;
-  }
-  std::erase(c->channels, channel);
-  auto it = subscribers_.find(channel);
-  if (it != subscribers_.end()) {
-    std::erase(it->second, handle);
-    if (it->second.empty()) subscribers_.erase(it);
+    subscriptions_.add(c->channels, channel, handle);
+  } else {
+    subscriptions_.remove(c->channels, channel, handle);
   }
   return SendStatus::Ok;
 }
@@ -735,10 +726,10 @@ SendStatus Worker::broadcast(uint64_t channel, SharedBuffer* frame) {
 }
 
 void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
-  auto it = subscribers_.find(channel);
-  if (it == subscribers_.end()) return;
+  const std::vector<uint64_t>* subscribers = subscriptions_.of(channel);
+  if (!subscribers) return;
   const uint64_t hwm = server_.settings().outboundHighWaterMark;
-  for (uint64_t handle : it->second) {
+  for (uint64_t handle : *subscribers) {
     Connection* c = lookup(handle);
     // Subscriptions are removed at teardown; a closing connection just gets nothing.
     if (!c || c->state != ConnState::Open) continue;
@@ -747,17 +738,6 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
     stats_->add(Counter::MessagesOut);
     c->markDirty(*this);
   }
-}
-
-void Worker::dropSubscriptions(Connection& c) {
-  const uint64_t handle = handleOf(c);
-  for (uint64_t channel : c.channels) {
-    auto it = subscribers_.find(channel);
-    if (it == subscribers_.end()) continue;
-    std::erase(it->second, handle);
-    if (it->second.empty()) subscribers_.erase(it);
-  }
-  c.channels.clear();
 }
 
 void Worker::post(std::function<void()> fn) {

@@ -22,6 +22,7 @@
 #include "core/shared-buffer.h"
 #include "core/slot-directory.h"
 #include "core/stats.h"
+#include "core/subscriptions.h"
 #include "io/inbox.h"
 #include "io/loop.h"
 #include "io/lua-thread.h"
@@ -176,7 +177,6 @@ class Worker final : public ServiceHost, public Loop {
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
-  void dropSubscriptions(Connection& c);
 
   Server& server_;
   uint32_t index_;
@@ -212,9 +212,8 @@ class Worker final : public ServiceHost, public Loop {
   RepeatedLog acceptErrors_;      // accept() failing (descriptor limit, out of memory)
   RepeatedLog tlsSessionErrors_;  // no TLS session for an accepted socket
   std::vector<uint8_t> readBuf_;
-  BufferPool pool_;  // outbound chunks, recycled
-  // Broadcast channel -> handles of this worker's subscribed connections.
-  std::unordered_map<uint64_t, std::vector<uint64_t>> subscribers_;
+  BufferPool pool_;                    // outbound chunks, recycled
+  Subscriptions subscriptions_;        // this worker's connections on broadcast channels
   std::vector<InboundMessage> batch_;  // complete messages of the connection being read
   std::vector<uint64_t> backlog_;      // connections with a backlog to serve (handles)
   // The connection whose batch is being dispatched: most sends go to it, and send() skips
