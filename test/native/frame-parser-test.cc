@@ -65,6 +65,25 @@ void checkSplits(const Bytes& stream, uint64_t max = uint64_t{1} << 32) {
   }
 }
 
+// 1 to 5 frames of any opcode in any order (continuations and control frames too, fin or
+// not), text payloads under maxPayload bytes: mostly invalid streams, for mutation tests.
+Bytes anyFrames(std::mt19937& rng, uint32_t maxPayload) {
+  Bytes s;
+  const int frames = 1 + static_cast<int>(rng() % 5);
+  for (int f = 0; f < frames; ++f) {
+    static const uint8_t ops[] = {kCont, kText, kBin, kClose, kPing, kPong};
+    FrameOpts o;
+    o.fin = rng() % 3 != 0;
+    o.mask = rng();
+    const uint8_t op = ops[rng() % 6];
+    const std::string payload = op == kClose ? closePayload(static_cast<uint16_t>(rng() % 5000),
+                                                            textPayload(rng() % 8, rng()))
+                                             : textPayload(rng() % maxPayload, rng());
+    appendFrame(s, op, payload, o);
+  }
+  return s;
+}
+
 std::vector<Event> parseWhole(const Bytes& stream, uint64_t max = uint64_t{1} << 32) {
   return runSplit(stream, {}, max).events;
 }
@@ -451,19 +470,7 @@ TEST("frame parser: random streams of random frames, random splits") {
 TEST("frame parser: mutated streams never misbehave and agree across splits") {
   std::mt19937 rng(777);
   for (int round = 0; round < 3000; ++round) {
-    Bytes s;
-    const int frames = 1 + static_cast<int>(rng() % 5);
-    for (int f = 0; f < frames; ++f) {
-      static const uint8_t ops[] = {kCont, kText, kBin, kClose, kPing, kPong};
-      FrameOpts o;
-      o.fin = rng() % 3 != 0;
-      o.mask = rng();
-      const uint8_t op = ops[rng() % 6];
-      const std::string payload = op == kClose ? closePayload(static_cast<uint16_t>(rng() % 5000),
-                                                              textPayload(rng() % 8, rng()))
-                                               : textPayload(rng() % 200, rng());
-      appendFrame(s, op, payload, o);
-    }
+    Bytes s = anyFrames(rng, 200);
     for (int flips = static_cast<int>(rng() % 3); flips > 0; --flips)
       s[rng() % s.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
     const RunResult whole = runSplit(s, {}, 150);
@@ -595,19 +602,7 @@ TEST("frame parser (client role): every server-role error case, masking flipped,
 TEST("frame parser (client role): random and mutated streams agree with the server role") {
   std::mt19937 rng(4242);
   for (int round = 0; round < 2000; ++round) {
-    Bytes s;
-    const int frames = 1 + static_cast<int>(rng() % 5);
-    for (int f = 0; f < frames; ++f) {
-      static const uint8_t ops[] = {kCont, kText, kBin, kClose, kPing, kPong};
-      FrameOpts o;
-      o.fin = rng() % 3 != 0;
-      o.mask = rng();
-      const uint8_t op = ops[rng() % 6];
-      const std::string payload = op == kClose ? closePayload(static_cast<uint16_t>(rng() % 5000),
-                                                              textPayload(rng() % 8, rng()))
-                                               : textPayload(rng() % 300, rng());
-      appendFrame(s, op, payload, o);
-    }
+    Bytes s = anyFrames(rng, 300);
     // Flips in the payload or the first two header bytes, where both roles read the same.
     if (rng() % 2) s[rng() % s.size()] ^= static_cast<uint8_t>(1u << (rng() % 8));
     std::vector<Event> server = runSplit(s, {}, 200).events;
