@@ -65,3 +65,21 @@ t.test('accept failing at RLIMIT_NOFILE: few warning lines, with counts; recover
   t.equal(echoed, 'back', 'echo after recovery');
   child.kill('SIGKILL');
 });
+
+t.test('no descriptor left for a worker event loop: the start fails naming it', async (t) => {
+  // 80 descriptors: each worker's loop takes two (epoll, eventfd); 40 workers cannot all
+  // have theirs.
+  const child = spawn(
+    'prlimit',
+    ['--nofile=80:80', process.execPath, bin, 'start', '--port', '0', '--workers', '40'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.equal(code, 1, 'lapps start exits with 1');
+  t.match(err, /cannot start: worker \d+: cannot create its event loop: Too many open files/);
+});

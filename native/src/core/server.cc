@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "base/text.h"
 #include "core/worker.h"
 #include "io/clock.h"
 
@@ -235,6 +236,13 @@ std::vector<uint16_t> Server::start(std::string& error) {
     if (nofile.rlim_max >= wanted.rlim_max || ::setrlimit(RLIMIT_NOFILE, &wanted) != 0) {
       nofile.rlim_cur = nofile.rlim_max;
       ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+  }
+  for (auto& w : workers_) {
+    if (int e = w->createError()) {
+      error = concatText({"worker ", std::to_string(w->index()),
+                          ": cannot create its event loop: ", std::strerror(e)});
+      return {};
     }
   }
   policy_ = Policy::compile(settings_.policy, settings_.services, error);

@@ -76,6 +76,10 @@ class Worker final : public ServiceHost, public Loop {
   void join();
 
   Inbox<InboxMessage>& inbox() { return inbox_; }
+  // The errno if its loop or its inbox could not be created (no descriptor left), else 0.
+  int createError() const {
+    return Loop::createError() ? Loop::createError() : inbox_.createError();
+  }
 
   // Any thread: the service of each open connection of this worker, by slot.
   const SlotDirectory& directory() const { return directory_; }

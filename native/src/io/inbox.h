@@ -15,7 +15,9 @@ namespace lapps {
 template <class Message>
 class Inbox {
  public:
-  Inbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {}
+  Inbox() : fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) createError_ = errno;
+  }
   ~Inbox() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -23,6 +25,8 @@ class Inbox {
   Inbox& operator=(const Inbox&) = delete;
 
   int fd() const { return fd_; }
+  // The errno of an eventfd that could not be made, else 0 (see Loop::createError).
+  int createError() const { return createError_; }
 
   void push(Message m) {
     bool wasEmpty;
@@ -48,6 +52,7 @@ class Inbox {
 
  private:
   int fd_;
+  int createError_ = 0;
   std::mutex mutex_;
   std::vector<Message> queue_;
 };

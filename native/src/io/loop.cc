@@ -2,9 +2,13 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace lapps {
 
-Loop::Loop() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {}
+Loop::Loop() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (epfd_ < 0) createError_ = errno;
+}
 
 Loop::~Loop() {
   if (epfd_ >= 0) ::close(epfd_);

@@ -25,6 +25,9 @@ class Loop : public Host {
 
   Loop();
   ~Loop() override;
+  // The errno of a loop that could not be created (no descriptor left), else 0: its
+  // owner must not run (checked at start, where the failure becomes a clear error).
+  int createError() const { return createError_; }
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
@@ -87,6 +90,7 @@ class Loop : public Host {
   void onWatched(uint64_t tag, uint32_t events);
 
   int epfd_ = -1;
+  int createError_ = 0;
   TimerQueue timers_;
   std::unordered_map<int, IoHandler*> watched_;  // by fd
 };

@@ -1,6 +1,7 @@
 #include "lua/standalone.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace lapps {
 
@@ -26,6 +27,12 @@ StandaloneRunner::~StandaloneRunner() {
 }
 
 bool StandaloneRunner::start() {
+  const int e = Loop::createError() ? Loop::createError() : tasks_.createError();
+  if (e) {
+    instance_->log(LogLevel::Error,
+                   std::string("cannot create its event loop: ") + std::strerror(e));
+    return false;
+  }
   started_.store(true, std::memory_order_relaxed);
   thread_.start([this] { run(); });
   std::unique_lock<std::mutex> lock(mutex_);
