@@ -19,7 +19,13 @@
 #include <cstdlib>
 #include <cstring>
 
-#ifdef __GLIBC__
+// glibc's allocator is tuned and trimmed only where it is the allocator: under the
+// sanitizers malloc is theirs, and glibc's malloc state is never set up by a first malloc on
+// the main thread. A malloc_trim there initialises it on whichever thread calls first (a
+// worker), which takes over the main arena without being counted in it; at that thread's
+// exit glibc aborts ("a->attached_threads > 0").
+#if defined(__GLIBC__) && !defined(LAPPS_SANITIZE)
+#define LAPPS_GLIBC_MALLOC 1
 #include <malloc.h>
 #endif
 
@@ -40,7 +46,7 @@ class MemoryTrimmer {
   // in the arenas' tops, where malloc_trim cannot reach them in thread arenas. Left alone
   // when the user tunes malloc through the environment.
   static void configureAllocator() {
-#ifdef __GLIBC__
+#ifdef LAPPS_GLIBC_MALLOC
     const char* tunables = std::getenv("GLIBC_TUNABLES");
     if ((tunables && std::strstr(tunables, "glibc.malloc.")) ||
         std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TRIM_THRESHOLD_")) {
@@ -68,7 +74,7 @@ class MemoryTrimmer {
       return 0;
     }
     released_.store(0, std::memory_order_relaxed);
-#ifdef __GLIBC__
+#ifdef LAPPS_GLIBC_MALLOC
     malloc_trim(0);
 #endif
     const uint64_t after = residentBytes();
