@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "embedded-lua.h"
+#include "lua/api-jwt.h"
 #include "lua/lua-instance.h"
 #include "lua/mod-murmur.h"
 #include "lua/mod-pam.h"
@@ -186,6 +187,9 @@ void registerLappsApi(lua_State* L, LuaInstance* instance) {
   lua_pushlightuserdata(L, instance);
   lua_pushcclosure(L, lappsCancel, 1);
   lua_call(L, 3, 0);
+  // lapps.jwt: token verification and signing (security/jwt.h).
+  openJwt(L);
+  lua_setfield(L, -2, "jwt");
 
   // Preloadable modules: require("mqr") etc., or listed in the service's `preload`.
   lua_getglobal(L, "package");
