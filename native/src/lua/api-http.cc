@@ -114,7 +114,7 @@ bool idempotent(std::string_view m) {
 class LuaHttp final : public NetSocket, public HttpConnectionListener {
  public:
   static constexpr const char* kMeta = "lapps.http";
-  static constexpr const char* kName = "http";
+  static constexpr const char* kName = "lapps.http.request";
 
   using NetSocket::NetSocket;
 
