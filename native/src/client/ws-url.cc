@@ -23,28 +23,8 @@ bool isPathChar(char c) {
          c != '`' && c != '{' && c != '|' && c != '}';
 }
 
-}  // namespace
-
-bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err) {
-  const size_t colon = url.find("://");
-  if (colon == std::string_view::npos) {
-    err = "not an absolute URL (expected ws:// or wss://)";
-    return false;
-  }
-  const std::string_view scheme = url.substr(0, colon);
-  if (equalsIgnoreCase(scheme, "ws")) {
-    out.secure = false;
-  } else if (equalsIgnoreCase(scheme, "wss")) {
-    out.secure = true;
-  } else {
-    err = concatText({"unsupported URL scheme '", scheme, "' (expected ws or wss)"});
-    return false;
-  }
-  std::string_view rest = url.substr(colon + 3);
-  if (rest.find('#') != std::string_view::npos) {
-    err = "WebSocket URLs must not have a fragment";
-    return false;
-  }
+// The URL after its scheme (out.secure already set): authority, path and query.
+bool parseAfterScheme(std::string_view rest, WsUrl& out, std::string& err) {
   const size_t authEnd = rest.find_first_of("/?");
   std::string_view authority = rest.substr(0, authEnd);
   std::string_view path = authEnd == std::string_view::npos ? "" : rest.substr(authEnd);
@@ -134,6 +114,50 @@ bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err) {
   out.hostHeader = ipv6 ? concatText({"[", out.host, "]"}) : out.host;
   if (port != defaultPort) out.hostHeader.append(":").append(std::to_string(port));
   return true;
+}
+
+}  // namespace
+
+bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err) {
+  const size_t colon = url.find("://");
+  if (colon == std::string_view::npos) {
+    err = "not an absolute URL (expected ws:// or wss://)";
+    return false;
+  }
+  const std::string_view scheme = url.substr(0, colon);
+  if (equalsIgnoreCase(scheme, "ws")) {
+    out.secure = false;
+  } else if (equalsIgnoreCase(scheme, "wss")) {
+    out.secure = true;
+  } else {
+    err = concatText({"unsupported URL scheme '", scheme, "' (expected ws or wss)"});
+    return false;
+  }
+  std::string_view rest = url.substr(colon + 3);
+  if (rest.find('#') != std::string_view::npos) {
+    err = "WebSocket URLs must not have a fragment";
+    return false;
+  }
+  return parseAfterScheme(rest, out, err);
+}
+
+bool parseHttpUrl(std::string_view url, WsUrl& out, std::string& err) {
+  const size_t colon = url.find("://");
+  if (colon == std::string_view::npos) {
+    err = "not an absolute URL (expected http:// or https://)";
+    return false;
+  }
+  const std::string_view scheme = url.substr(0, colon);
+  if (equalsIgnoreCase(scheme, "http")) {
+    out.secure = false;
+  } else if (equalsIgnoreCase(scheme, "https")) {
+    out.secure = true;
+  } else {
+    err = concatText({"unsupported URL scheme '", scheme, "' (expected http or https)"});
+    return false;
+  }
+  // The fragment is the client's own business (RFC 9110 §7.1): never sent.
+  return parseAfterScheme(url.substr(colon + 3, url.find('#') - colon - 3), out, err);
 }
 
 }  // namespace lapps

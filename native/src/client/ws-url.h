@@ -1,5 +1,5 @@
-// ws:// and wss:// URLs (RFC 6455 §3), split into what the client needs to connect and to
-// write its opening handshake.
+// ws:// and wss:// URLs (RFC 6455 §3), and http:// and https:// ones (RFC 9110 §4.2), split into
+// what the client needs to connect and to write its opening handshake.
 #pragma once
 
 #include <cstdint>
@@ -20,5 +20,8 @@ struct WsUrl {
 // unspecified. Rejects other schemes, credentials, fragments (RFC 6455 §3), empty hosts,
 // ports outside 1-65535 and characters that cannot go into a request line.
 bool parseWsUrl(std::string_view url, WsUrl& out, std::string& err);
+
+// The same for http:// and https:// URLs (lapps.http); a fragment is dropped, not refused.
+bool parseHttpUrl(std::string_view url, WsUrl& out, std::string& err);
 
 }  // namespace lapps

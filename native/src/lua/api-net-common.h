@@ -1,5 +1,5 @@
 // What the outbound socket APIs share: lapps.websocket (api-websocket.cc), lapps.tcp
-// (api-tcp.cc) and cws (api-cws.cc). api-net.cc registers all three.
+// (api-tcp.cc), lapps.http (api-http.cc) and cws (api-cws.cc). api-net.cc registers them.
 //
 // A socket is an InstanceResource: the instance deletes it with its Lua state (even a state
 // stopped mid-flight), and the userdata only points at it (checked with owns()).
@@ -214,6 +214,7 @@ constexpr NetApi socketApi(const char* prefix, const luaL_Reg* raw) {
 }
 extern const NetApi kWebSocketApi;  // api-websocket.cc
 extern const NetApi kTcpApi;        // api-tcp.cc
+extern const NetApi kHttpApi;       // api-http.cc
 
 // require("cws"), put in package.preload by registerNetApi (api-cws.cc). Upvalue 1: the
 // instance.

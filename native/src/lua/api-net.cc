@@ -1,8 +1,9 @@
-// Outbound sockets for Lua: lapps.websocket.connect and lapps.tcp.connect (coroutine style:
-// calls suspend the calling coroutine until something happens, the loop goes on), and
-// LAppS's callback-style cws module. All three sit on the non-blocking clients in
-// native/src/client, driven by the instance's host loop: api-websocket.cc, api-tcp.cc and
-// api-cws.cc, with what they share in api-net-common.h. This file registers them.
+// Outbound sockets for Lua: lapps.websocket.connect, lapps.tcp.connect and
+// lapps.http.request (coroutine style: calls suspend the calling coroutine until something
+// happens, the loop goes on), and LAppS's callback-style cws module. All sit on the
+// non-blocking clients in native/src/client, driven by the instance's host loop:
+// api-websocket.cc, api-tcp.cc, api-http.cc and api-cws.cc, with what they share in
+// api-net-common.h. This file registers them.
 #include <lua.hpp>
 
 #include <string>
@@ -16,7 +17,8 @@ namespace lapps {
 
 void registerNetApi(lua_State* L, LuaInstance* instance) {
   // lapps root on top.
-  const net::NetApi* apis[] = {&net::kWebSocketApi, &net::kTcpApi};
+  const net::NetApi* apis[] = {&net::kWebSocketApi, &net::kTcpApi, &net::kHttpApi};
+  constexpr int kApis = int(sizeof apis / sizeof apis[0]);
   // The coroutine-style API over the raw calls (chunks/net.lua).
   if (embedded::kNet.load(L) != 0) lua_error(L);
   lua_pushvalue(L, -2);
@@ -36,7 +38,7 @@ void registerNetApi(lua_State* L, LuaInstance* instance) {
     net::setClosures(L, common, instance, prefix);
     net::setClosures(L, api->raw, instance, prefix);
   }
-  lua_call(L, 4, 0);
+  lua_call(L, kApis + 2, 0);
   // cws in package.preload (LAppS: listed in `preload`).
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");

@@ -1,7 +1,7 @@
--- lapps.websocket and lapps.tcp: the coroutine-style API over the raw calls of
--- lua/api-websocket.cc and lua/api-tcp.cc (registered by lua/api-net.cc).
-local lapps, ws_meta, tcp_meta, raw = ...
-local type, error = type, error
+-- lapps.websocket, lapps.tcp and lapps.http: the coroutine-style API over the raw calls of
+-- lua/api-websocket.cc, lua/api-tcp.cc and lua/api-http.cc (registered by lua/api-net.cc).
+local lapps, ws_meta, tcp_meta, _, raw = ...
+local type, error, pairs, tostring = type, error, pairs, tostring
 local monotonic = lapps.monotonic
 
 local function remaining(deadline)
@@ -122,3 +122,69 @@ function TCP:close()
   return true
 end
 lapps.tcp = tcp
+
+-- lapps.http -----------------------------------------------------------------------------
+-- Header fields lapps.http writes itself: a caller's value would misframe the request.
+local framing = { ["content-length"] = true, ["transfer-encoding"] = true }
+
+local function http_done(obj)
+  local st, text = raw.http_state(obj)
+  if st == "open" then return true, true end
+  if st == "closed" then return true, nil, text end
+  return false
+end
+
+local http = {}
+-- request{method, url, headers, body, timeout, max_body, verify, ca}
+--   -> status, headers, body | nil, err
+function http.request(req)
+  if type(req) ~= "table" then error("lapps.http.request: table expected", 2) end
+  local url, body, timeout, max_body = req.url, req.body, req.timeout, req.max_body
+  if type(url) ~= "string" then error("lapps.http.request: url must be a string", 2) end
+  if body ~= nil and type(body) ~= "string" then
+    error("lapps.http.request: body must be a string", 2)
+  end
+  local method = req.method or (body and "POST" or "GET")
+  if type(method) ~= "string" or not method:find("^[%w!#$%%&'*+.^_`|~-]+$") then
+    error("lapps.http.request: method must be an HTTP token", 2)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout <= 0) then
+    error("lapps.http.request: timeout must be a positive number of seconds", 2)
+  end
+  if max_body ~= nil and (type(max_body) ~= "number" or max_body < 0) then
+    error("lapps.http.request: max_body must be a number of bytes", 2)
+  end
+  local flat = {}
+  if req.headers ~= nil then
+    if type(req.headers) ~= "table" then
+      error("lapps.http.request: headers must be a table", 2)
+    end
+    for name, value in pairs(req.headers) do
+      if type(name) ~= "string" or not name:find("^[%w!#$%%&'*+.^_`|~-]+$") then
+        error("lapps.http.request: bad header name " .. tostring(name), 2)
+      end
+      if framing[name:lower()] then
+        error("lapps.http.request: " .. name .. " is set by lapps.http", 2)
+      end
+      if type(value) == "number" then value = tostring(value) end
+      if type(value) ~= "string" or value:find("[%z\r\n]") then
+        error("lapps.http.request: header " .. name .. " must be a string without CR, LF or NUL", 2)
+      end
+      flat[#flat + 1] = name
+      flat[#flat + 1] = value
+    end
+  end
+  local obj, err = raw.http_open(url, method, flat, body, max_body, req)
+  if not obj then return nil, err end
+  local ok, e = await(raw.http_wait, raw.http_timed_out, obj, timeout or 10, http_done)
+  if not ok then
+    raw.http_close(obj)
+    return nil, e
+  end
+  return raw.http_result(obj)
+end
+-- Connections in this instance's keep-alive pool.
+function http.idle()
+  return raw.http_idle()
+end
+lapps.http = http
