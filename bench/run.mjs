@@ -138,6 +138,23 @@ function cEchoConfig() {
   return file;
 }
 
+/** The Lua echo with a trivial onConnect (reads one header, accepts). */
+function onConnectEchoConfig() {
+  const file = path.join(os.tmpdir(), 'lapps-bench-onconnect-echo.json');
+  const config = {
+    listeners: [{ host: '127.0.0.1', port: 5084 }],
+    services: [
+      {
+        name: 'echo',
+        request_target: '/echo',
+        source: path.join(root, 'bench', 'peers', 'echo-onconnect.lua'),
+      },
+    ],
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
 let tlsFiles;
 /**
  * The certificate TLS peers serve: `lapps cert dev` (EC P-256, self-signed, localhost) into
@@ -196,6 +213,12 @@ const allPeers = [
     cmd: (port) => lappsStart(port, '--config', tlsEchoConfig()),
     ready: 'started',
     tls: true,
+  },
+  {
+    name: 'lapps-onconnect',
+    label: 'lapps (Lua echo, trivial onConnect)',
+    cmd: (port) => lappsStart(port, '--config', onConnectEchoConfig()),
+    ready: 'started',
   },
   {
     name: 'lapps-c',

@@ -120,7 +120,7 @@ async function sanitize() {
 }
 
 function luacheck() {
-  const dirs = ['services', 'examples', 'test/lua', 'native/src'].filter((d) =>
+  const dirs = ['services', 'examples', 'test/lua', 'native/src', 'bench'].filter((d) =>
     existsSync(path.join(root, d)),
   );
   if (spawnSync('luacheck', ['--version'], { stdio: 'ignore' }).error) {
