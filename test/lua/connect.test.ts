@@ -9,6 +9,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { Decoder, Encoder } from 'cbor-x';
@@ -302,6 +303,34 @@ t.test('an onConnect that waits; frames sent before the 101 are kept', async (t)
   t.equal(lateErr.status, 500, 'an error after a wait');
 });
 
+t.test(
+  'a client that sends far more than the handshake buffer while onConnect waits',
+  async (t) => {
+    const port = server.ports[0]!;
+    // 2,000 frames of 40 bytes: 80 KB, ten times the handshake buffer. Reading pauses when
+    // the buffer is full; nothing is lost, and all of it is echoed in order after the 101.
+    const frames = Array.from({ length: 2000 }, (_, i) =>
+      encodeFrame({ opcode: 1, payload: `m${String(i).padStart(38, '0')}` }),
+    );
+    const last = `m${String(1999).padStart(38, '0')}`;
+    const r = await rawExchange(
+      port,
+      [handshakeRequest({ path: '/connect?mode=sleep&ms=300' }), Buffer.concat(frames)],
+      { enough: (b) => b.includes(last) },
+    );
+    t.equal(r.status, 101);
+    const text = r.rest.toString('latin1');
+    let at = -1;
+    let inOrder = true;
+    for (let i = 0; i < 2000; i += 97) {
+      const next = text.indexOf(`m${String(i).padStart(38, '0')}`);
+      if (next <= at) inOrder = false;
+      at = next;
+    }
+    t.ok(inOrder, 'every frame echoed, in order');
+  },
+);
+
 t.test('an onConnect that outlives the handshake timeout, or loops', async (t) => {
   const port = server.ports[0]!;
   const before = server.counters().connect_timeouts;
@@ -364,6 +393,37 @@ t.test('TLS: version, cipher, SNI and the client certificate', async (t) => {
   t.type(r2.tls.version, 'string');
   t.equal(r2.tls.fingerprint, undefined, 'no certificate sent: no certificate fields');
   noCert.close();
+  // Over TLS too, frames sent while onConnect waits are kept (OpenSSL holds what the
+  // handshake buffer cannot).
+  const frames = Array.from({ length: 1000 }, (_, i) =>
+    encodeFrame({ opcode: 1, payload: `t${String(i).padStart(38, '0')}` }),
+  );
+  const last = `t${String(999).padStart(38, '0')}`;
+  const echoed = await new Promise<string>((resolve, reject) => {
+    const sock = tls.connect({
+      port: tlsServer.port,
+      host: '127.0.0.1',
+      servername: 'localhost',
+      ca: pki.caPem,
+    });
+    let got = '';
+    const timer = setTimeout(() => reject(new Error(`tls: got ${got.length} bytes`)), scaled(8000));
+    sock.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes(last)) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(got);
+      }
+    });
+    sock.on('error', reject);
+    sock.on('secureConnect', () => {
+      sock.write(handshakeRequest({ path: '/connect?mode=sleep&ms=200' }));
+      sock.write(Buffer.concat(frames));
+    });
+  });
+  t.match(echoed, /^HTTP\/1\.1 101/, 'wss: accepted after the wait');
+  t.ok(echoed.indexOf(`t${'0'.repeat(38)}`) < echoed.indexOf(last), 'wss: every frame, in order');
 });
 
 t.test('a service without onConnect is unaffected', async (t) => {
