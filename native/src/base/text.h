@@ -21,6 +21,13 @@ inline bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// Without the optional whitespace (spaces and tabs, RFC 9110 §5.6.3 OWS) around it.
+inline std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 // String building for error messages. One allocation, and it sidesteps GCC 12's false
 // -Wrestrict on `"literal" + std::string&&` (GCC PR 105329).
 inline std::string concatText(std::initializer_list<std::string_view> parts) {

@@ -10,12 +10,6 @@ namespace lapps {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // RFC 9110 §5.6.2 tchar.
 bool isToken(std::string_view s) {
   if (s.empty()) return false;
@@ -31,7 +25,7 @@ bool isToken(std::string_view s) {
 bool listHas(std::string_view value, std::string_view token) {
   while (!value.empty()) {
     const size_t comma = value.find(',');
-    if (equalsIgnoreCase(trim(value.substr(0, comma)), token)) return true;
+    if (equalsIgnoreCase(trimOws(value.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     value.remove_prefix(comma + 1);
   }
@@ -115,7 +109,7 @@ void appendClientHandshake(std::string& out, const WsUrl& url, std::string_view 
     out.append("\r\n");
   }
   for (const auto& [name, value] : headers)
-    out.append(name).append(": ").append(trim(value)).append("\r\n");
+    out.append(name).append(": ").append(trimOws(value)).append("\r\n");
   out.append("\r\n");
 }
 
@@ -166,7 +160,7 @@ bool checkServerHandshake(std::string_view head, std::string_view key,
       return false;
     }
     const std::string_view name = line.substr(0, colon);
-    const std::string_view value = trim(line.substr(colon + 1));
+    const std::string_view value = trimOws(line.substr(colon + 1));
     if (equalsIgnoreCase(name, "upgrade")) {
       upgrade = upgrade || listHas(value, "websocket");
     } else if (equalsIgnoreCase(name, "connection")) {

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "base/text.h"
+
 namespace lapps {
 
 namespace {
@@ -41,16 +43,6 @@ bool isToken(std::string_view s) {
   for (char c : s)
     if (!isTokenChar(static_cast<unsigned char>(c))) return false;
   return true;
-}
-
-bool isOws(char c) {
-  return c == ' ' || c == '\t';
-}
-
-std::string_view trimOws(std::string_view s) {
-  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
-  return s;
 }
 
 bool equalsNoCase(std::string_view a, std::string_view lowerB) {

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "base/text.h"
+
 namespace lapps {
 
 // Calls fn(name, value) for every header field line of `head` (the request line first, then
@@ -69,19 +71,14 @@ void forEachQueryArg(std::string_view query, F&& fn) {
 // around a value removed; pairs without '=' or with an empty name are skipped.
 template <class F>
 void forEachCookie(std::string_view header, F&& fn) {
-  auto trim = [](std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-  };
   while (!header.empty()) {
     size_t semi = header.find(';');
     std::string_view pair = header.substr(0, semi);
     header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
     size_t eq = pair.find('=');
     if (eq == std::string_view::npos) continue;
-    std::string_view name = trim(pair.substr(0, eq));
-    std::string_view value = trim(pair.substr(eq + 1));
+    std::string_view name = trimOws(pair.substr(0, eq));
+    std::string_view value = trimOws(pair.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }

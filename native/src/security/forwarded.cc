@@ -5,15 +5,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "base/text.h"
+
 namespace lapps {
 
 namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool parseIp(std::string_view text, ForwardedAddress& out) {
   char buf[INET6_ADDRSTRLEN];
@@ -64,16 +60,16 @@ bool parseNode(std::string_view node, ForwardedAddress& out) {
 bool forNode(std::string_view element, std::string_view& node) {
   while (!element.empty()) {
     const size_t semi = element.find(';');
-    std::string_view pair = trim(element.substr(0, semi));
+    std::string_view pair = trimOws(element.substr(0, semi));
     element = semi == std::string_view::npos ? std::string_view() : element.substr(semi + 1);
     const size_t eq = pair.find('=');
     if (eq == std::string_view::npos) continue;
-    std::string_view name = trim(pair.substr(0, eq));
+    std::string_view name = trimOws(pair.substr(0, eq));
     if (name.size() != 3 || (name[0] | 0x20) != 'f' || (name[1] | 0x20) != 'o' ||
         (name[2] | 0x20) != 'r') {
       continue;
     }
-    std::string_view value = trim(pair.substr(eq + 1));
+    std::string_view value = trimOws(pair.substr(eq + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
@@ -93,7 +89,8 @@ bool walk(const Acl& trusted, std::string_view list, const sockaddr* peer, NodeO
               peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
   while (!list.empty()) {
     const size_t comma = list.rfind(',');
-    std::string_view entry = trim(comma == std::string_view::npos ? list : list.substr(comma + 1));
+    std::string_view entry =
+        trimOws(comma == std::string_view::npos ? list : list.substr(comma + 1));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(0, comma);
     std::string_view node;
     ForwardedAddress addr;
@@ -114,7 +111,7 @@ bool walk(const Acl& trusted, std::string_view list, const sockaddr* peer, NodeO
 bool forwardedClient(const Acl& trusted, const sockaddr* peer, std::string_view xForwardedFor,
                      std::string_view forwarded, ForwardedAddress& client) {
   if (!trusted.allows(peer)) return false;  // an untrusted peer's headers are ignored
-  if (!trim(xForwardedFor).empty()) {
+  if (!trimOws(xForwardedFor).empty()) {
     return walk(
         trusted, xForwardedFor, peer,
         [](std::string_view entry, std::string_view& node) {
@@ -123,7 +120,7 @@ bool forwardedClient(const Acl& trusted, const sockaddr* peer, std::string_view 
         },
         client);
   }
-  if (!trim(forwarded).empty()) return walk(trusted, forwarded, peer, forNode, client);
+  if (!trimOws(forwarded).empty()) return walk(trusted, forwarded, peer, forNode, client);
   return false;
 }
 
