@@ -65,7 +65,6 @@ export function subjectProblem(sub: unknown): string | undefined {
   if (bytes < 1 || bytes > MAX_SUBJECT_BYTES) {
     return `sub must be 1 to ${MAX_SUBJECT_BYTES} bytes of UTF-8, got ${bytes}`;
   }
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f-\u009f]/.test(sub)) return 'sub must not contain control characters';
   if (sub.trim() !== sub) return 'sub must not start or end with spaces';
   if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(sub)) {
