@@ -85,7 +85,10 @@ async function signIn(token) {
   try {
     c = await connect(`${url}?token=${encodeURIComponent(token)}`, {
       onStateChange: (state) => {
-        if (c === client) $('state').textContent = state;
+        // Only once signed in (whoami answered): until then the sign-in says how it goes.
+        if (c !== undefined && c === client && document.body.dataset.user) {
+          $('state').textContent = state;
+        }
       },
       onError: (err) => {
         // A resent join after a reconnect with a token that has expired meanwhile.
