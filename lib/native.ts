@@ -155,6 +155,8 @@ export const COUNTERS = [
   'too_many_fragments',
   'tls_handshakes_failed',
   'messages_after_close',
+  'connect_refused',
+  'connect_timeouts',
 ] as const;
 
 export type CounterName = (typeof COUNTERS)[number];

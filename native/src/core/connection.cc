@@ -209,6 +209,11 @@ void Connection::onBytesRead(Worker& w, char* buf, size_t n) {
   switch (state) {
     case ConnState::Handshake:
       hs->size += n;
+      if (hs->waiting) [[unlikely]] {
+        // onConnect is deciding: the bytes wait behind the request (they are frames).
+        if (hs->size == hs->cap) pauseReading(w);
+        break;
+      }
       onHandshakeBytes(w, nullptr, 0);
       break;
     case ConnState::Open:
@@ -249,7 +254,7 @@ void Connection::onHandshakeBytes(Worker& w, const char* data, size_t len) {
   }
 }
 
-void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst) {
+void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserValue user) {
   const HandshakeRequest& req = hs->parser.request();
   std::string response;
   const ServiceSettings& ss = svc->settings;
@@ -261,6 +266,16 @@ void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst) {
   state = ConnState::Open;
   opened = true;
   w.directory_.publish(slot, generation, svc->settings.index);
+  {
+    auto info = std::make_shared<ConnInfo>();
+    info->peer = peer;
+    info->target.assign(req.target);
+    size_t q = req.target.find('?');
+    info->pathLen = uint32_t(q == std::string_view::npos ? req.target.size() : q);
+    info->service = svc->settings.index;
+    info->user = std::move(user);
+    w.infos_.publish(slot, generation, std::move(info));
+  }
   w.stats_->add(Counter::HandshakesOk);
   markDirty(w);
   w.scheduleActivityTimer(*this);
@@ -629,6 +644,12 @@ void Connection::onDeadline(Worker& w) {
   switch (state) {
     case ConnState::Handshake:
       w.stats_->add(Counter::Timeouts);
+      if (hs && hs->waiting) {
+        // The request was complete; the service's onConnect did not answer in time.
+        w.stats_->add(Counter::ConnectTimeouts);
+        rejectHandshake(w, 503, "the service did not answer in time (handshake_timeout_ms)");
+        break;
+      }
       w.stats_->add(Counter::HandshakeTimeouts);
       if (inTlsHandshake()) {
         w.kill(*this, nullptr);  // no HTTP to answer inside an unfinished TLS handshake

@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "core/conn-state.h"
+#include "core/connect.h"
 #include "core/out-queue.h"
 #include "core/peer-address.h"
 #include "protocol/frame-parser.h"
@@ -45,6 +46,10 @@ struct HandshakeData {
   size_t size = 0;
   std::unique_ptr<char[]> buf;  // every byte received so far
   int32_t instance = -1;        // instance chosen by the worker that handed the socket over
+  // The service's onConnect is deciding (ServiceInstance::onConnect answered Pending): the
+  // request is complete; bytes that arrive meanwhile are kept here, behind it, and reading
+  // pauses once the buffer is full.
+  bool waiting = false;
 };
 
 class Connection {
@@ -65,9 +70,9 @@ class Connection {
   void readBeforeStop(Worker& w);
   // Request bytes (handed over by another worker, or read): to the handshake parser.
   void onHandshakeBytes(Worker& w, const char* data, size_t len);
-  // The request was routed to instance `inst` of `svc` on this worker: 101, then frames
-  // (the bytes that followed the request first).
-  void open(Worker& w, const ServiceRuntime* svc, int32_t inst);
+  // The request was routed to instance `inst` of `svc` on this worker (and accepted by its
+  // onConnect, with `user`): 101, then frames (the bytes that followed the request first).
+  void open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserValue user = {});
   void rejectHandshake(Worker& w, int status, std::string_view body);
   void beginClose(Worker& w, uint16_t code, std::string_view reason);
   // Sends FIN once the queue is flushed, then reads to EOF (bounded by the close timeout).

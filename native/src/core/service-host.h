@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <memory>
 #include <string_view>
 
 #include "lapps.h"
@@ -20,6 +21,8 @@
 namespace lapps {
 
 class BroadcastRegistry;
+struct ConnInfo;
+struct ConnectVerdict;
 class MessageQueues;
 class ServiceInstance;
 class SharedBuffer;
@@ -90,6 +93,12 @@ class ServiceHost {
   void hold(uint64_t handle);
   // The suspended handler finished: what waited is served (in slices), then reading resumes.
   void release(uint64_t handle);
+  // onConnect answers a handshake it left Pending: the 101 (the bytes that arrived
+  // meanwhile follow as frames) or the refusal. Ignored if that handshake has ended since
+  // (handshake_timeout_ms, the client left, the server stopped) or is not `service`'s.
+  void answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
+  // What is known of an open connection of `service` on any worker (ws:info), or null.
+  std::shared_ptr<const ConnInfo> info(uint32_t service, uint64_t handle);
   // Closes every open connection of `instance` with `code` (its state was replaced).
   void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
 

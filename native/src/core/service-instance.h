@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/conn-state.h"
+#include "core/connect.h"
 
 namespace lapps {
 
@@ -62,6 +63,18 @@ class ServiceInstance {
   void setSliceMessages(uint32_t n) { sliceMessages_ = n; }
 
   virtual void onStart() = 0;
+  // True if the service has an onConnect entry point (set by load()): the worker then asks
+  // onConnect about every handshake routed to this instance before it answers it.
+  bool wantsConnect() const { return wantsConnect_; }
+  // A complete, routed handshake that passed the ACL and Origin checks: Accept (101),
+  // Refuse (the HTTP status and body) or Pending: the instance answers later with
+  // ServiceHost::answerConnect, within handshake_timeout_ms. `request` is valid during the
+  // call only.
+  virtual ConnectVerdict onConnect(uint64_t handle, const ConnectRequest& request) {
+    (void)handle;
+    (void)request;
+    return {};
+  }
   // Delivers the batch in order. A handler that fails gets its connection closed with
   // 1011 (ServiceHost::fail); messages after that, or after the connection stopped being
   // open (MessageBatch::open), are not delivered; each delivery is asked of
@@ -76,11 +89,13 @@ class ServiceInstance {
 
  protected:
   ServiceInstance(std::string name, uint32_t service) : name_(std::move(name)), service_(service) {}
+  void setWantsConnect(bool on) { wantsConnect_ = on; }
 
  private:
   std::string name_;
   uint32_t service_;
   uint32_t sliceMessages_ = 16;  // until measured: a few ms even for a slow handler
+  bool wantsConnect_ = false;
   ServiceHost* host_ = nullptr;
   SharedServices* shared_ = nullptr;
 };

@@ -35,6 +35,8 @@ enum class Counter : uint32_t {
   TooManyFragments,       // max_fragments: 1008
   TlsHandshakesFailed,    // TLS handshake failed (bad client hello, client certificate, ...)
   MessagesAfterClose,     // data messages that arrived after our close frame: discarded
+  ConnectRefused,         // refused by the service's onConnect (its status, or 500 on error)
+  ConnectTimeouts,        // onConnect did not answer within handshake_timeout_ms: 503
   kCount,
 };
 

@@ -11,11 +11,14 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/text.h"
 #include "core/server.h"
 #include "io/clock.h"
 #include "protocol/handshake-response.h"
+#include "protocol/http-fields.h"
 #include "protocol/utf8-validator.h"
 #include "security/conn-limiter.h"
+#include "security/tls-info.h"
 
 namespace lapps {
 
@@ -322,7 +325,87 @@ void Worker::completeHandshake(Connection& c) {
     return;
   }
 
+  if (svc->instances[size_t(inst)]->wantsConnect()) [[unlikely]] {
+    askService(c, svc, inst);
+    return;
+  }
   c.open(*this, svc, inst);
+}
+
+void Worker::askService(Connection& c, const ServiceRuntime* svc, int32_t inst) {
+  HandshakeData& h = *c.hs;
+  const HandshakeRequest& req = h.parser.request();
+  ConnectRequest r;
+  r.head = std::string_view(h.buf.get(), req.headerBytes);
+  r.method = req.method;
+  r.target = requestLineTarget(r.head);
+  splitTarget(req.target, r.path, r.query);
+  r.origin = req.origin;
+  r.subprotocol = selectSubprotocol(req.protocols, svc->settings.subprotocols);
+  r.headers.reserve(16);
+  forEachHeaderField(r.head, [&r](std::string_view name, std::string_view value) {
+    std::string lower(name);
+    for (char& ch : lower) ch = asciiLower(ch);
+    for (auto& [n, v] : r.headers) {
+      if (n == lower) {
+        v.append(", ").append(value);
+        return;
+      }
+    }
+    r.headers.emplace_back(std::move(lower), std::string(value));
+  });
+  r.peer = c.peer;
+  TlsInfo tls;
+  if (c.tls) {
+    tls = describeTls(c.tls);
+    r.tls = &tls;
+  }
+  ServiceInstance* instance = svc->instances[size_t(inst)].get();
+  c.service = svc;
+  c.instance = instance;
+  h.instance = inst;
+  h.waiting = true;
+  // A request that filled the buffer: nothing more can be kept until the answer.
+  if (h.size == h.cap) c.pauseReading(*this);
+  ConnectVerdict v = instance->onConnect(handleOf(c), r);
+  // The call may have ended the handshake (a stop): answer only one still waiting.
+  if (v.kind == ConnectVerdict::Kind::Pending || c.state != ConnState::Handshake || !c.hs) return;
+  finishConnect(c, std::move(v));
+}
+
+void Worker::finishConnect(Connection& c, ConnectVerdict&& v) {
+  c.hs->waiting = false;
+  if (v.kind == ConnectVerdict::Kind::Refuse) {
+    stats_->add(Counter::ConnectRefused);
+    std::string_view body = v.reason;
+    if (body.empty()) body = reasonPhrase(v.status);
+    c.rejectHandshake(*this, v.status, body);
+    return;
+  }
+  // Reading paused while the buffer was full: on again (frames are read from now on).
+  if (c.paused) c.resumeReading(*this);
+  c.open(*this, c.service, c.hs->instance, std::move(v.user));
+}
+
+void Worker::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
+  // On the next turn of the loop: the caller is inside a service's code (a resumed Lua
+  // coroutine, a C callback), and the 101 delivers the frames that waited to that service.
+  addTimer(0, [this, service, handle, v = std::move(verdict)]() mutable {
+    Connection* c = lookup(handle);
+    if (!c || c->state != ConnState::Handshake || !c->hs || !c->hs->waiting ||
+        c->service->settings.index != service) {
+      return;
+    }
+    finishConnect(*c, std::move(v));
+  });
+}
+
+std::shared_ptr<const ConnInfo> Worker::info(uint32_t service, uint64_t handle) {
+  Handle h = Handle::unpack(handle);
+  if (h.worker >= server_.workerCount() || h.generation == 0) return nullptr;
+  std::shared_ptr<const ConnInfo> p = server_.worker(h.worker).infos().find(h.slot, h.generation);
+  if (!p || p->service != service) return nullptr;
+  return p;
 }
 
 void Worker::fail(uint64_t handle) {
@@ -357,6 +440,7 @@ void Worker::reapDead() {
 
 void Worker::teardown(Connection& c) {
   directory_.clear(c.slot);  // other workers stop forwarding to it
+  if (c.opened) infos_.clear(c.slot);
   c.releaseTransport();
   if (c.counted) server_.limiter().release(&c.peer.sa);
   if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
@@ -845,6 +929,12 @@ void ServiceHost::hold(uint64_t handle) {
 }
 void ServiceHost::release(uint64_t handle) {
   static_cast<Worker*>(this)->release(handle);
+}
+void ServiceHost::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
+  static_cast<Worker*>(this)->answerConnect(service, handle, std::move(verdict));
+}
+std::shared_ptr<const ConnInfo> ServiceHost::info(uint32_t service, uint64_t handle) {
+  return static_cast<Worker*>(this)->info(service, handle);
 }
 void ServiceHost::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
                                      std::string_view reason) {

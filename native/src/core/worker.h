@@ -83,6 +83,8 @@ class Worker final : public ServiceHost, public Loop {
 
   // Any thread: the service of each open connection of this worker, by slot.
   const SlotDirectory& directory() const { return directory_; }
+  // Any thread: what is known of each open connection of this worker (ws:info).
+  const ConnInfoTable& infos() const { return infos_; }
 
   // Host (the rest is the Loop's): tasks for the instances on this worker, through the inbox.
   void post(std::function<void()> fn) override;
@@ -109,6 +111,10 @@ class Worker final : public ServiceHost, public Loop {
   // A complete request: refused, handed over to the worker that runs its instance, or
   // opened here.
   void completeHandshake(Connection& c);
+  // The instance has an onConnect: it is shown the request and decides (now or later).
+  void askService(Connection& c, const ServiceRuntime* svc, int32_t inst);
+  // onConnect's answer: the 101 or the refusal.
+  void finishConnect(Connection& c, ConnectVerdict&& verdict);
   // Hands the messages gathered from this connection's bytes so far to its service.
   void dispatchBatch(Connection& c);
   void flushDirty();
@@ -178,6 +184,8 @@ class Worker final : public ServiceHost, public Loop {
   void hold(uint64_t handle);
   void release(uint64_t handle);
   void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
+  void answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
+  std::shared_ptr<const ConnInfo> info(uint32_t service, uint64_t handle);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
@@ -194,6 +202,7 @@ class Worker final : public ServiceHost, public Loop {
   std::vector<Connection*> slots_;  // slot -> connection (null when free)
   std::vector<uint32_t> generations_;
   SlotDirectory directory_;
+  ConnInfoTable infos_;
   std::vector<uint32_t> freeSlots_;
   // Handles, not pointers: a connection may die and be freed while listed.
   std::vector<uint64_t> dirtyList_;

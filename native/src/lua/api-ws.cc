@@ -11,6 +11,7 @@
 #include "core/handle.h"
 #include "core/service-host.h"
 #include "embedded-lua.h"
+#include "lua/connect.h"
 #include "lua/lua-instance.h"
 #include "lua/status-messages.h"
 #include "protocol/close-code.h"
@@ -84,6 +85,7 @@ void registerWsApi(lua_State* L, LuaInstance* instance) {
                          {kReasonTooLong, nullptr, "ws:close: reason longer than 123 bytes"},
                          {kReasonNotUtf8, nullptr, "ws:close: reason is not valid UTF-8"}});
   lua_call(L, 5, 1);
+  addWsInfo(L, instance);
   lua_setglobal(L, "ws");
 }
 

@@ -16,6 +16,7 @@
 #include "lua/api-net.h"
 #include "lua/api-nljson.h"
 #include "lua/api-ws.h"
+#include "lua/connect.h"
 #include "lua/coroutine-guard.h"
 #include "lua/lapps-protocol.h"
 #include "lua/luajit-frames.h"
@@ -25,8 +26,8 @@ namespace lapps {
 
 namespace {
 
-const char* const kEntryNames[] = {"onStart",    "onMessage", "onDisconnect",
-                                   "onShutdown", "init",      "run"};
+const char* const kEntryNames[] = {"onStart", "onMessage", "onDisconnect", "onShutdown",
+                                   "init",    "run",       "onConnect"};
 
 // What the dispatcher coroutine yields when its batch is done (as opposed to a handler
 // suspending inside it).
@@ -181,6 +182,16 @@ void LuaInstance::destroyState(bool poisoned) {
   coWait_.clear();
   lapps_.clear();
   connectionErrors_.clear();
+  connectFnRef_ = -1;
+  // Handshakes whose onConnect was waiting in the old state: nobody will answer them.
+  auto connecting = std::move(connecting_);
+  connecting_.clear();
+  if (ServiceHost* h = serviceHost()) {
+    for (uint64_t handle : connecting) {
+      h->answerConnect(service(), handle,
+                       ConnectVerdict::refuse(503, "the service restarted; try again"));
+    }
+  }
   auto hooks = std::move(stopHooks_);
   stopHooks_.clear();
   for (auto& [id, fn] : hooks) fn();
@@ -335,7 +346,7 @@ std::string LuaInstance::build() {
   lua_setglobal(L_, service_.name.c_str());
   for (int e = 0; e < kEntryCount; ++e) {
     const bool required = reactive ? e <= kOnShutdown : (e == kInit || e == kRun);
-    const bool optional = !reactive && e == kOnShutdown;
+    const bool optional = reactive ? e == kOnConnect : e == kOnShutdown;
     if (!required && !optional) continue;
     lua_getfield(L_, -1, kEntryNames[e]);
     if (!lua_isfunction(L_, -1)) {
@@ -365,6 +376,19 @@ std::string LuaInstance::build() {
       return "cannot set up the message dispatcher: " + errorText(L_, -1);
     }
     dispatcherFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    setWantsConnect(entryRefs_[kOnConnect] != LUA_NOREF);
+    if (entryRefs_[kOnConnect] != LUA_NOREF) {
+      lua_pushcfunction(L_, [](lua_State* L) -> int {
+        pushConnectWrapper(L, static_cast<LuaInstance*>(lua_touserdata(L, 1)), 2);
+        return 1;
+      });
+      lua_pushlightuserdata(L_, this);
+      lua_pushvalue(L_, tracebackIndex_);
+      if (lua_pcall(L_, 2, 1, tracebackIndex_) != 0) {
+        return "cannot set up onConnect: " + errorText(L_, -1);
+      }
+      connectFnRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    }
   }
   baseTop_ = lua_gettop(L_);
   return {};
@@ -731,6 +755,54 @@ lua_State* LuaInstance::dispatcher() {
   return dispatcherCo_;
 }
 
+ConnectVerdict LuaInstance::onConnect(uint64_t handle, const ConnectRequest& request) {
+  if (!L_) return ConnectVerdict::refuse(503, "the service is restarting; try again");
+  if (entryRefs_[kOnConnect] == LUA_NOREF || connectFnRef_ < 0) return {};
+  lua_State* co;
+  int coRef;
+  {
+    GcPause pause(L_);
+    co = lua_newthread(L_);
+    coRef = luaL_ref(L_, LUA_REGISTRYINDEX);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, connectFnRef_);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kOnConnect]);
+    lua_pushnumber(co, lua_Number(handle));
+    pushConnectRequest(co, request);
+  }
+  connectNow_ = handle;
+  connectAnswered_ = false;
+  std::string err;
+  Outcome o = resume(co, 3, 0, err);
+  connectNow_ = 0;
+  ConnectVerdict v;
+  if (o == Outcome::Finished && connectAnswered_) {
+    v = std::move(connectVerdict_);
+  } else if (o == Outcome::Suspended) {
+    connecting_.insert(handle);  // the wait holds its own reference to the coroutine
+    v = ConnectVerdict::pending();
+  } else if (o == Outcome::Stopped) {
+    stoppedByWatchdog("onConnect");
+    v = ConnectVerdict::refuse(500, "internal error");
+  } else {
+    log(LogLevel::Error, "onConnect: " + (err.empty() ? std::string("no answer") : err));
+    v = ConnectVerdict::refuse(500, "internal error");
+  }
+  if (o != Outcome::Stopped && L_) luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+  settleMemory();
+  return v;
+}
+
+void LuaInstance::connectAnswered(uint64_t handle, ConnectVerdict&& verdict) {
+  if (handle == connectNow_) {
+    connectVerdict_ = std::move(verdict);
+    connectAnswered_ = true;
+    return;
+  }
+  // After a wait: unless that handshake was answered already (the state was replaced).
+  if (!connecting_.erase(handle)) return;
+  if (ServiceHost* h = serviceHost()) h->answerConnect(service(), handle, std::move(verdict));
+}
+
 void LuaInstance::onMessages(MessageBatch& batch) {
   for (;;) {
     if (!L_) {
@@ -807,6 +879,7 @@ void LuaInstance::onDisconnect(uint64_t handle) {
 
 void LuaInstance::onShutdown() {
   requestStop();
+  connecting_.clear();  // the worker refused every handshake still waiting (503)
   // The drain is over: onShutdown gets handler_timeout_ms like any entry point.
   drainDeadlineMs_.store(0, std::memory_order_relaxed);
   if (L_ && entryRefs_[kOnShutdown] != LUA_NOREF) {

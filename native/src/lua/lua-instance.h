@@ -55,6 +55,7 @@ class LuaInstance final : public ServiceInstance {
 
   // Reactive entry points (ServiceInstance).
   void onStart() override;
+  ConnectVerdict onConnect(uint64_t handle, const ConnectRequest& request) override;
   void onMessages(MessageBatch& batch) override;
   void onDisconnect(uint64_t handle) override;
   void onShutdown() override;
@@ -126,6 +127,8 @@ class LuaInstance final : public ServiceInstance {
   int nextMessage(double* handle, const char** data, size_t* len);
   // FFI side of the dispatcher: onMessage returned false.
   void messageReturnedFalse();
+  // What onConnect answered for `handle` (lua/connect.cc), now or after it waited.
+  void connectAnswered(uint64_t handle, ConnectVerdict&& verdict);
 
   void log(LogLevel level, std::string message);
   // An error of the instance's own (onStart, onShutdown, timers, spawned coroutines,
@@ -137,7 +140,16 @@ class LuaInstance final : public ServiceInstance {
   void connectionFailed(uint64_t handle, const std::string& where, const std::string& message);
 
  private:
-  enum Entry { kOnStart, kOnMessage, kOnDisconnect, kOnShutdown, kInit, kRun, kEntryCount };
+  enum Entry {
+    kOnStart,
+    kOnMessage,
+    kOnDisconnect,
+    kOnShutdown,
+    kInit,
+    kRun,
+    kOnConnect,
+    kEntryCount
+  };
   enum class Outcome : uint8_t { Finished, Suspended, Done, Failed, Stopped };
   // Whose error an entry point's failure is (see failed / connectionFailed).
   enum class Blame : uint8_t { Instance, Connection };
@@ -194,6 +206,13 @@ class LuaInstance final : public ServiceInstance {
   int entryRefs_[kEntryCount];
   int tracebackIndex_ = 0;
   int dispatcherFnRef_ = -1;  // the dispatcher function (registry)
+  int connectFnRef_ = -1;     // the wrapper onConnect runs in (registry)
+  // onConnect: the handshake whose onConnect is running now (its answer is returned, not
+  // sent), that answer, and the handshakes whose onConnect waits (answered later).
+  uint64_t connectNow_ = 0;
+  bool connectAnswered_ = false;
+  ConnectVerdict connectVerdict_;
+  std::unordered_set<uint64_t> connecting_;
   int dispatcherRef_ = -1;    // the current dispatcher coroutine (registry), -1 = none
   lua_State* dispatcherCo_ = nullptr;
   int baseTop_ = 0;
