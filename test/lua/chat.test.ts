@@ -69,7 +69,7 @@ function badTokens(): [string, string | undefined, RegExp][] {
     ['garbage', 'not.a.token', /^token refused: malformed/],
     ['truncated', `${h}.${c}`, /^token refused: malformed/],
     ['alg none', `eyJhbGciOiJub25lIn0.${c}.`, /^token refused: (malformed|algorithm not allowed)/],
-    ['100 KB', 'a'.repeat(100_000), /^token refused: malformed/],
+    ['6 KB of garbage', 'a'.repeat(6000), /^token refused: malformed/],
     [
       'a sub that is no nickname',
       signHs256({ sub: 'x'.repeat(40), aud: 'chat' }, secret),
@@ -158,6 +158,11 @@ t.test('without a valid token a client without Origin is refused: 401 and why', 
     t.match(c.body().toString(), why, `${what}: the body says why`);
     c.destroy();
   }
+  // A token too big for a request head (limits.max_header_size) never reaches onConnect.
+  const huge = await RawClient.open(server.port);
+  huge.write(handshakeRequest({ path: `/chat?token=${'a'.repeat(100_000)}` }));
+  t.equal((await huge.readHttpResponse()).status, 431, '100 KB token: 431 before onConnect');
+  huge.destroy();
   // The Node client reports it as a failed first connection.
   const err = await connect(chatUrl(server, undefined), { reconnect: false }).catch(
     (e: unknown) => e,
