@@ -32,6 +32,7 @@ if not secret_file or secret_file == "" then
   secret_file = (source:match("^@(.*)/[^/]*$") or ".") .. "/dev-secret.txt"
 end
 local secret -- read once it exists (the static server creates it before services start)
+local warned = false
 
 local function load_secret()
   if secret then return secret end
@@ -41,15 +42,18 @@ local function load_secret()
   f:close()
   data = data:gsub("\r?\n$", "")
   if #data < 32 then
-    print("chat: " .. secret_file .. " holds " .. #data .. " bytes; HS256 needs at least 32")
+    if not warned then -- once: every handshake comes here while the file is wrong
+      warned = true
+      print("chat: " .. secret_file .. " holds " .. #data .. " bytes; HS256 needs at least 32")
+    end
     return nil
   end
   secret = data
   return secret
 end
 
-local nicks = {} -- handler -> nick (signed in)
-local refused = {} -- handler -> why (a page let in only to be told)
+local nicks = {} -- handler -> nick (signed in; from ws:info at its first message)
+local refused = {} -- handler -> why (a page let in only to be told; at most 5 s)
 local rooms = {} -- handler -> { [cid] = room name }
 
 local function channel_of(room)
@@ -68,10 +72,10 @@ local function valid_text(s, max)
   return type(s) == "string" and #s > 0 and #s <= max
 end
 
--- The nickname in a token, or nil and why not.
+-- The nickname in a token, or nil, why not and the HTTP status that says so.
 local function signed_in(token)
   local key = load_secret()
-  if not key then return nil, "the server has no token secret yet" end
+  if not key then return nil, "the chat service has no token secret (" .. secret_file .. ")", 503 end
   if token == nil or token == "" then return nil, "no token: sign in first" end
   if type(token) ~= "string" then return nil, "token given more than once" end
   local claims, err = lapps.jwt.verify(token, key, { algorithms = { "HS256" }, aud = AUDIENCE })
@@ -87,12 +91,11 @@ local function close_refused(handler, why)
 end
 
 chat.onConnect = function(handler, request)
-  local nick, why = signed_in(request.args.token)
-  if nick then
-    nicks[handler] = nick
-    return true, nick
-  end
-  if not request.origin then return false, 401, why end
+  local nick, why, status = signed_in(request.args.token)
+  -- The nick goes with the connection (ws:info(handler).user); onMessage reads it there
+  -- once, so nothing is kept here for a handshake that never opens.
+  if nick then return true, nick end
+  if not request.origin then return false, status or 401, why end
   refused[handler] = why
   lapps.timer(REFUSED_GRACE_S, function()
     if refused[handler] then close_refused(handler, why) end
@@ -155,8 +158,6 @@ end
 
 chat.onMessage = function(handler, msg_type, message)
   if not nicks[handler] and not refused[handler] then
-    -- Signed in on another instance's onConnect, if that can happen: the user value
-    -- attached to the connection is the nickname.
     local info = ws:info(handler)
     nicks[handler] = info and info.user
   end

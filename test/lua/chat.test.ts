@@ -210,3 +210,25 @@ t.test('a page with a bad token is let in to be told: -32001, then close 4401', 
   t.ok(Date.now() - started >= 4000, 'after the grace period');
   t.same(server.errors(), [], 'no error in the log');
 });
+
+t.test('without a usable secret the service refuses everyone: 503 naming the file', async (t) => {
+  const missing = path.join(tmp, 'missing.txt');
+  const short = path.join(tmp, 'short.txt');
+  writeFileSync(short, 'only 20 bytes here..\n');
+  for (const file of [missing, short]) {
+    process.env.CHAT_SECRET_FILE = file;
+    const server = await startTestServer({ workers: 1, services });
+    const c = await RawClient.open(server.port);
+    c.write(handshakeRequest({ path: `/chat?token=${token('ann')}` }));
+    t.equal((await c.readHttpResponse()).status, 503, `${path.basename(file)}: 503`);
+    await c.waitEnd().catch(() => undefined);
+    t.equal(
+      c.body().toString(),
+      `the chat service has no token secret (${file})`,
+      `${path.basename(file)}: says which file`,
+    );
+    c.destroy();
+    await server.stop();
+  }
+  process.env.CHAT_SECRET_FILE = secretFile;
+});
