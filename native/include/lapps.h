@@ -3,10 +3,11 @@
  *
  * A C service is a shared object that exports ONE symbol, lapps_service_v1: a function
  * returning the module's descriptor (struct lapps_module_v1). For each instance of the
- * service the server calls create(), then on_start(), on_message() for every message of
- * every connection routed to that instance, on_disconnect() once per connection,
- * on_shutdown(), and finally destroy(). The module reaches back into the server through
- * the API table (struct lapps_api_v1) handed to create().
+ * service the server calls create(), then on_start(), on_connect() (if the module has one)
+ * for every handshake routed to that instance, on_message() for every message of every
+ * connection, on_disconnect() once per connection, on_shutdown(), and finally destroy().
+ * The module reaches back into the server through the API table (struct lapps_api_v1)
+ * handed to create().
  *
  * Threading. Every callback of one instance runs on that instance's worker thread, never
  * two at a time: an instance needs no locks for its own state. create() and destroy() run
@@ -55,6 +56,11 @@ extern "C" {
 #define LAPPS_INVALID 5       /* bad argument: opcode, close code, reason length, NULL */
 #define LAPPS_WRONG_THREAD 6  /* called outside the instance's worker thread */
 #define LAPPS_NO_CHANNEL 7    /* broadcast channel not created (bcast_create first) */
+
+/* What on_connect answers (appended in lapps 0.2). */
+#define LAPPS_CONNECT_ACCEPT 0  /* 101: the connection opens */
+#define LAPPS_CONNECT_REFUSE 1  /* the HTTP status and body in *refusal */
+#define LAPPS_CONNECT_PENDING 2 /* answered later with connect_accept / connect_refuse */
 
 /* Log levels for lapps_api_v1.log (the server's levels, most severe first). */
 #define LAPPS_LOG_ERROR 0
@@ -109,12 +115,72 @@ struct lapps_api_v1 {
   int (*bcast_subscribe)(void* host, uint64_t channel, lapps_handle handle);
   int (*bcast_unsubscribe)(void* host, uint64_t channel, lapps_handle handle);
   int (*bcast_send)(void* host, uint64_t channel, int opcode, const void* data, size_t len);
+
+  /* Answers a handshake whose on_connect returned LAPPS_CONNECT_PENDING: accept (the 101
+   * follows, and the frames the client sent meanwhile reach on_message), or refuse with an
+   * HTTP status from 400 to 599 and a short text body (UTF-8, at most 1024 bytes; NULL when
+   * len is 0; empty: the status's reason phrase). The answer goes out on the next turn of
+   * the worker's loop, never from inside the call. Returns LAPPS_OK, LAPPS_NO_CONNECTION
+   * (not a handshake of this service waiting for its answer: answered already, timed out
+   * after handshake_timeout_ms with 503, or the client left), LAPPS_INVALID or
+   * LAPPS_WRONG_THREAD. Appended in lapps 0.2: check LAPPS_API_HAS(api, connect_accept). */
+  int (*connect_accept)(void* host, lapps_handle handle);
+  int (*connect_refuse)(void* host, lapps_handle handle, int status, const char* reason,
+                        size_t len);
 };
 
 /* True if the server's API table has the function `field` (for functions appended later). */
 #define LAPPS_API_HAS(api, field)                                                \
   ((api)->size >= offsetof(struct lapps_api_v1, field) + sizeof((api)->field) && \
    (api)->field != NULL)
+
+/* A string that is not NUL-terminated: `len` bytes at `data` (data may be NULL when len is 0). */
+struct lapps_str {
+  const char* data;
+  size_t len;
+};
+
+/* A header field of the request: its name in lower case; the values of a repeated field
+ * joined with ", " in order (RFC 9110 section 5.3). */
+struct lapps_header {
+  struct lapps_str name;
+  struct lapps_str value;
+};
+
+/* The handshake on_connect decides on. Every pointer is valid during the call only: copy
+ * what you keep. New fields are only ever appended: check `size` before reading one a
+ * module was not built with in mind. */
+struct lapps_request {
+  uint32_t size; /* sizeof(struct lapps_request) as the server knows it */
+  struct lapps_str method;
+  struct lapps_str target;      /* as sent in the request line */
+  struct lapps_str path;        /* the routed path, without the query */
+  struct lapps_str query;       /* raw, without the '?'; empty if none (decode it yourself) */
+  struct lapps_str origin;      /* empty if the client sent none */
+  struct lapps_str subprotocol; /* the one the 101 will name; empty if none */
+  const struct lapps_header* headers;
+  size_t header_count;
+  const char* ip; /* the client ("203.0.113.7", "2001:db8::1"; behind trusted proxies, the
+                     real client), NUL-terminated */
+  uint16_t port;
+  /* wss only (NULL on ws://), NUL-terminated: the protocol ("TLSv1.3"), the cipher, the SNI
+   * name (NULL if none), and the client certificate's RFC 2253 subject and issuer and its
+   * SHA-256 fingerprint ("AB:CD:...") when the client sent one (NULL otherwise). */
+  const char* tls_version;
+  const char* tls_cipher;
+  const char* tls_sni;
+  const char* tls_subject;
+  const char* tls_issuer;
+  const char* tls_fingerprint;
+};
+
+/* Filled by on_connect when it answers LAPPS_CONNECT_REFUSE (preset to 403, no reason). */
+struct lapps_refusal {
+  int status;         /* 400-599 */
+  const char* reason; /* the response body, a short text (at most 1024 bytes are sent);
+                         must stay valid until on_connect returns */
+  size_t reason_len;
+};
 
 /*
  * What a module provides. Returned by lapps_service_v1(); must stay valid and unchanged
@@ -152,6 +218,17 @@ struct lapps_module_v1 {
 
   /* The server is stopping; connections have been closed (on_disconnect already ran). */
   void (*on_shutdown)(void* self);
+
+  /* Optional (appended in lapps 0.2; a descriptor built with an older header is shorter and
+   * has none). A handshake routed to this instance passed the server's checks (ACL,
+   * Origin, limits): return LAPPS_CONNECT_ACCEPT, LAPPS_CONNECT_REFUSE (fill *refusal) or
+   * LAPPS_CONNECT_PENDING (then answer with api->connect_accept / connect_refuse, on the
+   * worker thread, within handshake_timeout_ms; later, the server answers 503). Any other
+   * value refuses with 500 and is logged. The handle names the connection from now on; it
+   * is stale if the handshake is refused, and on_disconnect is called only for connections
+   * that opened. */
+  int (*on_connect)(void* self, lapps_handle handle, const struct lapps_request* request,
+                    struct lapps_refusal* refusal);
 };
 
 /* The one symbol a module exports:

@@ -10,7 +10,7 @@ import t from 'tap';
 
 import { addonPath } from '../../lib/native.js';
 import { repoRoot, startTestServer, type TestServer } from '../helpers/server.js';
-import { ask, closed, nextMessage, openWs, until } from '../helpers/ws.js';
+import { ask, closed, handshakeAnswer, nextMessage, openWs, until } from '../helpers/ws.js';
 
 const buildDir = path.dirname(addonPath());
 const so = (name: string): string => path.join(buildDir, `lib${name}.so`);
@@ -262,6 +262,67 @@ if (!existsSync(so('lapps_cmod_recorder'))) {
     t.equal(await got, 'across');
     for (const c of [...victims, ...recs]) c.ws.close();
     t.same(server.errors(), [], 'no error in the log');
+  });
+
+  t.test('on_connect: the request, accept, refuse, pending answered later', async (t) => {
+    const gate = { name: 'gate', request_target: '/gate', kind: 'c', instances: 1 };
+    const server = await startTestServer({
+      workers: 1,
+      limits: { handshake_timeout_ms: 2000 },
+      services: [
+        { ...gate, source: so('lapps_cmod_gate') },
+        { ...gate, name: 'old', request_target: '/old', source: so('lapps_cmod_gate_old') },
+      ],
+    });
+    t.teardown(() => server.stop());
+    const ws = await openWs(server.url('/gate?x=1'), 5000, { headers: { 'X-Token': 'abc' } });
+    const seen = await ask(ws, 'request');
+    t.match(
+      seen,
+      /^method=GET path=\/gate query=x=1 target=\/gate\?x=1 ip=127\.0\.0\.1 port=\d+ token=abc tls=none$/,
+    );
+
+    const status = async (p: string): Promise<number> =>
+      (await handshakeAnswer(server.port, p)).status;
+    const refused = await handshakeAnswer(server.port, '/gate?refuse');
+    t.equal(refused.status, 401, 'LAPPS_CONNECT_REFUSE with its status');
+    t.equal(refused.body, 'no entry', 'and its reason');
+    t.equal(await status('/gate?refuse-default'), 403, 'the preset refusal: 403');
+    t.equal(await status('/gate?refuse-bad'), 500, 'status 200: 500');
+    t.equal(await status('/gate?nonsense'), 500, 'an unknown answer: 500');
+    await until(() => logs(server, 'error').some((m) => m.includes('on_connect returned 7')));
+    t.ok(logs(server, 'error').some((m) => m.includes('status 200 (400-599 expected)')));
+
+    // Pending: answered by a call from another connection's on_message.
+    const pending = openWs(server.url('/gate?pending'));
+    const pendingHandle = async (not: string): Promise<string> => {
+      for (let i = 0; i < 100; i++) {
+        const h = await ask(ws, 'pending-handle');
+        if (h !== not) return h;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error('no pending handshake seen');
+    };
+    const handle = await pendingHandle('none');
+    t.equal(await ask(ws, `release ${handle}`), 'rc 0', 'connect_accept: LAPPS_OK');
+    const p = await pending;
+    t.match(await ask(p, 'request'), /query=pending /, 'the pending connection opened');
+    t.equal(await ask(ws, `release ${handle}`), 'rc 1', 'answered already: LAPPS_NO_CONNECTION');
+    p.close();
+    const denied = openWs(server.url('/gate?pending')).then(
+      () => 'opened',
+      (e: Error) => e.message,
+    );
+    const h2 = await pendingHandle(handle);
+    t.equal(await ask(ws, `deny ${h2}`), 'rc 0', 'connect_refuse: LAPPS_OK');
+    t.match(await denied, /429/, 'refused with its status');
+    // Never answered: handshake_timeout_ms answers 503.
+    t.equal(await status('/gate?pending'), 503, 'no answer in time: 503');
+    // A module built before on_connect: its descriptor is shorter; on_connect is not called.
+    const old = await openWs(server.url('/old?refuse'));
+    t.equal(await ask(old, 'hi'), 'hi', 'an old descriptor: every handshake accepted');
+    old.close();
+    ws.close();
   });
 
   t.test('bad modules are refused at start with a clear error', async (t) => {

@@ -1,6 +1,8 @@
 /**
  * Small promise helpers around the `ws` client for tests: open, ask-and-wait, close.
  */
+import net from 'node:net';
+
 import WebSocket from 'ws';
 
 /**
@@ -66,4 +68,52 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timeout waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * Sends a WebSocket handshake for `target` over a raw socket and resolves with the HTTP
+ * status of the answer and, for a refusal, its body (the server closes after it). Lets a
+ * test read what `ws` and fetch do not show: a refusal's status and body.
+ */
+export function handshakeAnswer(
+  port: number,
+  target: string,
+  extra: string[] = [],
+  ms = 8000,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`handshake ${target}: no answer`));
+    }, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      const text = got.toString();
+      const end = text.indexOf('\r\n\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0);
+      resolve({ status, body: end < 0 ? '' : text.slice(end + 4) });
+    };
+    sock.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.toString().startsWith('HTTP/1.1 101') && got.includes('\r\n\r\n')) done();
+    });
+    sock.on('close', done);
+    sock.on('error', () => {});
+    sock.write(
+      [
+        `GET ${target} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        'Upgrade: websocket',
+        'Connection: Upgrade',
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+        'Sec-WebSocket-Version: 13',
+        ...extra,
+        '',
+        '',
+      ].join('\r\n'),
+    );
+  });
 }

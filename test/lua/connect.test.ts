@@ -11,10 +11,11 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { Decoder, Encoder } from 'cbor-x';
 
 import { repoRoot, startTestServer, type TestServer } from '../helpers/server.js';
 import { testPki } from '../helpers/pki.js';
-import { ask, openWs, until } from '../helpers/ws.js';
+import { ask, handshakeAnswer, openWs, until } from '../helpers/ws.js';
 import { encodeFrame, handshakeRequest, scaled } from '../helpers/raw-client.js';
 
 const source = path.join(repoRoot, 'test', 'lua', 'services', 'connect', 'connect.lua');
@@ -371,5 +372,33 @@ t.test('a service without onConnect is unaffected', async (t) => {
   const ws = new WebSocket(`ws://127.0.0.1:${server.ports[0]}/echo`);
   await new Promise((r) => ws.once('open', r));
   t.equal(await ask(ws, 'x'), 'x');
+  ws.close();
+});
+
+t.test('a LAppS protocol service signs clients in with onConnect', async (t) => {
+  const enc = new Encoder({ useRecords: false, mapsAsObjects: true });
+  const dec = new Decoder({ useRecords: false, mapsAsObjects: true });
+  const lappsServer = await startTestServer({
+    workers: 1,
+    services: [
+      {
+        name: 'connect_lapps',
+        request_target: '/lapps',
+        protocol: 'lapps',
+        source: path.join(repoRoot, 'test', 'lua', 'services', 'connect', 'connect_lapps.lua'),
+        instances: 1,
+      },
+    ],
+  });
+  t.teardown(() => lappsServer.stop());
+  const refused = await handshakeAnswer(lappsServer.port, '/lapps');
+  t.equal(refused.status, 401);
+  t.equal(refused.body, 'token required');
+  const ws = await openWs(lappsServer.url('/lapps?token=let-me-in&nick=alice'));
+  const answer = new Promise<unknown>((resolve) =>
+    ws.once('message', (d: Buffer) => resolve(dec.decode(d))),
+  );
+  ws.send(enc.encode({ lapps: 1, method: 'whoami' }));
+  t.same(await answer, { cid: 0, status: 1, result: ['alice', '/lapps'] });
   ws.close();
 });

@@ -6,12 +6,15 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/broadcast.h"
+#include "core/peer-text.h"
 #include "core/service-host.h"
 #include "lapps.h"
 #include "protocol/close-code.h"
@@ -27,6 +30,10 @@ namespace {
 // be checked against module_->size before use.
 constexpr uint32_t kMinModuleSize =
     offsetof(lapps_module_v1, on_shutdown) + sizeof(lapps_module_v1::on_shutdown);
+constexpr uint32_t kOnConnectEnd =
+    offsetof(lapps_module_v1, on_connect) + sizeof(lapps_module_v1::on_connect);
+// A refusal's body: a short text, as for Lua services.
+constexpr size_t kMaxReasonBytes = 1024;
 
 LogLevel toLogLevel(int level) {
   switch (level) {
@@ -93,6 +100,13 @@ class CInstance final : public ServiceInstance {
     api_.bcast_subscribe = &apiBcastSubscribe;
     api_.bcast_unsubscribe = &apiBcastUnsubscribe;
     api_.bcast_send = &apiBcastSend;
+    api_.connect_accept = &apiConnectAccept;
+    api_.connect_refuse = &apiConnectRefuse;
+    // on_connect was appended to the descriptor: a module built before has none.
+    if (module_->size >= kOnConnectEnd && module_->on_connect) {
+      onConnect_ = module_->on_connect;
+      setWantsConnect(true);
+    }
     self_ = module_->create(&api_, this, name().c_str());
     if (!self_) return source_ + ": create() failed for instance " + name();
     if (module_->name) {
@@ -120,6 +134,51 @@ class CInstance final : public ServiceInstance {
     }
   }
 
+  ConnectVerdict onConnect(uint64_t handle, const ConnectRequest& request) override {
+    auto str = [](std::string_view s) { return lapps_str{s.data(), s.size()}; };
+    std::vector<lapps_header> headers;
+    headers.reserve(request.headers.size());
+    for (const auto& [name, value] : request.headers) {
+      headers.push_back({str(name), str(value)});
+    }
+    std::string ip = peerIp(request.peer);
+    lapps_request r{};
+    r.size = sizeof r;
+    r.method = str(request.method);
+    r.target = str(request.target);
+    r.path = str(request.path);
+    r.query = str(request.query);
+    r.origin = str(request.origin);
+    r.subprotocol = str(request.subprotocol);
+    r.headers = headers.data();
+    r.header_count = headers.size();
+    r.ip = ip.c_str();
+    r.port = peerPort(request.peer);
+    if (const TlsInfo* t = request.tls) {
+      auto text = [](const std::string& s) { return s.empty() ? nullptr : s.c_str(); };
+      r.tls_version = t->version.c_str();
+      r.tls_cipher = t->cipher.c_str();
+      r.tls_sni = text(t->sni);
+      r.tls_subject = t->clientCert ? t->subject.c_str() : nullptr;
+      r.tls_issuer = t->clientCert ? t->issuer.c_str() : nullptr;
+      r.tls_fingerprint = t->clientCert ? t->fingerprint.c_str() : nullptr;
+    }
+    lapps_refusal refusal{403, nullptr, 0};
+    int rc = onConnect_(self_, handle, &r, &refusal);
+    switch (rc) {
+      case LAPPS_CONNECT_ACCEPT:
+        return {};
+      case LAPPS_CONNECT_PENDING:
+        return ConnectVerdict::pending();
+      case LAPPS_CONNECT_REFUSE:
+        return refusalOf(refusal.status, refusal.reason, refusal.reason_len);
+      default:
+        log(LogLevel::Error, "on_connect returned " + std::to_string(rc) +
+                                 " (LAPPS_CONNECT_ACCEPT, _REFUSE or _PENDING expected)");
+        return ConnectVerdict::refuse(500, "internal error");
+    }
+  }
+
   void onDisconnect(uint64_t handle) override {
     if (module_->on_disconnect) module_->on_disconnect(self_, handle);
   }
@@ -129,6 +188,18 @@ class CInstance final : public ServiceInstance {
   }
 
  private:
+  // A refusal as the module gave it, or 500 (logged) if it is not one.
+  ConnectVerdict refusalOf(int status, const char* reason, size_t len) {
+    if (status < 400 || status > 599 || (!reason && len)) {
+      log(LogLevel::Error,
+          "on_connect refused with status " + std::to_string(status) +
+              (status < 400 || status > 599 ? " (400-599 expected)" : " and a NULL reason"));
+      return ConnectVerdict::refuse(500, "internal error");
+    }
+    return ConnectVerdict::refuse(
+        status, std::string(reason ? reason : "", std::min(len, kMaxReasonBytes)));
+  }
+
   void log(LogLevel level, std::string message) {
     events_.log(level, "service " + name(), std::move(message));
   }
@@ -211,10 +282,31 @@ class CInstance final : public ServiceInstance {
     return rc;
   }
 
+  static int apiConnectAccept(void* host, uint64_t handle) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    return self->serviceHost()->answerConnect(self->service(), handle, ConnectVerdict{})
+               ? LAPPS_OK
+               : LAPPS_NO_CONNECTION;
+  }
+
+  static int apiConnectRefuse(void* host, uint64_t handle, int status, const char* reason,
+                              size_t len) {
+    auto* self = static_cast<CInstance*>(host);
+    if (!self || !self->onWorkerThread()) return LAPPS_WRONG_THREAD;
+    if (status < 400 || status > 599 || (!reason && len)) return LAPPS_INVALID;
+    ConnectVerdict v = ConnectVerdict::refuse(
+        status, std::string(reason ? reason : "", std::min(len, kMaxReasonBytes)));
+    return self->serviceHost()->answerConnect(self->service(), handle, std::move(v))
+               ? LAPPS_OK
+               : LAPPS_NO_CONNECTION;
+  }
+
   std::string source_;
   EventChannel& events_;
   void* dl_ = nullptr;
   const lapps_module_v1* module_ = nullptr;
+  decltype(lapps_module_v1::on_connect) onConnect_ = nullptr;
   lapps_api_v1 api_{};
   void* self_ = nullptr;
   pthread_t thread_{};

@@ -33,7 +33,7 @@ struct ConnectRequest {
   // Header fields in order of first appearance: lower-case names; a repeated field's values
   // joined with ", " (RFC 9110 §5.3).
   std::vector<std::pair<std::string, std::string>> headers;
-  PeerAddress peer{};  // the client (behind trusted proxies: the real one)
+  PeerAddress peer{};            // the client (behind trusted proxies: the real one)
   const TlsInfo* tls = nullptr;  // wss only
 };
 
@@ -63,9 +63,9 @@ struct ConnectVerdict {
 // Immutable once published.
 struct ConnInfo {
   PeerAddress peer{};
-  std::string target;     // as routed: path and query
-  uint32_t pathLen = 0;   // target[0, pathLen) is the path; the query follows a '?'
-  uint32_t service = 0;   // ServiceSettings::index
+  std::string target;    // as routed: path and query
+  uint32_t pathLen = 0;  // target[0, pathLen) is the path; the query follows a '?'
+  uint32_t service = 0;  // ServiceSettings::index
   UserValue user;
   std::string_view path() const { return std::string_view(target).substr(0, pathLen); }
   std::string_view query() const {

@@ -94,9 +94,11 @@ class ServiceHost {
   // The suspended handler finished: what waited is served (in slices), then reading resumes.
   void release(uint64_t handle);
   // onConnect answers a handshake it left Pending: the 101 (the bytes that arrived
-  // meanwhile follow as frames) or the refusal. Ignored if that handshake has ended since
-  // (handshake_timeout_ms, the client left, the server stopped) or is not `service`'s.
-  void answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
+  // meanwhile follow as frames) or the refusal, on the next loop turn (the caller is inside
+  // service code). False, and nothing happens, if that handshake is not waiting now for
+  // `service` (answered, timed out, the client left, the server stopped); one that ends
+  // before the next turn is not answered either.
+  bool answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
   // What is known of an open connection of `service` on any worker (ws:info), or null.
   std::shared_ptr<const ConnInfo> info(uint32_t service, uint64_t handle);
   // Closes every open connection of `instance` with `code` (its state was replaced).

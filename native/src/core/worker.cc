@@ -387,17 +387,23 @@ void Worker::finishConnect(Connection& c, ConnectVerdict&& v) {
   c.open(*this, c.service, c.hs->instance, std::move(v.user));
 }
 
-void Worker::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
+Connection* Worker::waitingHandshake(uint32_t service, uint64_t handle) {
+  Connection* c = lookup(handle);
+  if (!c || c->state != ConnState::Handshake || !c->hs || !c->hs->waiting ||
+      c->service->settings.index != service) {
+    return nullptr;
+  }
+  return c;
+}
+
+bool Worker::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
+  if (!waitingHandshake(service, handle)) return false;
   // On the next turn of the loop: the caller is inside a service's code (a resumed Lua
   // coroutine, a C callback), and the 101 delivers the frames that waited to that service.
   addTimer(0, [this, service, handle, v = std::move(verdict)]() mutable {
-    Connection* c = lookup(handle);
-    if (!c || c->state != ConnState::Handshake || !c->hs || !c->hs->waiting ||
-        c->service->settings.index != service) {
-      return;
-    }
-    finishConnect(*c, std::move(v));
+    if (Connection* c = waitingHandshake(service, handle)) finishConnect(*c, std::move(v));
   });
+  return true;
 }
 
 std::shared_ptr<const ConnInfo> Worker::info(uint32_t service, uint64_t handle) {
@@ -930,8 +936,8 @@ void ServiceHost::hold(uint64_t handle) {
 void ServiceHost::release(uint64_t handle) {
   static_cast<Worker*>(this)->release(handle);
 }
-void ServiceHost::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
-  static_cast<Worker*>(this)->answerConnect(service, handle, std::move(verdict));
+bool ServiceHost::answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict) {
+  return static_cast<Worker*>(this)->answerConnect(service, handle, std::move(verdict));
 }
 std::shared_ptr<const ConnInfo> ServiceHost::info(uint32_t service, uint64_t handle) {
   return static_cast<Worker*>(this)->info(service, handle);

@@ -184,7 +184,9 @@ class Worker final : public ServiceHost, public Loop {
   void hold(uint64_t handle);
   void release(uint64_t handle);
   void closeConnectionsOf(const ServiceInstance* instance, uint16_t code, std::string_view reason);
-  void answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
+  bool answerConnect(uint32_t service, uint64_t handle, ConnectVerdict&& verdict);
+  // The handshake of `handle` waits for `service`'s onConnect.
+  Connection* waitingHandshake(uint32_t service, uint64_t handle);
   std::shared_ptr<const ConnInfo> info(uint32_t service, uint64_t handle);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);

@@ -144,7 +144,7 @@ int openMqrPreload(lua_State* L) {
 void checkCanSuspend(lua_State* L, LuaInstance* inst, const char* fn) {
   if (inst->canSuspend(L)) return;
   luaL_error(L,
-             "%s: cannot suspend here: only onMessage, run(), and functions started by "
+             "%s: cannot suspend here: only onMessage, onConnect, run(), and functions started by "
              "lapps.spawn / lapps.timer / lapps.every may wait (not onStart, onDisconnect, "
              "init, or a coroutine created by the service)",
              fn);

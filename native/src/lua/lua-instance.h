@@ -213,7 +213,7 @@ class LuaInstance final : public ServiceInstance {
   bool connectAnswered_ = false;
   ConnectVerdict connectVerdict_;
   std::unordered_set<uint64_t> connecting_;
-  int dispatcherRef_ = -1;    // the current dispatcher coroutine (registry), -1 = none
+  int dispatcherRef_ = -1;  // the current dispatcher coroutine (registry), -1 = none
   lua_State* dispatcherCo_ = nullptr;
   int baseTop_ = 0;
   MessageBatch* batch_ = nullptr;

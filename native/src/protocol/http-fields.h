@@ -17,14 +17,17 @@ void forEachHeaderField(std::string_view head, F&& fn) {
   while (pos != std::string_view::npos && pos + 1 < head.size()) {
     size_t start = pos + 1;
     size_t end = head.find('\n', start);
-    std::string_view line = head.substr(start, end == std::string_view::npos ? head.npos : end - start);
+    std::string_view line =
+        head.substr(start, end == std::string_view::npos ? head.npos : end - start);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) return;  // the blank line that ends the head
     size_t colon = line.find(':');
     if (colon != std::string_view::npos) {
       std::string_view value = line.substr(colon + 1);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
       fn(line.substr(0, colon), value);
     }
     pos = end;
