@@ -12,6 +12,15 @@ import { integerArg, parseOverrides } from './config/overrides.js';
 import { MAX_WORKERS } from './config/schema.js';
 import { startedServices } from './config/service-graph.js';
 import { loadConfig, type ConfigSource, type LoadedConfig } from './config/source.js';
+import {
+  issueToken,
+  MAX_SUBJECT_BYTES,
+  MAX_TTL_S,
+  MIN_SECRET_BYTES,
+  MIN_TTL_S,
+  readSecretFile,
+  subjectProblem,
+} from './dev-token.js';
 import { errorMessage } from './errors.js';
 import { createLogger } from './log.js';
 import { loadNative, policyProblem } from './native.js';
@@ -28,6 +37,8 @@ Commands:
   config convert   Print the lapps config equivalent to a LAppS home:
                    lapps config convert DIR
   cert dev         Write a self-signed certificate for localhost (development wss://)
+  token            Print a development token (HS256 JWT): lapps token --secret-file F
+                   --sub NAME --aud AUD [--ttl SECONDS]
   help             Show this help
 
 Options:
@@ -95,6 +106,21 @@ Options:
   -h, --help           Show this help
 `;
 
+const TOKEN_HELP = `Usage: lapps token --secret-file FILE --sub NAME --aud AUDIENCE [--ttl SECONDS]
+
+Prints a development token: an HS256 JWT {sub, aud, iat, exp} signed with the secret in
+FILE (at least ${MIN_SECRET_BYTES} bytes; one trailing newline ignored), for clients that are
+not pages, e.g. ws://127.0.0.1:5083/chat?token=TOKEN. The same tokens as the static
+server's POST /token (static.dev_tokens); development only (docs/security.md).
+
+Options:
+      --secret-file FILE  The HMAC secret (e.g. services/chat/dev-secret.txt)
+      --sub NAME          The subject: 1-${MAX_SUBJECT_BYTES} bytes, no control characters
+      --aud AUDIENCE      The audience the service verifies (the chat example: chat)
+      --ttl SECONDS       Lifetime, ${MIN_TTL_S}-${MAX_TTL_S} (default: 600)
+  -h, --help              Show this help
+`;
+
 /** A command-line mistake: reported with a hint and exit code 2. */
 class UsageError extends Error {}
 
@@ -104,7 +130,8 @@ type Command =
   | { kind: 'start'; source: ConfigSource }
   | { kind: 'check'; source: ConfigSource }
   | { kind: 'convert'; home: string }
-  | { kind: 'cert'; out: string; days: number; force: boolean };
+  | { kind: 'cert'; out: string; days: number; force: boolean }
+  | { kind: 'token'; secretFile: string; sub: string; aud: string; ttl: number };
 
 /** The package version, read from package.json so it can never drift from the release. */
 export function version(): string {
@@ -135,7 +162,53 @@ function usageFromParseError(err: unknown): UsageError {
   return new UsageError(first.charAt(0).toLowerCase() + first.slice(1));
 }
 
+/** `lapps token ...`: options of its own, so it is parsed apart from the others. */
+function parseToken(argv: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'secret-file': { type: 'string' },
+        sub: { type: 'string' },
+        aud: { type: 'string' },
+        ttl: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw usageFromParseError(err);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return { kind: 'help', text: TOKEN_HELP };
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const secretFile = values['secret-file'];
+  if (!secretFile) throw new UsageError('token needs --secret-file FILE');
+  if (values.sub === undefined) throw new UsageError('token needs --sub NAME');
+  const problem = subjectProblem(values.sub);
+  if (problem) throw new UsageError(`--sub: ${problem.replace(/^sub /, '')}`);
+  if (!values.aud) throw new UsageError('token needs --aud AUDIENCE (the chat example: chat)');
+  const ttl = integerOption('ttl', values.ttl, MIN_TTL_S, MAX_TTL_S) ?? 600;
+  return { kind: 'token', secretFile, sub: values.sub, aud: values.aud, ttl };
+}
+
+/** `lapps token`: prints the token; exit 1 when the secret file cannot be used. */
+function printToken(c: Extract<Command, { kind: 'token' }>): number {
+  try {
+    const secret = readSecretFile(path.resolve(c.secretFile));
+    const { token } = issueToken({ secret, sub: c.sub, audience: c.aud, ttlS: c.ttl });
+    process.stdout.write(`${token}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`lapps token: ${errorMessage(err)}\n`);
+    return 1;
+  }
+}
+
 function parse(argv: string[]): Command {
+  if (argv[0] === 'token') return parseToken(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -177,7 +250,9 @@ function parse(argv: string[]): Command {
             ? CONFIG_HELP
             : topic === 'cert'
               ? CERT_HELP
-              : HELP;
+              : topic === 'token'
+                ? TOKEN_HELP
+                : HELP;
     return { kind: 'help', text };
   }
   if (command !== 'start' && command !== 'check' && command !== 'config' && command !== 'cert') {
@@ -449,6 +524,9 @@ export async function main(argv: string[]): Promise<void> {
       return;
     case 'cert':
       process.exitCode = certDev(command.out, command.days, command.force);
+      return;
+    case 'token':
+      process.exitCode = printToken(command);
       return;
     case 'start':
       // Exit explicitly: native threads or sockets left by a failed start must not keep

@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   LAPPS_CONFIG_INVALID:
     'A config (file, LAppS home, default or command-line override) is invalid; `issues` lists every problem.',
   LAPPS_START_FAILED:
-    'The server could not start: a listener or the static file server could not bind, or a service failed to load or initialise.',
+    "The server could not start: a listener or the static file server could not bind, the static server's token secret could not be read, created or was too short, or a service failed to load or initialise.",
   LAPPS_RELOAD_FAILED:
     'A reload could not apply the new ACLs, Origin policies or certificates; nothing changed.',
 } as const;

@@ -5,6 +5,7 @@
  */
 import { loadConfig, type ConfigSource } from './config/source.js';
 import type { LappsConfig, ServiceConfig } from './config/types.js';
+import { SecretFileError } from './dev-token.js';
 import { CodedError, errorMessage } from './errors.js';
 import {
   loadNative,
@@ -135,10 +136,11 @@ export async function startServer(
     try {
       files = await startStaticServer(config.static);
     } catch (err) {
-      throw new CodedError(
-        'LAPPS_START_FAILED',
-        `static: cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`,
-      );
+      const why =
+        err instanceof SecretFileError
+          ? err.message
+          : `cannot listen on ${config.static.host}:${config.static.port}: ${(err as Error).message}`;
+      throw new CodedError('LAPPS_START_FAILED', `static: ${why}`);
     }
   }
   const devOrigins = files ? staticOrigins(config.static?.host ?? '', files.port) : [];

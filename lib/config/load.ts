@@ -154,6 +154,14 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
       host: c.static.host,
       port: c.static.port,
     };
+    const tokens = c.static.dev_tokens;
+    if (tokens) {
+      config.static.dev_tokens = {
+        secret_file: path.resolve(origin.baseDir, tokens.secret_file),
+        audience: tokens.audience,
+        ttl_s: tokens.ttl_s,
+      };
+    }
   }
   return config;
 }

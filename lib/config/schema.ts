@@ -8,6 +8,7 @@
 import os from 'node:os';
 import path from 'node:path';
 
+import { MAX_TTL_S, MIN_TTL_S } from '../dev-token.js';
 import type { ServiceKind } from './types.js';
 
 const MiB = 1024 * 1024;
@@ -410,6 +411,32 @@ export function buildConfigSchema(): Record<string, unknown> {
             description: 'Address to bind.',
           },
           port: integer('TCP port; 0 picks a free one.', 0, 65535, 8080),
+          dev_tokens: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['secret_file', 'audience'],
+            description:
+              'Development only: POST /token issues HS256 tokens {sub, aud, iat, exp} for any name asked, signed with the secret in secret_file (see docs/security.md). Off unless set.',
+            properties: {
+              secret_file: cString(
+                'File holding the HMAC secret, at least 32 bytes (one trailing newline ignored), relative to the config file; created with 32 random bytes (hex, mode 0600) when missing.',
+              ),
+              audience: {
+                type: 'string',
+                minLength: 1,
+                maxLength: 256,
+                pattern: NO_NUL_PATTERN,
+                [ERROR_HINT_KEYWORD]: 'must not contain a NUL character',
+                description: 'The aud claim of every token (the service verifies it).',
+              },
+              ttl_s: integer(
+                'Lifetime of a token in seconds (its exp claim is iat + ttl_s).',
+                MIN_TTL_S,
+                MAX_TTL_S,
+                600,
+              ),
+            },
+          },
         },
       },
       log: {

@@ -155,6 +155,18 @@ export interface StaticConfig {
   dir: string;
   host: string;
   port: number;
+  /** POST /token issues development tokens (see docs/security.md). */
+  dev_tokens?: DevTokensConfig;
+}
+
+/** The static server's development token issuer. */
+export interface DevTokensConfig {
+  /** Absolute path of the HMAC secret file (created when missing). */
+  secret_file: string;
+  /** The aud claim of every token. */
+  audience: string;
+  /** Token lifetime in seconds. */
+  ttl_s: number;
 }
 
 export interface LappsConfig {

@@ -3,7 +3,9 @@
  * that before running tap).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -284,4 +286,80 @@ t.test('start --lapps-home: each warning is one WARN log line', async (t) => {
   t.match(stderr, /WARN {2}\S*ws\.json: \/workers\/max_poll_events: ignored: lapps has no use/);
   t.equal(stderr.match(/WARN .*ignored:/g)?.length, 12, 'one line per warning');
   t.equal(stderr.match(/\/tls_certificates:/g)?.length, 1, 'each warning once');
+});
+
+t.test('lapps token: a development token, and every misuse refused', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lapps-cli-token-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const secretFile = path.join(dir, 'secret.txt');
+  const secret = 'c'.repeat(48);
+  writeFileSync(secretFile, `${secret}\n`);
+
+  const r = lapps(
+    'token',
+    '--secret-file',
+    secretFile,
+    '--sub',
+    'alice',
+    '--aud',
+    'chat',
+    '--ttl',
+    '60',
+  );
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stderr, '');
+  const [h, c, sig] = r.stdout.trim().split('.') as [string, string, string];
+  t.equal(sig, createHmac('sha256', secret).update(`${h}.${c}`).digest('base64url'), 'signed');
+  const claims = JSON.parse(Buffer.from(c, 'base64url').toString()) as Record<string, unknown>;
+  t.match(claims, { sub: 'alice', aud: 'chat' });
+  t.equal(Number(claims.exp) - Number(claims.iat), 60, '--ttl');
+  const dflt = lapps('token', '--secret-file', secretFile, '--sub', 'bob', '--aud', 'chat');
+  const c2 = dflt.stdout.trim().split('.')[1]!;
+  const claims2 = JSON.parse(Buffer.from(c2, 'base64url').toString()) as Record<string, number>;
+  t.equal(claims2.exp! - claims2.iat!, 600, 'ttl 600 by default');
+
+  const help = lapps('token', '--help');
+  t.equal(help.code, 0);
+  t.match(help.stdout, /^Usage: lapps token --secret-file FILE/);
+  t.match(lapps('help', 'token').stdout, /^Usage: lapps token/);
+
+  const short = path.join(dir, 'short.txt');
+  writeFileSync(short, 'short');
+  const usage: [string[], RegExp][] = [
+    [['--sub', 'a', '--aud', 'chat'], /token needs --secret-file FILE/],
+    [['--secret-file', secretFile, '--aud', 'chat'], /token needs --sub NAME/],
+    [['--secret-file', secretFile, '--sub', 'a'], /token needs --aud AUDIENCE/],
+    [['--secret-file', secretFile, '--sub', '', '--aud', 'chat'], /--sub: must be 1 to 32 bytes/],
+    [['--secret-file', secretFile, '--sub', 'x'.repeat(33), '--aud', 'c'], /got 33/],
+    [['--secret-file', secretFile, '--sub', 'a\tb', '--aud', 'c'], /control characters/],
+    [
+      ['--secret-file', secretFile, '--sub', 'a', '--aud', 'c', '--ttl', '5'],
+      /--ttl must be an integer from 10 to 86400/,
+    ],
+    [['--secret-file', secretFile, '--sub', 'a', '--aud', 'c', '--ttl', 'x'], /--ttl must be/],
+    [
+      ['--secret-file', secretFile, '--sub', 'a', '--aud', 'c', '--port', '1'],
+      /unknown option --port/,
+    ],
+    [
+      ['--secret-file', secretFile, '--sub', 'a', '--aud', 'c', 'extra'],
+      /unexpected argument "extra"/,
+    ],
+  ];
+  for (const [args, why] of usage) {
+    const u = lapps('token', ...args);
+    t.equal(u.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(u.stderr, why, `${args.join(' ')}: says why`);
+    t.equal(u.stdout, '', 'no token');
+  }
+  for (const [file, why] of [
+    [short, /holds 5 bytes; HS256 needs at least 32/],
+    [path.join(dir, 'missing.txt'), /cannot read the token secret .*ENOENT/],
+  ] as [string, RegExp][]) {
+    const u = lapps('token', '--secret-file', file, '--sub', 'a', '--aud', 'chat');
+    t.equal(u.code, 1, `${path.basename(file)}: exit 1`);
+    t.match(u.stderr, why);
+    t.equal(u.stdout, '', 'no token');
+  }
+  t.notOk(existsSync(path.join(dir, 'missing.txt')), 'lapps token never creates a secret');
 });
