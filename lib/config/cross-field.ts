@@ -191,6 +191,18 @@ function serverAclCheck(data: Record<string, unknown>): ConfigIssue[] {
   return aclIssues(data.acl, '/acl');
 }
 
+/** trusted_proxies: addresses or CIDR blocks, as ACL entries are checked. */
+function trustedProxiesCheck(data: Record<string, unknown>): ConfigIssue[] {
+  if (!Array.isArray(data.trusted_proxies)) return [];
+  const issues: ConfigIssue[] = [];
+  data.trusted_proxies.forEach((entry: unknown, i) => {
+    if (typeof entry !== 'string') return;
+    const problem = cidrProblem(entry);
+    if (problem) issues.push({ path: `/trusted_proxies/${i}`, message: problem });
+  });
+  return issues;
+}
+
 /** A bounded outbound queue must hold at least the high-water mark. */
 function outboundQueueCheck(data: Record<string, unknown>): ConfigIssue[] {
   const limits = isRecord(data.limits) ? data.limits : {};
@@ -414,6 +426,7 @@ type DocumentCheck = (data: Record<string, unknown>, baseDir: string) => ConfigI
 const DOCUMENT_CHECKS: readonly DocumentCheck[] = [
   listenersCheck,
   serverAclCheck,
+  trustedProxiesCheck,
   outboundQueueCheck,
   servicesCheck,
 ];

@@ -35,6 +35,7 @@ enum class Counter : uint32_t {
   TooManyFragments,       // max_fragments: 1008
   TlsHandshakesFailed,    // TLS handshake failed (bad client hello, client certificate, ...)
   MessagesAfterClose,     // data messages that arrived after our close frame: discarded
+  ProxyHeaderRefused,     // proxy_protocol listener: PROXY header malformed, missing or late
   kCount,
 };
 
