@@ -665,7 +665,7 @@ void Connection::onDeadline(Worker& w) {
       break;
     case ConnState::ProxyHeader:
       w.stats_->add(Counter::Timeouts);
-      w.refuseProxyHeader(*this, "none within proxy_protocol_timeout_ms");
+      w.refuseProxyHeader(*this, "no PROXY header within proxy_protocol_timeout_ms");
       break;
     case ConnState::Dead:
       break;

@@ -62,11 +62,11 @@ void Worker::readProxyHeader(Connection& c) {
   const ssize_t n = ::recv(c.fd, buf + h.size, kMaxProxyHeader - h.size, MSG_PEEK);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    refuseProxyHeader(c, std::strerror(errno));
+    refuseProxyHeader(c, "PROXY header: read failed");
     return;
   }
   if (n == 0) {
-    refuseProxyHeader(c, "connection closed before the header was complete");
+    refuseProxyHeader(c, "PROXY header: connection closed before it was complete");
     return;
   }
   const size_t have = h.size + size_t(n);
@@ -78,12 +78,12 @@ void Worker::readProxyHeader(Connection& c) {
     return;
   }
   if (parsed == ProxyParse::NeedMore && have >= kMaxProxyHeader) {
-    refuseProxyHeader(c, "longer than 1 KiB");
+    refuseProxyHeader(c, "PROXY header longer than 1 KiB");
     return;
   }
   const size_t take = parsed == ProxyParse::Done ? header.length - h.size : size_t(n);
   if (::recv(c.fd, buf + h.size, take, 0) != ssize_t(take)) {
-    refuseProxyHeader(c, "read failed");
+    refuseProxyHeader(c, "PROXY header: read failed");
     return;
   }
   stats_->add(Counter::BytesIn, take);
@@ -106,7 +106,7 @@ void Worker::readProxyHeader(Connection& c) {
 void Worker::refuseProxyHeader(Connection& c, const char* why) {
   // Closed without an answer: what sent it is a balancer misconfigured, or not a balancer.
   stats_->add(Counter::ProxyHeaderRefused);
-  log(LogLevel::Debug, std::string("closing connection: PROXY header: ") + why);
+  log(LogLevel::Debug, std::string("closing connection: ") + why);
   kill(c, nullptr);
 }
 
