@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 
 import { isRecord, pointerToken, type ConfigIssue } from './issues.js';
-import { defaultSource, HTTP_TOKEN_PATTERN, SERVICE_NAME_PATTERN } from './schema.js';
+import { CIDR_PATTERN, defaultSource, HTTP_TOKEN_PATTERN, SERVICE_NAME_PATTERN } from './schema.js';
 import { dependencyIssues } from './service-graph.js';
 import type { ServiceKind } from './types.js';
 
@@ -191,12 +191,15 @@ function serverAclCheck(data: Record<string, unknown>): ConfigIssue[] {
   return aclIssues(data.acl, '/acl');
 }
 
+const CIDR_RE = new RegExp(CIDR_PATTERN);
+
 /** trusted_proxies: addresses or CIDR blocks, as ACL entries are checked. */
 function trustedProxiesCheck(data: Record<string, unknown>): ConfigIssue[] {
   if (!Array.isArray(data.trusted_proxies)) return [];
   const issues: ConfigIssue[] = [];
   data.trusted_proxies.forEach((entry: unknown, i) => {
-    if (typeof entry !== 'string') return;
+    // Entries the schema's pattern refused are reported once, by the schema.
+    if (typeof entry !== 'string' || !CIDR_RE.test(entry)) return;
     const problem = cidrProblem(entry);
     if (problem) issues.push({ path: `/trusted_proxies/${i}`, message: problem });
   });

@@ -163,6 +163,19 @@ t.test('X-Forwarded-For and Forwarded', async (t) => {
     },
   );
 
+  t.test('trusted_proxies is reloadable', async (t) => {
+    const options = { tls: false, extra: { ...accessOn } };
+    const server = await startTestServer(options);
+    t.teardown(() => server.stop());
+    const before = await exchange(server.port, [request(['X-Forwarded-For: 203.0.113.5'])]);
+    before.socket.destroy();
+    t.equal((await lastClient(server, 1)).client, '127.0.0.1', 'not trusted yet');
+    server.reload({ ...options, extra: { ...accessOn, trusted_proxies: ['127.0.0.1'] } });
+    const after = await exchange(server.port, [request(['X-Forwarded-For: 203.0.113.5'])]);
+    after.socket.destroy();
+    t.equal((await lastClient(server, 2)).client, '203.0.113.5', 'trusted after the reload');
+  });
+
   t.test('the ACLs see the client', async (t) => {
     const server = await startTestServer({
       tls: false,
