@@ -124,6 +124,13 @@ bool Worker::admitClient(Connection& c) {
     ForwardedAddress client;
     if ((!xff.empty() || !fwd.empty()) &&
         forwardedClient(*policy.trustedProxies, &c.peer.sa, xff, fwd, client)) {
+      if (c.counted) {
+        // Counted under the proxy's address at accept (trusted_proxies was reloaded since):
+        // the count moves to the client, so that teardown gives back what was taken.
+        server_.limiter().releaseAddress(&c.peer.sa);
+        c.counted = false;
+        c.addressPending = true;
+      }
       static_assert(sizeof(ForwardedAddress) == sizeof(PeerAddress));
       std::memcpy(&c.peer, &client, sizeof c.peer);
       // The server-wide ACL saw the proxy at accept; now it sees the client.

@@ -375,8 +375,9 @@ void Worker::teardown(Connection& c) {
   directory_.clear(c.slot);  // other workers stop forwarding to it
   c.releaseTransport();
   if (c.counted) server_.limiter().release(&c.peer.sa);
-  if (c.addressPending) server_.limiter().releaseTotal();  // its address was never counted
-  if (c.fd >= 0) ::close(c.fd);                            // also removes it from the epoll set
+  // Its client was never known: only its place in the total was taken.
+  if (c.addressPending) server_.limiter().releaseTotal();
+  if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
   c.fd = -1;
   if (c.opened) {
     c.opened = false;
