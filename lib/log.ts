@@ -101,7 +101,7 @@ function jsonLine(level: LogLevel, msg: string, fields: LogFields | undefined): 
  * everything; then one warning says how many.
  */
 export function createLogger(
-  config: LogConfig,
+  config: Pick<LogConfig, 'level' | 'json'>,
   stream: NodeJS.WritableStream = process.stderr,
   maxPending = MAX_PENDING_LOG_BYTES,
 ): StreamLogger {

@@ -65,18 +65,24 @@ export interface NativePolicy {
   }[];
   /** By listener; null = plain ws. */
   tls: (NativeTls | null)[];
+  /** trusted_proxies as an ACL (rules allowed, fallback deny); absent: no peer trusted. */
+  trustedProxies?: NativeAcl;
 }
 
 /** Flat server settings; see LimitsConfig for the meaning of each limit. */
 export interface NativeSettings {
   workers: number;
   /** ipv6Only: IPV6_V6ONLY on an IPv6 listener (else "::" is dual-stack). */
-  listeners: { host: string; port: number; ipv6Only: boolean }[];
+  /** proxyProtocol: connections start with a PROXY protocol header. */
+  listeners: { host: string; port: number; ipv6Only: boolean; proxyProtocol: boolean }[];
   maxFrameSize: number;
   maxFragments: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
   newConnectionsPerIpPerSec: number;
+  proxyProtocolTimeoutMs: number;
+  /** log.access: one log line per handshake outcome. */
+  accessLog: boolean;
   policy: NativePolicy;
   maxMessageSize: number;
   maxHeaderBytes: number;
@@ -110,6 +116,8 @@ export interface NativeEvent {
   /** What logged: "worker 0", "service echo#1", ... */
   source: string;
   message: string;
+  /** Structured values of the line (the access log's status, path, client, ...). */
+  fields?: Record<string, string | number>;
 }
 
 export interface NativeServer {
@@ -157,6 +165,7 @@ export const COUNTERS = [
   'messages_after_close',
   'connect_refused',
   'connect_timeouts',
+  'proxy_header_refused',
 ] as const;
 
 export type CounterName = (typeof COUNTERS)[number];
@@ -217,6 +226,7 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
       host: x.host,
       port: x.port,
       ipv6Only: x.ipv6_only === true,
+      proxyProtocol: x.proxy_protocol === true,
     })),
     maxMessageSize: l.max_message_size,
     maxHeaderBytes: l.max_header_size,
@@ -236,6 +246,8 @@ export function toNativeSettings(config: LappsConfig, devOrigins: string[] = [])
     maxConnections: l.max_connections,
     maxConnectionsPerIp: l.max_connections_per_ip,
     newConnectionsPerIpPerSec: l.max_new_connections_per_ip_per_second,
+    proxyProtocolTimeoutMs: l.proxy_protocol_timeout_ms,
+    accessLog: config.log.access,
     policy: toNativePolicy(config, devOrigins),
     // In start order: a service's dependencies are started (standalone init() done) first.
     services: startOrder(config).map((s) => ({
@@ -301,6 +313,12 @@ export function toNativePolicy(config: LappsConfig, devOrigins: string[] = []): 
     tls: config.listeners.map((l) => (l.tls ? toNativeTls(l.tls) : null)),
   };
   if (config.acl) policy.acl = toNativeAcl(config.acl);
+  if (config.trusted_proxies) {
+    policy.trustedProxies = {
+      rules: config.trusted_proxies.map((a): [string, boolean] => [a, true]),
+      fallback: 'deny',
+    };
+  }
   return policy;
 }
 

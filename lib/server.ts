@@ -83,6 +83,7 @@ function restartOnlyChanges(running: LappsConfig, next: LappsConfig): string[] {
       host: l.host,
       port: l.port,
       ipv6_only: l.ipv6_only === true,
+      proxy_protocol: l.proxy_protocol === true,
       tls: l.tls !== undefined,
     })),
     workers: c.workers,
@@ -119,7 +120,7 @@ export async function startServer(
   const onEvents = (events: NativeEvent[], dropped: NativeDropCounts): void => {
     for (const e of events) {
       options.onEvent?.(e);
-      logger[e.level](e.message, { source: e.source });
+      logger[e.level](e.message, { source: e.source, ...e.fields });
     }
     // Lines the native log queue had no room for (the main thread fell behind).
     dropped.forEach((count, i) => {

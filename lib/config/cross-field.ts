@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import path from 'node:path';
 
 import { isRecord, pointerToken, type ConfigIssue } from './issues.js';
-import { defaultSource, HTTP_TOKEN_PATTERN, SERVICE_NAME_PATTERN } from './schema.js';
+import { CIDR_PATTERN, defaultSource, HTTP_TOKEN_PATTERN, SERVICE_NAME_PATTERN } from './schema.js';
 import { dependencyIssues } from './service-graph.js';
 import type { ServiceKind } from './types.js';
 
@@ -189,6 +189,21 @@ function listenersCheck(data: Record<string, unknown>, baseDir: string): ConfigI
 /** The server-wide ACL's entries. */
 function serverAclCheck(data: Record<string, unknown>): ConfigIssue[] {
   return aclIssues(data.acl, '/acl');
+}
+
+const CIDR_RE = new RegExp(CIDR_PATTERN);
+
+/** trusted_proxies: addresses or CIDR blocks, as ACL entries are checked. */
+function trustedProxiesCheck(data: Record<string, unknown>): ConfigIssue[] {
+  if (!Array.isArray(data.trusted_proxies)) return [];
+  const issues: ConfigIssue[] = [];
+  data.trusted_proxies.forEach((entry: unknown, i) => {
+    // Entries the schema's pattern refused are reported once, by the schema.
+    if (typeof entry !== 'string' || !CIDR_RE.test(entry)) return;
+    const problem = cidrProblem(entry);
+    if (problem) issues.push({ path: `/trusted_proxies/${i}`, message: problem });
+  });
+  return issues;
 }
 
 /** A bounded outbound queue must hold at least the high-water mark. */
@@ -414,6 +429,7 @@ type DocumentCheck = (data: Record<string, unknown>, baseDir: string) => ConfigI
 const DOCUMENT_CHECKS: readonly DocumentCheck[] = [
   listenersCheck,
   serverAclCheck,
+  trustedProxiesCheck,
   outboundQueueCheck,
   servicesCheck,
 ];

@@ -117,7 +117,7 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
     listeners: c.listeners.map((l) => normalizeListener(l, origin.baseDir)),
     workers: c.workers,
     limits: { ...c.limits },
-    log: { level: c.log.level as LogLevel, json: c.log.json },
+    log: { level: c.log.level as LogLevel, json: c.log.json, access: c.log.access },
     services: c.services.map((s) => {
       const service: ServiceConfig = {
         name: s.name,
@@ -148,6 +148,9 @@ export function normalizeConfig(raw: unknown, origin: ConfigOrigin): LappsConfig
   };
   const acl = normalizeAcl(c.acl);
   if (acl) config.acl = acl;
+  if (c.trusted_proxies && c.trusted_proxies.length > 0) {
+    config.trusted_proxies = [...c.trusted_proxies];
+  }
   if (c.static) {
     config.static = {
       dir: path.resolve(origin.baseDir, c.static.dir),
@@ -205,11 +208,12 @@ interface RawTls {
 }
 
 function normalizeListener(
-  l: { host: string; port: number; ipv6_only?: boolean; tls?: unknown },
+  l: { host: string; port: number; ipv6_only?: boolean; proxy_protocol?: boolean; tls?: unknown },
   baseDir: string,
 ): ListenerConfig {
   const listener: ListenerConfig = { host: l.host, port: l.port };
   if (l.ipv6_only) listener.ipv6_only = true;
+  if (l.proxy_protocol) listener.proxy_protocol = true;
   if (!l.tls) return listener;
   const t = l.tls as RawTls;
   const certificates = t.certificates.map((c) => ({

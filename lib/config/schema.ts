@@ -58,6 +58,7 @@ export const DEFAULT_LIMITS = {
   ping_interval_ms: 30_000,
   close_timeout_ms: 5_000,
   drain_timeout_ms: 10_000,
+  proxy_protocol_timeout_ms: 5_000,
   outbound_high_water_mark: 4 * MiB,
   /** 0 = four times outbound_high_water_mark. */
   max_outbound_queue_size: 0,
@@ -212,6 +213,11 @@ export function buildConfigSchema(): Record<string, unknown> {
               description:
                 'With an IPv6 host: accept IPv6 clients only ("::" is otherwise dual-stack: IPv4 clients too).',
             },
+            proxy_protocol: {
+              type: 'boolean',
+              description:
+                'Every connection starts with a PROXY protocol header (v1 or v2) from a load balancer, naming the client; without a valid one within limits.proxy_protocol_timeout_ms the connection is closed (see docs/security.md, "Behind proxies").',
+            },
             tls: {
               type: 'object',
               additionalProperties: false,
@@ -266,6 +272,17 @@ export function buildConfigSchema(): Record<string, unknown> {
         },
       },
       acl: aclSchema('server-wide, checked at accept'),
+      trusted_proxies: {
+        type: 'array',
+        uniqueItems: true,
+        description:
+          'Addresses or CIDR blocks of reverse proxies and load balancers whose X-Forwarded-For or Forwarded header names the client (see docs/security.md, "Behind proxies"). Headers from other peers are ignored.',
+        items: {
+          type: 'string',
+          pattern: CIDR_PATTERN,
+          [ERROR_HINT_KEYWORD]: 'must be an IPv4 or IPv6 address, optionally with a /prefix',
+        },
+      },
       workers: integer(
         'IO worker threads (default: the number of cores).',
         1,
@@ -325,6 +342,12 @@ export function buildConfigSchema(): Record<string, unknown> {
             0,
             MAX_TIMEOUT_MS,
             DEFAULT_LIMITS.drain_timeout_ms,
+          ),
+          proxy_protocol_timeout_ms: integer(
+            'On a proxy_protocol listener: time from accept to a complete PROXY header; then the socket is closed without an answer.',
+            1,
+            MAX_TIMEOUT_MS,
+            DEFAULT_LIMITS.proxy_protocol_timeout_ms,
           ),
           outbound_high_water_mark: integer(
             'A connection whose outbound queue stays above this for slow_consumer_timeout_ms is closed as a slow consumer.',
@@ -454,6 +477,12 @@ export function buildConfigSchema(): Record<string, unknown> {
             type: 'boolean',
             default: false,
             description: 'One JSON object per line instead of text lines.',
+          },
+          access: {
+            type: 'boolean',
+            default: false,
+            description:
+              'Access log: one info line per handshake outcome (status, reason, path, client, origin, duration, bytes); repeated refusals from one address are rate-limited.',
           },
         },
       },

@@ -29,6 +29,8 @@ export interface ListenerConfig {
   port: number;
   /** IPv6 clients only (absent: false; an IPv6 wildcard "::" accepts IPv4 clients too). */
   ipv6_only?: boolean;
+  /** Connections start with a PROXY protocol header (v1 or v2) naming the client (absent: false). */
+  proxy_protocol?: boolean;
   tls?: TlsConfig;
 }
 
@@ -63,6 +65,8 @@ export interface LimitsConfig {
    * answer before their connections are closed with 1001 anyway; 0 = do not wait.
    */
   drain_timeout_ms: number;
+  /** On a proxy_protocol listener: time from accept to a complete PROXY header; then closed. */
+  proxy_protocol_timeout_ms: number;
   /** Outbound bytes queued for one connection above which it is judged for slow_consumer_timeout_ms. */
   outbound_high_water_mark: number;
   /** Hard bound of one connection's outbound queue; 0 = four times outbound_high_water_mark. */
@@ -147,6 +151,8 @@ export interface LogConfig {
   level: LogLevel;
   /** One JSON object per line instead of text lines. */
   json: boolean;
+  /** Access log: one info line per handshake outcome (source "access"). */
+  access: boolean;
 }
 
 /** Development static file server (see docs/config.md). */
@@ -173,6 +179,11 @@ export interface LappsConfig {
   listeners: ListenerConfig[];
   /** Server-wide ACL, checked at accept (refused sockets are closed at once). */
   acl?: AclConfig;
+  /**
+   * Addresses or CIDR blocks of proxies whose X-Forwarded-For / Forwarded name the client
+   * (absent or empty: no peer is trusted).
+   */
+  trusted_proxies?: string[];
   /** IO worker threads; defaults to the number of cores. */
   workers: number;
   limits: LimitsConfig;

@@ -78,6 +78,7 @@ TlsSettings readTls(const Napi::Object& t) {
 PolicySettings readPolicy(const Napi::Object& o) {
   PolicySettings p;
   p.acl = readAcl(o, "acl");
+  p.trustedProxies = readAcl(o, "trustedProxies");
   Napi::Array services = o.Get("services").As<Napi::Array>();
   for (uint32_t i = 0; i < services.Length(); ++i) {
     Napi::Object v = services.Get(i).As<Napi::Object>();
@@ -125,13 +126,17 @@ Settings readSettings(const Napi::Object& o) {
   if (has(o, "newConnectionsPerIpPerSec")) {
     s.newConnectionsPerIpPerSec = u32(o, "newConnectionsPerIpPerSec");
   }
+  if (has(o, "proxyProtocolTimeoutMs")) s.proxyProtocolTimeoutMs = u32(o, "proxyProtocolTimeoutMs");
+  s.accessLog = has(o, "accessLog") && o.Get("accessLog").ToBoolean().Value();
   if (has(o, "policy")) s.policy = readPolicy(o.Get("policy").As<Napi::Object>());
   Napi::Array listeners = o.Get("listeners").As<Napi::Array>();
   for (uint32_t i = 0; i < listeners.Length(); ++i) {
     Napi::Object l = listeners.Get(i).As<Napi::Object>();
     const bool tls = i < s.policy.tls.size() && s.policy.tls[i].has_value();
     const bool v6only = has(l, "ipv6Only") && l.Get("ipv6Only").ToBoolean().Value();
-    s.listeners.push_back(ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls, v6only});
+    const bool proxy = has(l, "proxyProtocol") && l.Get("proxyProtocol").ToBoolean().Value();
+    s.listeners.push_back(
+        ListenerSettings{str(l, "host"), uint16_t(u32(l, "port")), tls, v6only, proxy});
   }
   s.policy.tls.resize(s.listeners.size());
   Napi::Array services = o.Get("services").As<Napi::Array>();
@@ -245,6 +250,18 @@ class ServerWrap : public Napi::ObjectWrap<ServerWrap> {
       o.Set("level", levelName(e.level));
       o.Set("source", e.source);
       o.Set("message", e.message);
+      if (!e.fields.empty()) {
+        // Structured values (the access log): numbers stay numbers in a JSON log.
+        Napi::Object f = Napi::Object::New(env);
+        for (const LogField& field : e.fields) {
+          if (field.isNumber) {
+            f.Set(field.key, Napi::Number::New(env, double(field.number)));
+          } else {
+            f.Set(field.key, field.text);
+          }
+        }
+        o.Set("fields", f);
+      }
       batch.Set(n++, o);
     }
     // Lines the full queue dropped, by level (error, warn, info, debug).

@@ -54,6 +54,8 @@ export interface TestServerOptions {
   tls?: boolean | Record<string, unknown>;
   /** Raw server-wide ACL. */
   acl?: Record<string, unknown>;
+  /** Raw top-level keys (trusted_proxies, log, ...), set last. */
+  extra?: Record<string, unknown>;
 }
 
 function rawConfig(options: TestServerOptions): Record<string, unknown> {
@@ -73,6 +75,7 @@ function rawConfig(options: TestServerOptions): Record<string, unknown> {
     ],
   };
   if (options.acl) raw.acl = options.acl;
+  Object.assign(raw, options.extra);
   return raw;
 }
 

@@ -103,3 +103,28 @@ TEST("conn limiter: idle entries are swept, held ones kept") {
   CHECK(l.trackedAddresses() < size_t{64} * 4096);
   CHECK_EQ(l.connections(), 0u);
 }
+
+TEST("conn limiter: two steps (address learned after accept) match admit and release") {
+  ConnLimiter l(ConnLimits{.maxConnections = 3, .maxPerAddress = 1});
+  Addr a("192.0.2.1"), b("192.0.2.2");
+  // Three connections from one proxy: only the total is counted at accept.
+  CHECK_EQ(l.admitTotal(), V::Ok);
+  CHECK_EQ(l.admitTotal(), V::Ok);
+  CHECK_EQ(l.admitTotal(), V::Ok);
+  CHECK_EQ(l.admitTotal(), V::ServerFull);
+  CHECK_EQ(l.connections(), 3u);
+  // Their clients, once known, each within their own per-address limit.
+  CHECK_EQ(l.admitAddress(a.sa(), 0), V::Ok);
+  CHECK_EQ(l.admitAddress(b.sa(), 0), V::Ok);
+  CHECK_EQ(l.admitAddress(a.sa(), 0), V::AddressFull);
+  l.releaseTotal();  // the refused one: its total only
+  CHECK_EQ(l.connections(), 2u);
+  l.release(a.sa());  // both steps at once
+  CHECK_EQ(l.connections(), 1u);
+  CHECK_EQ(l.admit(a.sa(), 0), V::Ok);  // a's count went back to 0
+  l.releaseAddress(b.sa());
+  l.releaseTotal();
+  l.release(a.sa());
+  CHECK_EQ(l.connections(), 0u);
+  CHECK_EQ(l.trackedAddresses(), size_t{0});
+}

@@ -76,6 +76,7 @@ t.test('defaults are filled for every key', async (t) => {
       ping_interval_ms: 30000,
       close_timeout_ms: 5000,
       drain_timeout_ms: 10000,
+      proxy_protocol_timeout_ms: 5000,
       outbound_high_water_mark: 4194304,
       max_outbound_queue_size: 0,
       slow_consumer_timeout_ms: 30000,
@@ -87,7 +88,7 @@ t.test('defaults are filled for every key', async (t) => {
       max_connections_per_ip: 0,
       max_new_connections_per_ip_per_second: 0,
     },
-    log: { level: 'info', json: false },
+    log: { level: 'info', json: false, access: false },
     services: [
       {
         ...serviceDefaults,
@@ -137,10 +138,11 @@ t.test('the caller object is not modified and results do not share defaults', as
 t.test('explicit values are kept', async (t) => {
   const dir = serviceDir(t, ['a']);
   const raw = {
-    listeners: [{ host: '0.0.0.0', port: 0 }],
+    listeners: [{ host: '0.0.0.0', port: 0, proxy_protocol: true }],
     workers: 3,
     limits: { max_message_size: 1000, auto_fragment_size: 1392, idle_timeout_ms: 0 },
-    log: { level: 'debug', json: true },
+    log: { level: 'debug', json: true, access: true },
+    trusted_proxies: ['10.0.0.0/8', '2001:db8::1'],
     services: [
       {
         name: 'a',
@@ -153,12 +155,13 @@ t.test('explicit values are kept', async (t) => {
     ],
   };
   const c = normalizeConfig(raw, { file: 'x', baseDir: dir });
-  t.same(c.listeners, [{ host: '0.0.0.0', port: 0 }]);
+  t.same(c.listeners, [{ host: '0.0.0.0', port: 0, proxy_protocol: true }]);
+  t.same(c.trusted_proxies, ['10.0.0.0/8', '2001:db8::1']);
   t.equal(c.workers, 3);
   t.equal(c.limits.max_message_size, 1000);
   t.equal(c.limits.auto_fragment_size, 1392);
   t.equal(c.limits.idle_timeout_ms, 0);
-  t.same(c.log, { level: 'debug', json: true });
+  t.same(c.log, { level: 'debug', json: true, access: true });
   t.match(c.services[0], { instances: 4, max_inbound_message_size: 10, request_target: '/a/b' });
 });
 
@@ -230,6 +233,20 @@ t.test('type and range errors name the file and the key path', async (t) => {
     [{ limits: { close_timeout_ms: 0 } }, 'lapps.json: /limits/close_timeout_ms: must be >= 1'],
     [{ log: { level: 'loud' } }, 'lapps.json: /log/level: must be one of "error", "warn"'],
     [{ log: { json: 'yes' } }, 'lapps.json: /log/json: must be boolean'],
+    [{ log: { access: 1 } }, 'lapps.json: /log/access: must be boolean'],
+    [{ trusted_proxies: '10.0.0.1' }, 'lapps.json: /trusted_proxies: must be array'],
+    [
+      { trusted_proxies: ['example.com'] },
+      '/trusted_proxies/0: must be an IPv4 or IPv6 address, optionally with a /prefix',
+    ],
+    [
+      { listeners: [{ proxy_protocol: 'yes' }] },
+      'lapps.json: /listeners/0/proxy_protocol: must be boolean',
+    ],
+    [
+      { limits: { proxy_protocol_timeout_ms: 0 } },
+      'lapps.json: /limits/proxy_protocol_timeout_ms: must be >= 1',
+    ],
     [{ services: {} }, 'lapps.json: /services: must be array'],
     [{ services: [5] }, 'lapps.json: /services/0: must be object'],
     [{ services: [{ request_target: '/a' }] }, 'lapps.json: /services/0/name: is required'],
@@ -458,6 +475,21 @@ t.test('cross-field checks', async (t) => {
       ],
     );
   });
+  t.test('trusted_proxies: addresses or CIDR blocks, each checked', async (t) => {
+    t.same(
+      issuesOf(
+        t,
+        { trusted_proxies: ['10.0.0.0/8', '300.1.1.1', '10.0.0.0/33', 'fd00::/129', '::1'] },
+        dir,
+      ),
+      [
+        { path: '/trusted_proxies/1', message: '"300.1.1.1" is not an IPv4 or IPv6 address' },
+        { path: '/trusted_proxies/2', message: 'prefix length must be 0-32' },
+        { path: '/trusted_proxies/3', message: 'prefix length must be 0-128' },
+      ],
+    );
+  });
+
   t.test('cross-field issues are listed together with schema issues', async (t) => {
     const issues = issuesOf(
       t,

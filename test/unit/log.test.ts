@@ -6,7 +6,10 @@ import { createLogger } from '../../lib/log.js';
 import type { LogConfig } from '../../lib/config/types.js';
 
 /** A logger writing into an array of lines. */
-function capture(config: LogConfig): { lines: string[]; log: ReturnType<typeof createLogger> } {
+function capture(config: Pick<LogConfig, 'level' | 'json'>): {
+  lines: string[];
+  log: ReturnType<typeof createLogger>;
+} {
   const lines: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {

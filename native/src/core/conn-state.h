@@ -13,6 +13,8 @@ enum class ConnState : uint8_t {
   Closing,    // we sent a close frame; waiting for the peer's, discarding data frames
   Draining,   // our side is done (FIN after the last byte); discarding input until EOF
   Dead,       // torn down at the end of the current event batch
+  // proxy_protocol listener: reading the PROXY header, before TLS and HTTP (Handshake next).
+  ProxyHeader,
 };
 
 }  // namespace lapps

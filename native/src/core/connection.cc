@@ -222,6 +222,7 @@ void Connection::onBytesRead(Worker& w, char* buf, size_t n) {
       break;
     case ConnState::Draining:
     case ConnState::Dead:
+    case ConnState::ProxyHeader:  // read by the worker, never through the transport
       break;
   }
 }
@@ -277,6 +278,8 @@ void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserVa
     w.infos_.publish(slot, generation, std::move(info));
   }
   w.stats_->add(Counter::HandshakesOk);
+  if (w.accessLog_) [[unlikely]]
+    w.logHandshake(*this, 101, {});
   markDirty(w);
   w.scheduleActivityTimer(*this);
 
@@ -293,6 +296,8 @@ void Connection::rejectHandshake(Worker& w, int status, std::string_view body) {
   std::string response;
   appendHttpError(response, status, body);
   out.append(w.pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
+  if (w.accessLog_) [[unlikely]]
+    w.logHandshake(*this, status, body);
   hs.reset();
   finishAndDrain(w);
 }
@@ -678,6 +683,10 @@ void Connection::onDeadline(Worker& w) {
     case ConnState::Draining:
       w.stats_->add(Counter::Timeouts);
       w.kill(*this, nullptr);
+      break;
+    case ConnState::ProxyHeader:
+      w.stats_->add(Counter::Timeouts);
+      w.refuseProxyHeader(*this, "no PROXY header within proxy_protocol_timeout_ms");
       break;
     case ConnState::Dead:
       break;

@@ -153,6 +153,9 @@ class Connection {
   bool held = false;     // a handler of this connection is suspended; messages wait in pending
   bool paused = false;   // reading stopped (EPOLLIN off) while held
   bool counted = false;  // admitted by the ConnLimiter: released at teardown
+  // Behind a proxy: counted in the server-wide total only until its client's address is
+  // known (Worker::admitClient); then `counted`.
+  bool addressPending = false;
   bool tlsWantsWrite = false;  // SSL_read needs the socket writable (handshake bytes pending)
   bool backlogged = false;     // in the worker's list of connections with work left (backlog_)
   // A pong owed while writes are blocked (RFC 6455 §5.5.3 lets us answer only the most
@@ -182,6 +185,7 @@ class Connection {
   OutQueue out;
   std::vector<uint64_t> channels;  // broadcast channels subscribed to (usually none)
 
+  uint64_t acceptedMs = 0;  // the access log's duration
   uint64_t lastActivityMs = 0;
   uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
   // Slow-consumer watch, while a write would block (epollOut): when bytes last went out,
@@ -191,6 +195,8 @@ class Connection {
   uint64_t overMarkSinceMs = 0;
   uint64_t outboundDeadlineMs = 0;
 
+  // The client: the socket's peer, or behind a proxy the client it names (PROXY header,
+  // X-Forwarded-For / Forwarded from trusted_proxies) once known.
   PeerAddress peer{};
 
   // wss: the session, and the context that made it (its SNI callback needs it alive).

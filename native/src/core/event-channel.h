@@ -19,12 +19,21 @@ namespace lapps {
 
 enum class LogLevel : uint8_t { Error, Warn, Info, Debug };
 
+// A structured value of a log line (JSON logs show it as a field, text logs as key=value).
+struct LogField {
+  const char* key;  // a static string
+  std::string text;
+  int64_t number = 0;
+  bool isNumber = false;
+};
+
 struct Event {
   enum class Kind : uint8_t { Log, Stopped };
   Kind kind = Kind::Log;
   LogLevel level = LogLevel::Info;
   std::string source;
   std::string message;
+  std::vector<LogField> fields{};  // usually none
 };
 
 class EventChannel {
@@ -45,7 +54,8 @@ class EventChannel {
       : wake_(std::move(wake)), maxQueuedBytes_(maxQueuedBytes) {}
 
   void post(Event e) {
-    const size_t cost = sizeof(Event) + e.source.size() + e.message.size();
+    size_t cost = sizeof(Event) + e.source.size() + e.message.size();
+    for (const LogField& f : e.fields) cost += sizeof(LogField) + f.text.size();
     bool wasEmpty;
     {
       std::lock_guard<std::mutex> lock(mutex_);

@@ -22,6 +22,10 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySettings& settings,
     error = "acl: " + why;
     return nullptr;
   }
+  if (!compileAcl(settings.trustedProxies, p->trustedProxies, why)) {
+    error = "trusted_proxies: " + why;
+    return nullptr;
+  }
   p->services.resize(services.size());
   for (const ServiceSettings& svc : services) {
     if (svc.index >= settings.services.size()) continue;  // no policy given: defaults

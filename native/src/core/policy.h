@@ -24,6 +24,7 @@ struct Policy {
   std::shared_ptr<const Acl> acl;                      // server-wide; null: everyone
   std::vector<ServicePolicy> services;                 // by ServiceSettings::index
   std::vector<std::shared_ptr<TlsServerContext>> tls;  // by listener; null: plain ws
+  std::shared_ptr<const Acl> trustedProxies;           // null: no peer is trusted
 
   // Errors name the part: "acl: entry 2 (...)", "service chat: origin ...",
   // "listener 1 (tls): <file>: ...".

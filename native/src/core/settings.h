@@ -46,6 +46,8 @@ struct ListenerSettings {
   bool tls = false;  // wss: PolicySettings::tls holds its certificates
   // IPV6_V6ONLY on an IPv6 address; off, "::" also takes IPv4 clients (as ::ffff:a.b.c.d).
   bool ipv6Only = false;
+  // Every connection starts with a PROXY protocol header (v1 or v2) naming the client.
+  bool proxyProtocol = false;
 };
 
 // Rules as configured; absent = everyone may connect.
@@ -70,6 +72,9 @@ struct PolicySettings {
   AclSettings acl;                              // server-wide, at accept
   std::vector<ServicePolicySettings> services;  // by ServiceSettings::index
   std::vector<std::optional<TlsSettings>> tls;  // by listener; empty optional = plain ws
+  // trusted_proxies: peers whose X-Forwarded-For / Forwarded name the client (rules allow,
+  // fallback deny); unset: no peer is trusted.
+  AclSettings trustedProxies;
 };
 
 struct Settings {
@@ -97,6 +102,10 @@ struct Settings {
   uint32_t maxConnections = 0;       // 0 = no limit
   uint32_t maxConnectionsPerIp = 0;  // 0 = no limit
   uint32_t newConnectionsPerIpPerSec = 0;  // 0 = no limit
+  // A proxy_protocol listener's connection must send its PROXY header within this time.
+  uint32_t proxyProtocolTimeoutMs = 5000;
+  // One log line per handshake outcome (core/access-log.h).
+  bool accessLog = false;
   std::vector<ServiceSettings> services;
   PolicySettings policy;
 };

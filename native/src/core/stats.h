@@ -37,6 +37,7 @@ enum class Counter : uint32_t {
   MessagesAfterClose,     // data messages that arrived after our close frame: discarded
   ConnectRefused,         // refused by the service's onConnect (its status, or 500 on error)
   ConnectTimeouts,        // onConnect did not answer within handshake_timeout_ms: 503
+  ProxyHeaderRefused,     // proxy_protocol listener: PROXY header malformed, missing or late
   kCount,
 };
 

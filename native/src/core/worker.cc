@@ -50,7 +50,8 @@ Worker::Worker(Server& server, uint32_t index)
       index_(index),
       name_("worker " + std::to_string(index)),
       readBuf_(kReadBufferSize),
-      stats_(server.stats(index)) {
+      stats_(server.stats(index)),
+      accessLog_(server.settings().accessLog) {
   // The coarse clock moves in ticks (often 4 ms): a slice is spent once it has lasted
   // kSliceNs for sure, never earlier (that would only cut fast handlers' batches short).
   timespec res{};
@@ -160,6 +161,8 @@ void Worker::onListener(size_t index) {
   const std::shared_ptr<TlsServerContext>& tls =
       index < policy.tls.size() ? policy.tls[index] : kPlain;
   ConnLimiter& limiter = server_.limiter();
+  const Settings& s = server_.settings();
+  const bool proxied = index < s.listeners.size() && s.listeners[index].proxyProtocol;
   for (int k = 0; k < kAcceptBurst; ++k) {
     PeerAddress peer{};
     socklen_t len = sizeof peer;
@@ -187,9 +190,13 @@ void Worker::onListener(size_t index) {
       ::close(cfd);
       continue;
     }
+    // Behind a proxy the client's address is learned later (PROXY header, X-Forwarded-For):
+    // the server-wide count now, the address's in admitClient.
+    const bool later =
+        proxied || (policy.trustedProxies && policy.trustedProxies->allows(&peer.sa));
     const bool counted = limiter.active();
     if (counted) {
-      switch (limiter.admit(&peer.sa, nowMs_)) {
+      switch (later ? limiter.admitTotal() : limiter.admit(&peer.sa, nowMs_)) {
         case ConnLimiter::Verdict::Ok:
           break;
         case ConnLimiter::Verdict::ServerFull:
@@ -209,10 +216,11 @@ void Worker::onListener(size_t index) {
     int one = 1;
     ::setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Connection* c = newConnection(cfd, peer);
-    c->counted = counted;
-    const Settings& s = server_.settings();
+    c->counted = counted && !later;
+    c->addressPending = counted && later;
     c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
-    armTimer(*c, nowMs_ + s.handshakeTimeoutMs);
+    if (proxied) c->state = ConnState::ProxyHeader;  // then TLS or HTTP (readProxyHeader)
+    armTimer(*c, nowMs_ + (proxied ? s.proxyProtocolTimeoutMs : s.handshakeTimeoutMs));
     if (tls) {
       c->tls = tls->newSession(cfd);
       c->tlsContext = tls;
@@ -261,6 +269,7 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   c->generation = gen;
   c->peer = peer;
   c->lastActivityMs = nowMs_;
+  c->acceptedMs = nowMs_;
   slots_[slot] = c;
   ++liveConnections_;
   stats_->add(Counter::ConnectionsOpen);
@@ -272,12 +281,18 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
 void Worker::onConnectionEvent(uint64_t handle, uint32_t events) {
   Connection* c = lookup(handle);
   if (!c || c->state == ConnState::Dead) return;
+  if (c->state == ConnState::ProxyHeader) [[unlikely]] {
+    readProxyHeader(*c);
+    return;
+  }
   c->onEvent(*this, events);
 }
 
 void Worker::completeHandshake(Connection& c) {
   HandshakeData& h = *c.hs;
   const HandshakeRequest& req = h.parser.request();
+  // Behind a proxy: the real client first, so that everything below (and the log) sees it.
+  if (h.instance < 0 && (c.addressPending || policy_->trustedProxies) && !admitClient(c)) return;
   const ServiceRuntime* svc = server_.route(req.target);
   if (!svc) {
     c.rejectHandshake(*this, 404, "no service at this path");
@@ -293,7 +308,7 @@ void Worker::completeHandshake(Connection& c) {
     }
     if (!sp.origin.allows(req.origin, req.host, c.tls != nullptr)) {
       stats_->add(Counter::OriginRefused);
-      c.rejectHandshake(*this, 403, "origin not allowed");
+      c.rejectHandshake(*this, 403, originRefusal(req.origin, svc->settings.name));
       return;
     }
   }
@@ -314,6 +329,7 @@ void Worker::completeHandshake(Connection& c) {
     m.peer = c.peer;
     m.bytes.assign(h.buf.get(), h.size);
     m.counted = c.counted;
+    m.acceptedMs = c.acceptedMs;
     m.tls = c.tls;
     m.tlsContext = std::move(c.tlsContext);
     remove(c.fd);
@@ -449,6 +465,8 @@ void Worker::teardown(Connection& c) {
   if (c.opened) infos_.clear(c.slot);
   c.releaseTransport();
   if (c.counted) server_.limiter().release(&c.peer.sa);
+  // Its client was never known: only its place in the total was taken.
+  if (c.addressPending) server_.limiter().releaseTotal();
   if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
   c.fd = -1;
   if (c.opened) {
@@ -509,6 +527,7 @@ void Worker::adopt(InboxMessage& m) {
   Connection* c = newConnection(m.fd, m.peer);
   stats_->sub(Counter::ConnectionsAccepted);  // counted by the worker that accepted it
   c->counted = m.counted;
+  c->acceptedMs = m.acceptedMs;
   c->tls = m.tls;
   c->tlsContext = std::move(m.tlsContext);
   const Settings& s = server_.settings();
@@ -572,6 +591,10 @@ void Worker::beginStop(uint64_t deadlineMs) {
   for (size_t i = 0; i < slots_.size(); ++i) {
     Connection* c = slots_[i];
     if (!c) continue;
+    if (c->state == ConnState::ProxyHeader) {
+      kill(*c, nullptr);  // no HTTP before the PROXY header
+      continue;
+    }
     if (c->state == ConnState::Handshake) {
       if (c->inTlsHandshake()) {
         kill(*c, nullptr);  // no HTTP to answer inside an unfinished TLS handshake

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/access-log.h"
 #include "core/connection.h"
 #include "core/event-channel.h"
 #include "core/handle.h"
@@ -52,6 +53,7 @@ struct InboxMessage {
   SharedBuffer* frame = nullptr;  // Broadcast: one reference, owned by the message
   std::function<void()> task{};   // Task: run on the worker's thread
   uint64_t deadlineMs = 0;        // Stop: when the drain ends (monotonic ms; 0 = at once)
+  uint64_t acceptedMs = 0;        // Adopt: when it was accepted (the access log's duration)
 };
 
 // The worker is the one ServiceHost: the service API below is what instances call through
@@ -115,6 +117,18 @@ class Worker final : public ServiceHost, public Loop {
   void askService(Connection& c, const ServiceRuntime* svc, int32_t inst);
   // onConnect's answer: the 101 or the refusal.
   void finishConnect(Connection& c, ConnectVerdict&& verdict);
+  // The front door (core/front-door.cc). A proxy_protocol listener's connection is readable
+  // before its PROXY header is complete: take the header (and only it), then the handshake.
+  void readProxyHeader(Connection& c);
+  // Malformed, missing or late PROXY header: closed without an answer, and counted.
+  void refuseProxyHeader(Connection& c, const char* why);
+  // Before routing: the client behind a trusted proxy (X-Forwarded-For, Forwarded) becomes
+  // c.peer, and a connection counted only in the server-wide total at accept is counted
+  // under its client's address. False: refused (answered).
+  bool admitClient(Connection& c);
+  // The access log's line for a handshake's outcome (101, or the refusal's status and reason).
+  void logHandshake(Connection& c, int status, std::string_view reason);
+  void endAccessWindow();
   // Hands the messages gathered from this connection's bytes so far to its service.
   void dispatchBatch(Connection& c);
   void flushDirty();
@@ -237,6 +251,8 @@ class Worker final : public ServiceHost, public Loop {
   uint64_t dispatchingHandle_ = 0;
   WorkerStats* stats_ = nullptr;
   std::shared_ptr<const Policy> policy_;
+  const bool accessLog_;                 // log.access: Connection tests it before logHandshake
+  AccessLimiter accessLimiter_;          // refusals logged per address (core/access-log.h)
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
   std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
   bool memoryTickArmed_ = false;

@@ -33,11 +33,23 @@ bool ConnLimiter::idle(Entry& e, uint64_t nowMs) const {
 }
 
 ConnLimiter::Verdict ConnLimiter::admit(const sockaddr* peer, uint64_t nowMs) {
+  Verdict v = admitTotal();
+  if (v != Verdict::Ok) return v;
+  v = admitAddress(peer, nowMs);
+  if (v != Verdict::Ok) releaseTotal();
+  return v;
+}
+
+ConnLimiter::Verdict ConnLimiter::admitTotal() {
   const uint32_t total = total_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (limits_.maxConnections && total > limits_.maxConnections) {
     total_.fetch_sub(1, std::memory_order_relaxed);
     return Verdict::ServerFull;
   }
+  return Verdict::Ok;
+}
+
+ConnLimiter::Verdict ConnLimiter::admitAddress(const sockaddr* peer, uint64_t nowMs) {
   if (!limits_.maxPerAddress && !limits_.newPerAddressPerSec) return Verdict::Ok;
   const Key key = keyOf(peer);
   Shard& shard = shardOf(key);
@@ -62,17 +74,18 @@ ConnLimiter::Verdict ConnLimiter::admit(const sockaddr* peer, uint64_t nowMs) {
   } else if (limits_.newPerAddressPerSec && e.tokens < 1.0) {
     v = Verdict::AddressRate;
   }
-  if (v != Verdict::Ok) {
-    total_.fetch_sub(1, std::memory_order_relaxed);
-    return v;
-  }
+  if (v != Verdict::Ok) return v;
   if (limits_.newPerAddressPerSec) e.tokens -= 1.0;
   ++e.held;
   return v;
 }
 
 void ConnLimiter::release(const sockaddr* peer) {
-  total_.fetch_sub(1, std::memory_order_relaxed);
+  releaseTotal();
+  releaseAddress(peer);
+}
+
+void ConnLimiter::releaseAddress(const sockaddr* peer) {
   if (!limits_.maxPerAddress && !limits_.newPerAddressPerSec) return;
   const Key key = keyOf(peer);
   Shard& shard = shardOf(key);

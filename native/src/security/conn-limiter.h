@@ -38,6 +38,13 @@ class ConnLimiter {
   // matched by a release().
   Verdict admit(const sockaddr* peer, uint64_t nowMs);
   void release(const sockaddr* peer);
+  // admit() in two steps, for a client whose address is learned after accept (behind a
+  // proxy): the server-wide count at accept, the address's once it is known. Each Ok is
+  // matched by its own release (releaseTotal, or releaseAddress), or both by release().
+  Verdict admitTotal();
+  Verdict admitAddress(const sockaddr* peer, uint64_t nowMs);
+  void releaseTotal() { total_.fetch_sub(1, std::memory_order_relaxed); }
+  void releaseAddress(const sockaddr* peer);
 
   uint32_t connections() const { return total_.load(std::memory_order_relaxed); }
   // Addresses tracked (for tests: entries are dropped once idle).

@@ -38,6 +38,7 @@ import {
 } from '../../../dist/lib/config/lapps-compat.js';
 import {
   buildConfigSchema,
+  CIDR_PATTERN,
   DEFAULT_LIMITS,
   HTTP_TOKEN_PATTERN,
   LUA_MODULE_PATTERN,
@@ -169,16 +170,24 @@ function checkConfig(config) {
   sameKeys(
     config,
     ['listeners', 'workers', 'limits', 'log', 'services'],
-    ['static', 'acl'],
+    ['static', 'acl', 'trusted_proxies'],
     'config',
   );
   if (config.acl !== undefined) checkAcl(config.acl, 'acl');
+  if (config.trusted_proxies !== undefined) {
+    const tp = config.trusted_proxies;
+    check(Array.isArray(tp) && tp.length > 0 && allUnique(tp), `trusted_proxies ${show(tp)}`);
+    for (const e of tp) check(matches(CIDR_PATTERN, e), `trusted_proxies ${show(e)}`);
+  }
   const top = schema.properties;
 
   check(Array.isArray(config.listeners) && config.listeners.length > 0, 'no listeners');
   const addresses = new Set();
   config.listeners.forEach((l, i) => {
-    sameKeys(l, ['host', 'port'], ['tls'], `listeners[${i}]`);
+    sameKeys(l, ['host', 'port'], ['tls', 'ipv6_only', 'proxy_protocol'], `listeners[${i}]`);
+    for (const k of ['ipv6_only', 'proxy_protocol']) {
+      check(l[k] === undefined || l[k] === true, `listeners[${i}].${k} ${show(l[k])}`);
+    }
     if (l.tls !== undefined) checkTls(l.tls, `listeners[${i}].tls`);
     check(cString(l.host) && isIP(l.host) !== 0, `listeners[${i}].host ${show(l.host)}`);
     schemaInteger(top.listeners.items.properties, 'port', l.port, `listeners[${i}].port`);
@@ -192,7 +201,8 @@ function checkConfig(config) {
   for (const k of limitKeys) {
     schemaInteger(top.limits.properties, k, config.limits[k], `limits.${k}`);
   }
-  sameKeys(config.log, ['level', 'json'], [], 'log');
+  sameKeys(config.log, ['level', 'json', 'access'], [], 'log');
+  check(typeof config.log.access === 'boolean', 'log.access');
   check(['error', 'warn', 'info', 'debug'].includes(config.log.level), 'log.level');
   check(typeof config.log.json === 'boolean', 'log.json');
 
