@@ -460,3 +460,38 @@ t.test('a LAppS protocol service signs clients in with onConnect', async (t) => 
   t.same(await answer, { cid: 0, status: 1, result: ['alice', '/lapps'] });
   ws.close();
 });
+
+t.test(
+  'behind a trusted proxy: onConnect, ws:info and the access log see the client',
+  async (t) => {
+    const proxied = await startTestServer({
+      workers: 1,
+      services: [{ name: 'connect', request_target: '/connect', source, instances: 1 }],
+      extra: { trusted_proxies: ['127.0.0.1'], log: { level: 'debug', access: true } },
+    });
+    t.teardown(() => proxied.stop());
+    const ws = await openWs(`ws://127.0.0.1:${proxied.port}/connect?mode=user&user=bob`, 5000, {
+      headers: { 'X-Forwarded-For': '198.51.100.1, 203.0.113.9' },
+    });
+    const req = JSON.parse(await ask(ws, 'request')) as { ip: string; port: number };
+    t.equal(req.ip, '203.0.113.9', 'request.ip: the right-most untrusted hop');
+    t.equal(req.port, 0, 'request.port: not known behind a proxy that names no port');
+    const info = JSON.parse(await ask(ws, 'info')) as { ip: string; user: string };
+    t.equal(info.ip, '203.0.113.9', 'ws:info: the client');
+    t.equal(info.user, 'bob');
+    ws.close();
+    // An onConnect refusal after a wait: one access line with its status, reason, client and
+    // the time the wait took.
+    const refused = await handshakeAnswer(proxied.port, '/connect?mode=sleeprefuse&ms=200', [
+      'X-Forwarded-For: 203.0.113.10',
+    ]);
+    t.equal(refused.status, 401);
+    const line = (): Record<string, string | number> | undefined =>
+      proxied.events.find((e) => e.source === 'access' && e.fields?.status === 401)?.fields;
+    await until(() => line() !== undefined);
+    t.match(line(), { status: 401, reason: 'token expired', client: '203.0.113.10' });
+    t.ok(Number(line()?.duration_ms) >= 190, 'the wait is in the duration');
+    const accepted = proxied.events.find((e) => e.source === 'access' && e.fields?.status === 101);
+    t.match(accepted?.fields, { client: '203.0.113.9', path: '/connect' });
+  },
+);

@@ -11,7 +11,7 @@
 #include "core/access-log.h"
 #include "core/server.h"
 #include "core/worker.h"
-#include "protocol/header-fields.h"
+#include "protocol/http-fields.h"
 #include "protocol/proxy-header.h"
 #include "security/conn-limiter.h"
 #include "security/forwarded.h"

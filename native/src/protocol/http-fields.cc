@@ -13,6 +13,16 @@ int hexValue(char c) {
 
 }  // namespace
 
+size_t joinHeaderValues(std::string_view head, std::string_view name, std::string& out) {
+  size_t found = 0;
+  forEachHeaderField(head, [&](std::string_view n, std::string_view value) {
+    if (!equalsIgnoreCase(n, name)) return;
+    if (found++ && !out.empty()) out.append(", ");
+    out.append(value);
+  });
+  return found;
+}
+
 std::string_view requestLineTarget(std::string_view head) {
   size_t sp1 = head.find(' ');
   if (sp1 == std::string_view::npos) return {};

@@ -36,6 +36,13 @@ void forEachHeaderField(std::string_view head, F&& fn) {
   }
 }
 
+// Every value of header `name` (case-insensitive) in `head`, in order, joined with ", " as
+// RFC 9110 §5.3 combines repeated fields. Appends to `out`; returns how many lines had the
+// header. For the few headers the parser does not keep because only rare paths need them
+// (X-Forwarded-For and Forwarded, from trusted proxies): scanning again there costs the
+// common handshake nothing.
+size_t joinHeaderValues(std::string_view head, std::string_view name, std::string& out);
+
 // The request target as sent: the second word of the request line.
 std::string_view requestLineTarget(std::string_view head);
 

@@ -1,7 +1,7 @@
-// Repeated header values joined in order (protocol/header-fields.h).
+// Repeated header values joined in order (protocol/http-fields.h).
 #include <string>
 
-#include "protocol/header-fields.h"
+#include "protocol/http-fields.h"
 #include "test.h"
 
 using namespace lapps;
