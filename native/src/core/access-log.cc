@@ -1,7 +1,5 @@
 #include "core/access-log.h"
 
-#include <arpa/inet.h>
-
 #include <cstring>
 
 namespace lapps {
@@ -47,25 +45,6 @@ void AccessLimiter::endWindow(std::vector<Suppressed>& out, uint64_t& others) {
   others_ = 0;
   entries_.clear();
   open_ = false;
-}
-
-std::string addressText(const PeerAddress& a) {
-  char text[INET6_ADDRSTRLEN] = "";
-  if (a.sa.sa_family == AF_INET6) {
-    const in6_addr& v6 = a.v6.sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
-      inet_ntop(AF_INET, v6.s6_addr + 12, text, sizeof text);
-    } else {
-      inet_ntop(AF_INET6, &v6, text, sizeof text);
-    }
-  } else if (a.sa.sa_family == AF_INET) {
-    inet_ntop(AF_INET, &a.v4.sin_addr, text, sizeof text);
-  }
-  return text;
-}
-
-uint16_t addressPort(const PeerAddress& a) {
-  return ntohs(a.sa.sa_family == AF_INET6 ? a.v6.sin6_port : a.v4.sin_port);
 }
 
 std::string originRefusal(std::string_view origin, std::string_view service) {

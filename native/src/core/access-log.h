@@ -71,10 +71,6 @@ class AccessLimiter {
   std::unordered_map<Key, Entry, KeyHash> entries_;
 };
 
-// "203.0.113.9" or "2001:db8::1" (IPv4-mapped IPv6 as IPv4); "" for no address.
-std::string addressText(const PeerAddress& a);
-// The port in host order (0 when the client's port is unknown, as behind X-Forwarded-For).
-uint16_t addressPort(const PeerAddress& a);
 
 // The 403 body (and access-log reason) of a refused Origin: names the origin and the
 // config key that would let it in.

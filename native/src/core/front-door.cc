@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/access-log.h"
+#include "core/peer-text.h"
 #include "core/server.h"
 #include "core/worker.h"
 #include "protocol/http-fields.h"
@@ -193,8 +194,8 @@ void Worker::logHandshake(Connection& c, int status, std::string_view reason) {
   e.fields.push_back(number("status", status));
   if (!reason.empty()) e.fields.push_back(text("reason", std::string(reason)));
   e.fields.push_back(text("path", shown(path)));
-  e.fields.push_back(text("client", addressText(c.peer)));
-  e.fields.push_back(number("port", addressPort(c.peer)));
+  e.fields.push_back(text("client", peerIp(c.peer)));
+  e.fields.push_back(number("port", peerPort(c.peer)));
   if (!origin.empty()) e.fields.push_back(text("origin", shown(origin)));
   e.fields.push_back(number("duration_ms", int64_t(nowMs_ - c.acceptedMs)));
   e.fields.push_back(number("bytes_in", int64_t(bytesIn)));
@@ -218,7 +219,7 @@ void Worker::endAccessWindow() {
     e.fields.push_back(number("suppressed", int64_t(count)));
     server_.events().post(std::move(e));
   };
-  for (const AccessLimiter::Suppressed& s : list) post(addressText(s.client), s.count);
+  for (const AccessLimiter::Suppressed& s : list) post(peerIp(s.client), s.count);
   if (others) post({}, others);
 }
 
