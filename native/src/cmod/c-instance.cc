@@ -19,6 +19,7 @@
 #include "lapps.h"
 #include "protocol/close-code.h"
 #include "protocol/frame-encoder.h"
+#include "protocol/http-fields.h"
 #include "protocol/utf8-validator.h"
 
 namespace lapps {
@@ -136,11 +137,11 @@ class CInstance final : public ServiceInstance {
 
   ConnectVerdict onConnect(uint64_t handle, const ConnectRequest& request) override {
     auto str = [](std::string_view s) { return lapps_str{s.data(), s.size()}; };
+    std::vector<std::pair<std::string, std::string>> fields;
+    collectHeaderFields(request.head, fields);
     std::vector<lapps_header> headers;
-    headers.reserve(request.headers.size());
-    for (const auto& [name, value] : request.headers) {
-      headers.push_back({str(name), str(value)});
-    }
+    headers.reserve(fields.size());
+    for (const auto& [name, value] : fields) headers.push_back({str(name), str(value)});
     std::string ip = peerIp(request.peer);
     lapps_request r{};
     r.size = sizeof r;

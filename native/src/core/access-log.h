@@ -71,7 +71,6 @@ class AccessLimiter {
   std::unordered_map<Key, Entry, KeyHash> entries_;
 };
 
-
 // The 403 body (and access-log reason) of a refused Origin: names the origin and the
 // config key that would let it in.
 std::string originRefusal(std::string_view origin, std::string_view service);

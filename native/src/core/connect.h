@@ -29,10 +29,9 @@ struct UserValue {
 // buffer: valid during the onConnect call only (a service that waits copies what it keeps).
 struct ConnectRequest {
   std::string_view head;  // the request line and header lines, through the blank line
+  // The header fields are read from `head` by whoever needs them (protocol/http-fields.h):
+  // a service that reads none costs no copy of them.
   std::string_view method, target, path, query, origin, subprotocol;
-  // Header fields in order of first appearance: lower-case names; a repeated field's values
-  // joined with ", " (RFC 9110 §5.3).
-  std::vector<std::pair<std::string, std::string>> headers;
   PeerAddress peer{};            // the client (behind trusted proxies: the real one)
   const TlsInfo* tls = nullptr;  // wss only
 };

@@ -358,18 +358,6 @@ void Worker::askService(Connection& c, const ServiceRuntime* svc, int32_t inst) 
   splitTarget(req.target, r.path, r.query);
   r.origin = req.origin;
   r.subprotocol = selectSubprotocol(req.protocols, svc->settings.subprotocols);
-  r.headers.reserve(16);
-  forEachHeaderField(r.head, [&r](std::string_view name, std::string_view value) {
-    std::string lower(name);
-    for (char& ch : lower) ch = asciiLower(ch);
-    for (auto& [n, v] : r.headers) {
-      if (n == lower) {
-        v.append(", ").append(value);
-        return;
-      }
-    }
-    r.headers.emplace_back(std::move(lower), std::string(value));
-  });
   r.peer = c.peer;
   TlsInfo tls;
   if (c.tls) {

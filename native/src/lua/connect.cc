@@ -153,7 +153,8 @@ int wsInfo(lua_State* L) {
     return 2;
   }
   lua_createtable(L, 0, 6);
-  setString(L, "ip", peerIp(info->peer));
+  char ip[kPeerIpBytes];
+  setString(L, "ip", peerIp(info->peer, ip));
   lua_pushinteger(L, peerPort(info->peer));
   lua_setfield(L, -2, "port");
   setString(L, "path", info->path());
@@ -168,50 +169,126 @@ int wsInfo(lua_State* L) {
   return 1;
 }
 
-}  // namespace
-
-void pushConnectRequest(lua_State* L, const ConnectRequest& req) {
-  lua_createtable(L, 0, 14);
-  setString(L, "method", req.method);
-  setString(L, "target", req.target);
-  setString(L, "path", req.path);
-  setString(L, "query", req.query);
-  setStringIfAny(L, "origin", req.origin);
-  setStringIfAny(L, "subprotocol", req.subprotocol);
-  setString(L, "ip", peerIp(req.peer));
-  lua_pushinteger(L, peerPort(req.peer));
-  lua_setfield(L, -2, "port");
-
-  lua_createtable(L, 0, int(req.headers.size()));
-  for (const auto& [name, value] : req.headers) {
-    lua_pushlstring(L, name.data(), name.size());
-    lua_pushlstring(L, value.data(), value.size());
-    lua_rawset(L, -3);
+// request.headers[name]: the field looked up in the request head on first read (any case;
+// a repeated field's values joined with ", " in order) and kept in the table; nil if the
+// request has none. Upvalue 1: the weak table that maps each headers table to its head.
+int findHeader(lua_State* L) {
+  size_t nameLen = 0;
+  const char* name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &nameLen) : nullptr;
+  if (!name) return 0;
+  lua_pushvalue(L, 1);
+  lua_rawget(L, lua_upvalueindex(1));
+  size_t len = 0;
+  const char* head = lua_tolstring(L, -1, &len);
+  if (!head) return 0;
+  std::string value;
+  if (!joinHeaderValues(std::string_view(head, len), std::string_view(name, nameLen), value)) {
+    return 0;
   }
-  lua_setfield(L, -2, "headers");
+  lua_pushvalue(L, 2);
+  lua_pushlstring(L, value.data(), value.size());
+  lua_pushvalue(L, -1);
+  lua_insert(L, -3);
+  lua_rawset(L, 1);
+  return 1;
+}
 
+// request.headers, made on first read: an empty table that looks fields up on demand
+// (findHeader). Upvalues: its metatable, and the weak table of heads.
+int buildHeaders(lua_State* L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(2));  // 2: the heads
+  lua_newtable(L);                        // 3: the headers
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setmetatable(L, 3);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 1);
+  lua_rawset(L, 2);
+  return 1;
+}
+
+// request.args, made on first read from the query (argument 2).
+int buildArgs(lua_State* L) {
+  size_t len = 0;
+  const char* query = lua_tolstring(L, 2, &len);
   lua_newtable(L);
-  forEachQueryArg(req.query, [L](std::string_view k, std::string_view v) { addArg(L, k, v); });
-  lua_setfield(L, -2, "args");
+  if (query) {
+    forEachQueryArg(std::string_view(query, len),
+                    [L](std::string_view k, std::string_view v) { addArg(L, k, v); });
+  }
+  return 1;
+}
 
-  // Cookies from each Cookie field line (joined ones would mix ", " into values); the
-  // first of a repeated name wins (RFC 6265 §5.4 sends the most specific first).
+// request.cookies, made on first read from each Cookie field line of the head (joined ones
+// would mix ", " into values); the first of a repeated name wins (RFC 6265 §5.4 sends the
+// most specific first).
+int buildCookies(lua_State* L) {
+  size_t len = 0;
+  const char* head = lua_tolstring(L, 1, &len);
   lua_newtable(L);
-  forEachHeaderField(req.head, [L](std::string_view name, std::string_view value) {
-    if (!equalsIgnoreCase(name, "cookie")) return;
-    forEachCookie(value, [L](std::string_view n, std::string_view v) {
-      lua_pushlstring(L, n.data(), n.size());
-      lua_rawget(L, -2);
-      bool seen = !lua_isnil(L, -1);
-      lua_pop(L, 1);
-      if (seen) return;
-      lua_pushlstring(L, n.data(), n.size());
-      lua_pushlstring(L, v.data(), v.size());
-      lua_rawset(L, -3);
-    });
-  });
-  lua_setfield(L, -2, "cookies");
+  if (!head) return 1;
+  forEachHeaderField(std::string_view(head, len),
+                     [L](std::string_view name, std::string_view value) {
+                       if (!equalsIgnoreCase(name, "cookie")) return;
+                       forEachCookie(value, [L](std::string_view n, std::string_view v) {
+                         lua_pushlstring(L, n.data(), n.size());
+                         lua_rawget(L, -2);
+                         bool seen = !lua_isnil(L, -1);
+                         lua_pop(L, 1);
+                         if (seen) return;
+                         lua_pushlstring(L, n.data(), n.size());
+                         lua_pushlstring(L, v.data(), v.size());
+                         lua_rawset(L, -3);
+                       });
+                     });
+  return 1;
+}
 
+// __index of a request: headers, args and cookies are made on first read (from the head
+// and the query the request holds) and kept in it; any other missing key is nil.
+// Upvalues: the makers of headers, args and cookies.
+int lazyField(lua_State* L) {
+  size_t len = 0;
+  const char* key = lua_tolstring(L, 2, &len);
+  const std::string_view k = key ? std::string_view(key, len) : std::string_view();
+  const int make = k == "headers"   ? lua_upvalueindex(1)
+                   : k == "args"    ? lua_upvalueindex(2)
+                   : k == "cookies" ? lua_upvalueindex(3)
+                                    : 0;
+  if (!make) return 0;
+  lua_settop(L, 2);
+  lua_pushvalue(L, make);
+  lua_getfield(L, 1, "head");
+  lua_getfield(L, 1, "query");
+  lua_call(L, 2, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+// What the connect coroutine makes onConnect's `request` of: method, target, path, query,
+// origin, subprotocol, ip, port, the request head (for the fields made on first read) and
+// tls.
+int pushConnectArgs(lua_State* L, const ConnectRequest& req) {
+  auto push = [L](std::string_view v) { lua_pushlstring(L, v.data(), v.size()); };
+  auto pushOrNil = [&](std::string_view v) {
+    if (v.empty()) {
+      lua_pushnil(L);
+    } else {
+      push(v);
+    }
+  };
+  push(req.method);
+  push(req.target);
+  push(req.path);
+  push(req.query);
+  pushOrNil(req.origin);
+  pushOrNil(req.subprotocol);
+  char ip[kPeerIpBytes];
+  push(peerIp(req.peer, ip));
+  lua_pushinteger(L, peerPort(req.peer));
+  push(req.head);
   if (req.tls) {
     const TlsInfo& t = *req.tls;
     lua_createtable(L, 0, 6);
@@ -223,16 +300,46 @@ void pushConnectRequest(lua_State* L, const ConnectRequest& req) {
       setString(L, "issuer", t.issuer);
       setString(L, "fingerprint", t.fingerprint);
     }
-    lua_setfield(L, -2, "tls");
+  } else {
+    lua_pushnil(L);
   }
+  return 10;
 }
 
-void pushConnectWrapper(lua_State* L, LuaInstance* instance, int tracebackIndex) {
+// unpack(req) in the connect coroutine: req is the ConnectRequest the instance resumed it
+// with, alive for that resume.
+int unpackRequest(lua_State* L) {
+  const auto* req = static_cast<const ConnectRequest*>(lua_touserdata(L, 1));
+  if (!req) return 0;
+  return pushConnectArgs(L, *req);
+}
+
+}  // namespace
+
+void pushConnectWrapper(lua_State* L, LuaInstance* instance, int tracebackIndex, void* done) {
   if (embedded::kConnect.load(L) != 0) lua_error(L);
   lua_pushlightuserdata(L, instance);
   lua_pushcclosure(L, connectAnswer, 1);
   lua_pushvalue(L, tracebackIndex);
-  lua_call(L, 2, 1);
+  lua_pushlightuserdata(L, done);
+  // The makers of the fields read on demand: headers (with the metatable and the weak
+  // table of heads its tables share), args, cookies.
+  lua_newtable(L);  // heads, weak-keyed
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_createtable(L, 0, 1);  // the headers' metatable
+  lua_pushvalue(L, -2);
+  lua_pushcclosure(L, findHeader, 1);
+  lua_setfield(L, -2, "__index");
+  lua_insert(L, -2);
+  lua_pushcclosure(L, buildHeaders, 2);
+  lua_pushcfunction(L, buildArgs);
+  lua_pushcfunction(L, buildCookies);
+  lua_pushcclosure(L, lazyField, 3);
+  lua_pushcfunction(L, unpackRequest);
+  lua_call(L, 5, 1);
 }
 
 void addWsInfo(lua_State* L, LuaInstance* instance) {

