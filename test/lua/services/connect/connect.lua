@@ -54,7 +54,10 @@ function connect.onMessage(handler, opcode, message)
     -- read what the tests check, then encode it all.
     local request = requests[handler]
     local h = request.headers
-    local _ = h["x-multi"], h.host, h.upgrade, h["no-such-header"], request.args, request.cookies
+    for _, name in ipairs({ "x-multi", "host", "upgrade", "no-such-header" }) do
+      assert(h[name] == nil or type(h[name]) == "string")
+    end
+    assert(type(request.args) == "table" and type(request.cookies) == "table")
     ws:send(handler, 1, lapps.json.encode(request))
   elseif message == "info" then
     local info, err = ws:info(handler)
