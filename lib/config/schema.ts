@@ -587,7 +587,7 @@ export function buildConfigSchema(): Record<string, unknown> {
               default: [],
               uniqueItems: true,
               description:
-                "Subprotocols this service accepts, in its order of preference: the first of them the client offers is chosen.",
+                'Subprotocols this service accepts, in its order of preference: the first of them the client offers is chosen.',
               items: {
                 type: 'string',
                 pattern: HTTP_TOKEN_PATTERN,
