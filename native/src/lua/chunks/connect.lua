@@ -8,12 +8,11 @@
 -- The instance resumes it with a pointer to the request (valid during that resume only);
 -- `unpack` (C) turns it into Lua values here, inside the resume, so that what they allocate
 -- is collected as the service's own garbage, step by step. The scalar fields are set by a
--- table constructor; `headers`, `args` and `cookies` are made on first read (`lazy`), from
--- the request head (request.head), so a handler that reads none of them pays nothing.
+-- table constructor; `headers` (whose fields are looked up by name), `args` and `cookies`
+-- are made on first read by `build` (C, the requests' __index), from request.head and
+-- request.query, and kept in the request: a handler that reads none of them pays nothing.
 local answer, traceback, done, build, unpack = ...
 local xpcall, yield, setmetatable = xpcall, coroutine.yield, setmetatable
--- headers, args and cookies: made by `lazy` (C) on first read, from request.head and
--- request.query, and kept in the request.
 local lazy = { __index = build }
 
 local function run(onConnect, handler, req)
