@@ -176,6 +176,7 @@ void LuaInstance::destroyState(bool poisoned) {
     // owned is in the arena.
     if (poisoned || !guardedClose()) memory_.freeAll();
   }
+  memory_.trim();
   L_ = nullptr;
   ++generation_;
   waits_.clear();
@@ -964,6 +965,7 @@ size_t LuaInstance::onIdle() {
   lua_pushcfunction(L_, collect);
   call("garbage collection when idle", 0);
   if (!L_) return 0;  // stopped by the watchdog: the instance got a fresh state
+  memory_.trim();
   idleUsed_ = memory_.used();
   return before > idleUsed_ ? before - idleUsed_ : 0;
 }
