@@ -1,25 +1,11 @@
 #include "core/access-log.h"
 
-#include <cstring>
-
 namespace lapps {
-
-AccessLimiter::Key AccessLimiter::keyOf(const PeerAddress& a) {
-  Key k{0, 0};
-  if (a.sa.sa_family == AF_INET6) {
-    std::memcpy(&k.hi, a.v6.sin6_addr.s6_addr, 8);
-    std::memcpy(&k.lo, a.v6.sin6_addr.s6_addr + 8, 8);
-  } else {
-    k.hi = ~uint64_t(0);  // apart from every IPv6 address in practice
-    k.lo = a.v4.sin_addr.s_addr;
-  }
-  return k;
-}
 
 AccessLimiter::Verdict AccessLimiter::note(const PeerAddress& client) {
   const bool opened = !open_;
   open_ = true;
-  const Key key = keyOf(client);
+  const AddressKey key = AddressKey::of(&client.sa);
   auto it = entries_.find(key);
   if (it == entries_.end()) {
     if (entries_.size() >= kMaxAddresses) {  // only once a window is open

@@ -3,7 +3,8 @@
 // bound on repeated refusals from one address, and the wording of an Origin refusal.
 //
 // A client refused again and again (a script retrying, a flood) must not turn the log into
-// its echo: per worker, an address gets at most kLinesPerWindow refusal lines per window of
+// its echo: per worker, an address (an IPv6 /64, as for the per-IP limits: security/
+// address-key.h) gets at most kLinesPerWindow refusal lines per window of
 // kWindowMs; the rest are counted, and the window's end writes one line per address with
 // the count. The table holds at most kMaxAddresses addresses per window; refusals from
 // further addresses in that window are counted together ("other addresses"), so a flood
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/peer-address.h"
+#include "security/address-key.h"
 
 namespace lapps {
 
@@ -48,27 +50,15 @@ class AccessLimiter {
   size_t trackedAddresses() const { return entries_.size(); }
 
  private:
-  struct Key {
-    uint64_t hi, lo;
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      uint64_t x = k.hi * 0x9E3779B97F4A7C15ull ^ k.lo;
-      x ^= x >> 29;
-      return size_t(x * 0xBF58476D1CE4E5B9ull);
-    }
-  };
   struct Entry {
     PeerAddress client;
     uint32_t lines = 0;
     uint64_t suppressed = 0;
   };
-  static Key keyOf(const PeerAddress& a);
 
   bool open_ = false;
   uint64_t others_ = 0;
-  std::unordered_map<Key, Entry, KeyHash> entries_;
+  std::unordered_map<AddressKey, Entry, AddressKeyHash> entries_;
 };
 
 // The 403 body (and access-log reason) of a refused Origin: names the origin and the

@@ -1,27 +1,9 @@
 #include "security/conn-limiter.h"
 
-#include <netinet/in.h>
-
 #include <algorithm>
-#include <cstring>
 #include <iterator>
 
 namespace lapps {
-
-ConnLimiter::Key ConnLimiter::keyOf(const sockaddr* peer) {
-  if (peer->sa_family == AF_INET6) {
-    const auto* a = reinterpret_cast<const sockaddr_in6*>(peer)->sin6_addr.s6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(reinterpret_cast<const in6_addr*>(a))) {
-      uint32_t v4;
-      std::memcpy(&v4, a + 12, 4);
-      return Key{0, v4};
-    }
-    uint64_t hi;
-    std::memcpy(&hi, a, 8);
-    return Key{hi, 1};
-  }
-  return Key{0, reinterpret_cast<const sockaddr_in*>(peer)->sin_addr.s_addr};
-}
 
 bool ConnLimiter::idle(Entry& e, uint64_t nowMs) const {
   const double rate = limits_.newPerAddressPerSec;

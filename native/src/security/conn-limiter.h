@@ -13,6 +13,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "security/address-key.h"
+
 namespace lapps {
 
 struct ConnLimits {
@@ -51,17 +53,8 @@ class ConnLimiter {
   size_t trackedAddresses();
 
  private:
-  struct Key {
-    uint64_t hi, lo;  // IPv4: hi = 0, lo = address; IPv6: the /64 prefix in hi, lo = 1
-    bool operator==(const Key&) const = default;
-  };
-  struct KeyHash {
-    size_t operator()(const Key& k) const {
-      uint64_t x = k.hi * 0x9E3779B97F4A7C15ull ^ k.lo;
-      x ^= x >> 32;
-      return size_t(x * 0xD6E8FEB86659FD93ull);
-    }
-  };
+  using Key = AddressKey;
+  using KeyHash = AddressKeyHash;
   struct Entry {
     uint32_t held = 0;
     double tokens = 0;  // new connections still allowed now (token bucket)
@@ -75,7 +68,7 @@ class ConnLimiter {
   };
   static constexpr size_t kShards = 64;
 
-  static Key keyOf(const sockaddr* peer);
+  static Key keyOf(const sockaddr* peer) { return AddressKey::of(peer); }
   Shard& shardOf(const Key& k) { return shards_[KeyHash{}(k) % kShards]; }
   // Refills the bucket; true if the entry carries nothing worth keeping.
   bool idle(Entry& e, uint64_t nowMs) const;
