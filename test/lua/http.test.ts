@@ -6,15 +6,14 @@
  * closes mid-body, a malformed response, misuse.
  */
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import type WebSocket from 'ws';
 
+import { testPki } from '../helpers/pki.js';
 import { repoRoot, startTestServer } from '../helpers/server.js';
 import { ask, nextMessage, openWs } from '../helpers/ws.js';
 
@@ -24,34 +23,6 @@ const service = {
   source: path.join(repoRoot, 'test', 'lua', 'services', 'http', 'httpclient.lua'),
   instances: 1,
 };
-
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'lapps-http-'));
-t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
-
-function makeCert(name: string, san: string): { key: Buffer; cert: Buffer; certFile: string } {
-  const keyFile = path.join(tmp, `${name}.key`);
-  const certFile = path.join(tmp, `${name}.pem`);
-  execFileSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyFile,
-    '-out',
-    certFile,
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    `subjectAltName=${san}`,
-  ]);
-  return { key: readFileSync(keyFile), cert: readFileSync(certFile), certFile };
-}
 
 interface Reply {
   ok: boolean;
@@ -308,10 +279,16 @@ t.test('refused connection, malformed response, closed mid-body', async (t) => {
 });
 
 t.test('https: verification as lapps.websocket does it', async (t) => {
-  const good = makeCert('localhost', 'DNS:localhost,IP:127.0.0.1');
-  const wrong = makeCert('wrong', 'DNS:wrong.example');
-  const a = https.createServer({ key: good.key, cert: good.cert }, (req, res) => res.end('tls'));
-  const b = https.createServer({ key: wrong.key, cert: wrong.cert }, (req, res) => res.end('no'));
+  // The test PKI: "localhost" and "other.test", both signed by its CA.
+  const pki = testPki();
+  const read = (f: string): Buffer => readFileSync(f);
+  const a = https.createServer(
+    { key: read(pki.serverKey), cert: read(pki.serverCert) },
+    (req, res) => res.end('tls'),
+  );
+  const b = https.createServer({ key: read(pki.otherKey), cert: read(pki.otherCert) }, (req, res) =>
+    res.end('no'),
+  );
   const pa = await listen(a);
   const pb = await listen(b);
   t.teardown(() => {
@@ -320,12 +297,12 @@ t.test('https: verification as lapps.websocket does it', async (t) => {
   });
   const { ws, logClean } = await setup(t);
   const untrusted = await request(ws, `https://localhost:${pa}/`);
-  t.match(untrusted.err, /^TLS certificate verification failed: self.signed/i);
-  const ok = await request(ws, `https://localhost:${pa}/`, { ca: good.certFile });
+  t.match(untrusted.err, /^TLS certificate verification failed: unable to get local issuer/i);
+  const ok = await request(ws, `https://localhost:${pa}/`, { ca: pki.ca });
   t.same([ok.status, ok.body], [200, 'tls'], 'trusted with ca');
-  const again = await request(ws, `https://localhost:${pa}/`, { ca: good.certFile });
+  const again = await request(ws, `https://localhost:${pa}/`, { ca: pki.ca });
   t.same([again.body, again.idle], ['tls', 1], 'kept alive over TLS');
-  const mismatch = await request(ws, `https://localhost:${pb}/`, { ca: wrong.certFile });
+  const mismatch = await request(ws, `https://localhost:${pb}/`, { ca: pki.ca });
   t.match(mismatch.err, /^TLS certificate verification failed: hostname mismatch/i);
   logClean();
 });
