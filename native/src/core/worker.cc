@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "base/text.h"
 #include "core/server.h"
 #include "io/clock.h"
 #include "protocol/handshake-response.h"

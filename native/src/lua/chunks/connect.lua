@@ -15,7 +15,7 @@ local answer, traceback, done, build, unpack = ...
 local xpcall, yield, setmetatable = xpcall, coroutine.yield, setmetatable
 local lazy = { __index = build }
 
-local function run(onConnect, handler, req)
+return function(onConnect, handler, req)
   while true do
     local method, target, path, query, origin, subprotocol, ip, port, head, tls = unpack(req)
     local request = setmetatable({
@@ -34,8 +34,3 @@ local function run(onConnect, handler, req)
     onConnect, handler, req = yield(done)
   end
 end
-
--- Its loop is not worth a trace: every turn yields (which aborts recording), so recording
--- would only be attempted and thrown away again and again.
-jit.off(run)
-return run
