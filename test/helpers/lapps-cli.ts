@@ -23,9 +23,15 @@ export interface Lapps {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `lapps <args>`; a child still running when the test ends is killed. */
-export function startLapps(test: Ctx, args: string[]): Lapps {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns `lapps <args>` (with `env` added to this process's environment); a child still
+ * running when the test ends is killed.
+ */
+export function startLapps(test: Ctx, args: string[], env: NodeJS.ProcessEnv = {}): Lapps {
+  const child = spawn(process.execPath, [bin, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   let err = '';
   const waiters = new Set<() => void>();
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

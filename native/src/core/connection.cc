@@ -336,6 +336,7 @@ size_t Connection::parseSlice(Worker& w, uint8_t* data, size_t len) {
 void Connection::keepBacklog(Worker& w, const uint8_t* data, size_t len) {
   // Past a close frame or a protocol error nothing more is parsed: the rest is dropped.
   if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) return;
+  if (backlog.capacity() < len) w.lendString(backlog, len);
   backlog.assign(reinterpret_cast<const char*>(data), len);
   backlogOff = 0;
   pauseReading(w);
@@ -386,14 +387,14 @@ void Connection::serveBacklog(Worker& w) {
 
   if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) {
     // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
-    std::string().swap(backlog);
+    w.recycle(backlog);
     backlogOff = 0;
     pending.clear();
     if (state == ConnState::Draining) resumeReading(w);
     return;
   }
   if (pending.empty() && backlogOff == backlog.size()) {
-    std::string().swap(backlog);
+    w.recycle(backlog);
     backlogOff = 0;
     if (w.stopping_ && state == ConnState::Open) {
       // Reading stays off: the connection closes once what it sent has been handled.
@@ -578,11 +579,17 @@ void Connection::flush(Worker& w) {
     if (n < 0) {
       if (n == kWriteRetry) continue;
       if (n == kWriteBlocked) {
+        out.privatize(w.pool_);
         writeBlocked(w);
         return;
       }
-      if (n == kWriteFailed) w.kill(*this, nullptr);
-      return;  // kWriteWait: the next read event marks the queue dirty again
+      if (n == kWriteFailed) {
+        w.kill(*this, nullptr);
+        return;
+      }
+      // kWriteWait: the next read event marks the queue dirty again.
+      out.privatize(w.pool_);
+      return;
     }
     w.stats_->add(Counter::BytesOut, uint64_t(n));
     out.consume(w.pool_, size_t(n));
@@ -710,19 +717,16 @@ void Connection::releaseTransport() {
 // The worker's door to the writes, here with flush so that it is compiled (and inlined)
 // with it.
 void Worker::flushDirty() {
-  std::vector<uint64_t> batch;
-  batch.swap(dirtyList_);
-  for (uint64_t h : batch) {
+  // Connections dirtied during the flush go to the emptied dirtyList_, for the caller's next
+  // round; both vectors keep their storage.
+  flushing_.swap(dirtyList_);
+  for (uint64_t h : flushing_) {
     Connection* c = lookup(h);
     if (!c || c->state == ConnState::Dead) continue;
     c->dirty = false;
     c->flush(*this);
   }
-  // Reuse the vector's storage next time.
-  if (dirtyList_.empty()) {
-    batch.clear();
-    dirtyList_.swap(batch);
-  }
+  flushing_.clear();
 }
 
 }  // namespace lapps

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "core/server.h"
@@ -92,7 +93,9 @@ void Worker::logRepeated(RepeatedLog& r, LogLevel level, std::string message) {
 }
 
 void Worker::start() {
-  thread_.start([this] { run(); });
+  char name[16];
+  std::snprintf(name, sizeof name, "lapps-io-%u", index_);
+  thread_.start(name, [this] { run(); });
 }
 
 void Worker::join() {
@@ -658,13 +661,15 @@ void Worker::releaseMemory(uint64_t spellBytes) {
   // does; C++ buffers were freed as they emptied.
   uint64_t collected = 0;
   for (ServiceInstance* inst : instances_) collected += inst->onIdle();
-  if (spellBytes >= (1 << 20)) {
-    // Reassembly buffers kept for the next large message of a busy connection.
-    const size_t kInline = std::string().capacity();
-    for (Connection* c : slots_) {
-      if (c && c->message.empty() && c->message.capacity() > kInline)
-        std::string().swap(c->message);
+  // Reassembly buffers kept for the next large message of a busy connection, and the
+  // segment tables of emptied outbound queues.
+  const size_t kInline = std::string().capacity();
+  for (Connection* c : slots_) {
+    if (!c) continue;
+    if (spellBytes >= (1 << 20) && c->message.empty() && c->message.capacity() > kInline) {
+      std::string().swap(c->message);
     }
+    c->out.trim();
   }
   server_.memory().noteReleased(spellBytes + collected);
   const uint64_t trimmed = server_.memory().trimIfWorthIt();
@@ -875,19 +880,16 @@ void Worker::scheduleBacklog(Connection& c) {
 }
 
 void Worker::serveBacklogs() {
-  std::vector<uint64_t> list;
-  list.swap(backlog_);
-  for (uint64_t h : list) {
+  // Connections scheduled while serving go to the emptied backlog_, for the next turn; both
+  // vectors keep their storage.
+  serving_.swap(backlog_);
+  for (uint64_t h : serving_) {
     Connection* c = lookup(h);
     if (!c) continue;
     c->backlogged = false;
     if (c->state != ConnState::Dead) c->serveBacklog(*this);
   }
-  // Reuse the vector's storage next time.
-  if (backlog_.empty()) {
-    list.clear();
-    backlog_.swap(list);
-  }
+  serving_.clear();
 }
 
 bool ServiceHost::sliceTimeLeft() {

@@ -3,6 +3,7 @@
 // accepted (or was handed).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -180,6 +181,30 @@ class Worker final : public ServiceHost, public Loop {
   }
   void scheduleBacklog(Connection& c);
   void serveBacklogs();
+  // Backlog storage is lent, not allocated: a busy turn that leaves bytes behind costs no
+  // malloc and no free once the worker has seen as many backlogs at a time. `s` (empty)
+  // gets a kept string's storage, if one is kept; recycle() takes the storage back
+  // (kept up to kSpareStrings, each at most kSpareStringBytes) and leaves `s` empty.
+  // A new one has room for kSpareStringMin bytes, so that it rarely needs to grow.
+  static constexpr size_t kSpareStrings = 16;
+  static constexpr size_t kSpareStringMin = 64 * 1024;
+  static constexpr size_t kSpareStringBytes = 256 * 1024;
+  void lendString(std::string& s, size_t need) {
+    if (!spareStrings_.empty() && spareStrings_.back().capacity() >= need) {
+      s.swap(spareStrings_.back());
+      spareStrings_.pop_back();
+    } else {
+      s.reserve(std::max(need, kSpareStringMin));
+    }
+  }
+  void recycle(std::string& s) {
+    if (s.capacity() <= kSpareStringBytes && s.capacity() > std::string().capacity() &&
+        spareStrings_.size() < kSpareStrings) {
+      s.clear();
+      spareStrings_.push_back(std::move(s));
+    }
+    std::string().swap(s);
+  }
   // The service API (ServiceHost's calls land here, see worker.cc). send and reaches are
   // forced inline into their ServiceHost calls: no extra call on the send path.
   friend class ServiceHost;
@@ -241,10 +266,13 @@ class Worker final : public ServiceHost, public Loop {
   RepeatedLog acceptErrors_;      // accept() failing (descriptor limit, out of memory)
   RepeatedLog tlsSessionErrors_;  // no TLS session for an accepted socket
   std::vector<uint8_t> readBuf_;
-  BufferPool pool_;                    // outbound chunks, recycled
-  Subscriptions subscriptions_;        // this worker's connections on broadcast channels
-  std::vector<InboundMessage> batch_;  // complete messages of the connection being read
-  std::vector<uint64_t> backlog_;      // connections with a backlog to serve (handles)
+  BufferPool pool_;                        // outbound chunks, recycled
+  Subscriptions subscriptions_;            // this worker's connections on broadcast channels
+  std::vector<InboundMessage> batch_;      // complete messages of the connection being read
+  std::vector<uint64_t> backlog_;          // connections with a backlog to serve (handles)
+  std::vector<uint64_t> serving_;          // backlog_ as it was when this turn served it
+  std::vector<uint64_t> flushing_;         // dirtyList_ as it was when this turn flushed it
+  std::vector<std::string> spareStrings_;  // see lendString
   // The connection whose batch is being dispatched: most sends go to it, and send() skips
   // their lookup. Only a shortcut for send(); nothing else reads it.
   Connection* dispatching_ = nullptr;

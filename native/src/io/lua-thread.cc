@@ -1,7 +1,9 @@
 #include "io/lua-thread.h"
 
 #include <sys/mman.h>
+
 #include <unistd.h>
+#include <cstdio>
 
 #include <algorithm>
 #include <system_error>
@@ -44,8 +46,9 @@ void trimLuaStack() {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
-void LuaThread::start(std::function<void()> fn) {
+void LuaThread::start(const char* name, std::function<void()> fn) {
   fn_ = std::move(fn);
+  std::snprintf(name_, sizeof name_, "%s", name);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, kLuaThreadStackBytes);
@@ -62,7 +65,9 @@ void LuaThread::join() {
 }
 
 void* LuaThread::entry(void* self) {
-  static_cast<LuaThread*>(self)->fn_();
+  auto* t = static_cast<LuaThread*>(self);
+  if (t->name_[0]) pthread_setname_np(pthread_self(), t->name_);
+  t->fn_();
   return nullptr;
 }
 

@@ -51,8 +51,9 @@ class LuaThread {
   LuaThread(const LuaThread&) = delete;
   LuaThread& operator=(const LuaThread&) = delete;
 
-  // Starts fn on the new thread; throws std::system_error if it cannot, as std::thread.
-  void start(std::function<void()> fn);
+  // Starts fn on the new thread, named `name` (at most 15 characters: what `top -H`, perf and
+  // /proc/<pid>/task/*/comm show); throws std::system_error if it cannot, as std::thread.
+  void start(const char* name, std::function<void()> fn);
   bool joinable() const { return started_; }
   void join();
 
@@ -62,6 +63,7 @@ class LuaThread {
   pthread_t thread_{};
   bool started_ = false;
   std::function<void()> fn_;
+  char name_[16] = {};
 };
 
 }  // namespace lapps

@@ -157,7 +157,7 @@ std::string LuaInstance::load() {
   // stack sized for Lua (io/lua-thread.h), not on the caller's.
   std::string err;
   LuaThread loader;
-  loader.start([&] {
+  loader.start("lapps-load", [&] {
     err = build();
     if (!err.empty()) destroyState(loadStopped_);
   });

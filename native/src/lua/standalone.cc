@@ -34,7 +34,7 @@ bool StandaloneRunner::start() {
     return false;
   }
   started_.store(true, std::memory_order_relaxed);
-  thread_.start([this] { run(); });
+  thread_.start("lapps-service", [this] { run(); });
   std::unique_lock<std::mutex> lock(mutex_);
   initDone_.wait(lock, [this] { return initState_ != 0; });
   return initState_ == 1;
