@@ -8,6 +8,8 @@
  *   npm run bench -- --scenarios closed-100x32,pipelined-100x32x16
  *   npm run bench -- --callgrind       also count instructions per echoed message
  *   npm run bench -- --peers lapps-tls,websocketpp-tls   wss: the same scenarios over TLS
+ *   npm run bench -- --fresh 20        closed-100x32 on 20 fresh processes of lapps, lapps-c
+ *                                      and tcp (default 20 in a full run, 0 with --quick)
  *
  * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
  * scenario gets a fresh server process so its peak RSS is its own. TLS peers (-tls) serve
@@ -35,6 +37,7 @@ const { values: opts } = parseArgs({
     peers: { type: 'string' },
     scenarios: { type: 'string' },
     callgrind: { type: 'boolean', default: false },
+    fresh: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -746,6 +749,61 @@ function report(results) {
   return lines.join('\n');
 }
 
+// --- every process fast ------------------------------------------------------------------
+
+/**
+ * closed-100x32 on `--fresh N` freshly started processes of each of lapps, lapps-c and tcp
+ * (those among --peers), one after another: a server that is fast in most processes and
+ * slow in some is slow. Quotes every run, the median and the slowest against it.
+ */
+async function freshRuns() {
+  const n = Number(opts.fresh ?? (quick ? 0 : 20));
+  if (!Number.isInteger(n) || n < 0) fail(`--fresh: a count, not ${opts.fresh}`);
+  if (n === 0) return undefined;
+  const scenario = allScenarios.find((s) => s.name === 'closed-100x32');
+  const out = { scenario: scenario.name, runs: n, peers: {} };
+  for (const peer of peers.filter((p) => ['lapps', 'lapps-c', 'tcp'].includes(p.name))) {
+    const runs = [];
+    for (let i = 0; i < n; i++) {
+      process.stdout.write(`bench: fresh ${scenario.name} ${i + 1}/${n} on ${peer.name} ... `);
+      const r = await runScenario(peer, scenario).catch((err) => ({ error: err.message }));
+      console.log(r.error ? `failed: ${r.error.split('\n')[0]}` : `${fmt(r.msgs_per_sec)} msg/s`);
+      runs.push({
+        msgsPerSec: r.msgs_per_sec ?? null,
+        cpuUsPerMessage: r.cpuUsPerMessage ?? null,
+        error: r.error,
+      });
+    }
+    const rates = runs
+      .map((r) => r.msgsPerSec)
+      .filter((x) => x !== null)
+      .sort((a, b) => a - b);
+    const median = rates.length ? rates[Math.floor((rates.length - 1) / 2)] : null;
+    out.peers[peer.name] = {
+      runs,
+      median,
+      slowest: rates[0] ?? null,
+      fastest: rates.at(-1) ?? null,
+      slowestVsMedian: median ? rates[0] / median : null,
+    };
+  }
+  return out;
+}
+
+function freshReport(fresh) {
+  const lines = [`${fresh.scenario} on ${fresh.runs} fresh processes (msg/s, in run order):`];
+  for (const [name, p] of Object.entries(fresh.peers)) {
+    lines.push(
+      `  ${name.padEnd(8)} median ${fmt(p.median)}, slowest ${fmt(p.slowest)} ` +
+        `(${fmt(p.slowestVsMedian * 100, 1)}% of the median), fastest ${fmt(p.fastest)}`,
+    );
+    lines.push(
+      `           ${p.runs.map((r) => (r.error ? 'failed' : fmt(r.msgsPerSec))).join(' ')}`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 // --- main --------------------------------------------------------------------------------
 
 async function main() {
@@ -774,6 +832,7 @@ async function main() {
       (results[peer.name] ??= {})[scenario.name] = r;
     }
   }
+  const fresh = await freshRuns();
   const microResults = micro();
   let callgrindResult;
   if (opts.callgrind) {
@@ -785,6 +844,7 @@ async function main() {
 
   const text = report(results);
   console.log(`\n${text}`);
+  if (fresh) console.log(freshReport(fresh));
   if (microResults.parser) {
     console.log('frame parser (parse + unmask + UTF-8), one core:');
     for (const c of microResults.parser.cases ?? microResults.parser) {
@@ -821,6 +881,7 @@ async function main() {
     results,
     micro: microResults,
     callgrind: callgrindResult,
+    fresh,
     seconds: (Date.now() - started) / 1000,
   };
   const json = path.join(dir, `${date}.json`);
