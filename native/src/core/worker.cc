@@ -157,6 +157,9 @@ void Worker::run() {
 void Worker::onListener(size_t index) {
   // An event of this batch for a listener the stop has closed meanwhile.
   if (index >= listeners_.size()) return;
+  // The turn's clock may be late by the events handled before this one: a new connection's
+  // deadlines count from when it is accepted, not from when the turn began.
+  nowMs_ = monotonicMs();
   const int fd = listeners_[index];
   const Policy& policy = *policy_;
   static const std::shared_ptr<TlsServerContext> kPlain;
