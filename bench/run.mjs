@@ -8,6 +8,7 @@
  *   npm run bench -- --scenarios closed-100x32,pipelined-100x32x16
  *   npm run bench -- --callgrind       also count instructions per echoed message
  *   npm run bench -- --peers lapps-tls,websocketpp-tls   wss: the same scenarios over TLS
+ *   npm run bench -- --scenarios mqr-example   the mqr group alone (lapps only, bench/mqr.mjs)
  *
  * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
  * scenario gets a fresh server process so its peak RSS is its own. TLS peers (-tls) serve
@@ -24,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { renderChart } from './chart.mjs';
+import { mqrScenarios, mqrTable, runMqr } from './mqr.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchBuild = path.join(root, 'build-bench');
@@ -339,7 +341,12 @@ function pick(list, csv) {
 }
 
 const peers = pick(allPeers, opts.peers);
-const scenarios = pick(allScenarios, opts.scenarios).filter((s) => !(quick && s.full));
+// The mqr group (bench/mqr.mjs) runs lapps alone: it is in every run that includes lapps.
+const picked = pick([...allScenarios, ...mqrScenarios], opts.scenarios);
+const scenarios = picked.filter((s) => allScenarios.includes(s) && !(quick && s.full));
+const mqrPicked = peers.some((p) => p.name === 'lapps')
+  ? picked.filter((s) => mqrScenarios.includes(s))
+  : [];
 
 // --- process helpers ---------------------------------------------------------------------
 
@@ -774,6 +781,7 @@ async function main() {
       (results[peer.name] ??= {})[scenario.name] = r;
     }
   }
+  const mqrResults = mqrPicked.length ? await runMqr(mqrPicked, { quick }) : undefined;
   const microResults = micro();
   let callgrindResult;
   if (opts.callgrind) {
@@ -785,6 +793,7 @@ async function main() {
 
   const text = report(results);
   console.log(`\n${text}`);
+  if (mqrResults) console.log(`${mqrTable(mqrResults, mqrPicked)}\n`);
   if (microResults.parser) {
     console.log('frame parser (parse + unmask + UTF-8), one core:');
     for (const c of microResults.parser.cases ?? microResults.parser) {
@@ -819,6 +828,7 @@ async function main() {
     peers: peers.map((p) => ({ name: p.name, label: p.label })),
     scenarios: scenarios.map((s) => ({ name: s.name, label: s.label })),
     results,
+    mqr: mqrResults,
     micro: microResults,
     callgrind: callgrindResult,
     seconds: (Date.now() - started) / 1000,
