@@ -7,6 +7,10 @@
 // init) post returns false, "mqr: queue '<name>' is full (...)" and recv raises an error.
 // An item larger than the queue's byte bound is refused at once. When the instance is
 // asked to stop, a suspended recv returns nil and a suspended post returns false.
+//
+// recv takes a batch of items per locked step into its handle (QueueBatch, owned by the
+// instance as a resource), so what it took and had not handed to Lua goes back to the
+// queue when the handle is collected or the instance's state goes.
 #include <lua.hpp>
 
 #include <memory>
