@@ -10,6 +10,7 @@
  *   npm run bench -- --peers lapps-tls,websocketpp-tls   wss: the same scenarios over TLS
  *   npm run bench -- --fresh 20        closed-100x32 on 20 fresh processes of lapps, lapps-c
  *                                      and tcp (default 20 in a full run, 0 with --quick)
+ *   npm run bench -- --scenarios mqr-example   the mqr group alone (lapps only, bench/mqr.mjs)
  *
  * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
  * scenario gets a fresh server process so its peak RSS is its own. TLS peers (-tls) serve
@@ -26,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { renderChart } from './chart.mjs';
+import { mqrScenarios, mqrTable, runMqr } from './mqr.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchBuild = path.join(root, 'build-bench');
@@ -342,7 +344,12 @@ function pick(list, csv) {
 }
 
 const peers = pick(allPeers, opts.peers);
-const scenarios = pick(allScenarios, opts.scenarios).filter((s) => !(quick && s.full));
+// The mqr group (bench/mqr.mjs) runs lapps alone: it is in every run that includes lapps.
+const picked = pick([...allScenarios, ...mqrScenarios], opts.scenarios);
+const scenarios = picked.filter((s) => allScenarios.includes(s) && !(quick && s.full));
+const mqrPicked = peers.some((p) => p.name === 'lapps')
+  ? picked.filter((s) => mqrScenarios.includes(s))
+  : [];
 
 // --- process helpers ---------------------------------------------------------------------
 
@@ -757,7 +764,9 @@ function report(results) {
  * slow in some is slow. Quotes every run, the median and the slowest against it.
  */
 async function freshRuns() {
-  const n = Number(opts.fresh ?? (quick ? 0 : 20));
+  // By default in a full run that includes closed-100x32.
+  const byDefault = !quick && scenarios.some((s) => s.name === 'closed-100x32');
+  const n = Number(opts.fresh ?? (byDefault ? 20 : 0));
   if (!Number.isInteger(n) || n < 0) fail(`--fresh: a count, not ${opts.fresh}`);
   if (n === 0) return undefined;
   const scenario = allScenarios.find((s) => s.name === 'closed-100x32');
@@ -833,6 +842,7 @@ async function main() {
     }
   }
   const fresh = await freshRuns();
+  const mqrResults = mqrPicked.length ? await runMqr(mqrPicked, { quick }) : undefined;
   const microResults = micro();
   let callgrindResult;
   if (opts.callgrind) {
@@ -845,6 +855,7 @@ async function main() {
   const text = report(results);
   console.log(`\n${text}`);
   if (fresh) console.log(freshReport(fresh));
+  if (mqrResults) console.log(`${mqrTable(mqrResults, mqrPicked)}\n`);
   if (microResults.parser) {
     console.log('frame parser (parse + unmask + UTF-8), one core:');
     for (const c of microResults.parser.cases ?? microResults.parser) {
@@ -879,6 +890,7 @@ async function main() {
     peers: peers.map((p) => ({ name: p.name, label: p.label })),
     scenarios: scenarios.map((s) => ({ name: s.name, label: s.label })),
     results,
+    mqr: mqrResults,
     micro: microResults,
     callgrind: callgrindResult,
     fresh,

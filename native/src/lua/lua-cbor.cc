@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "codec/cbor-reader.h"
@@ -51,7 +52,7 @@ class LuaBuilder final : public CborVisitor {
   bool beginArray(int64_t count) override {
     if (!room()) return false;
     lua_createtable(L_, int(std::clamp<int64_t>(count, 0, kMaxPrealloc)), 0);
-    luaL_getmetatable(L_, kArrayMeta);
+    pushArrayMeta(L_);
     lua_setmetatable(L_, -2);
     return true;
   }
@@ -62,7 +63,7 @@ class LuaBuilder final : public CborVisitor {
   bool beginMap(int64_t count) override {
     if (!room()) return false;
     lua_createtable(L_, 0, int(std::clamp<int64_t>(count, 0, kMaxPrealloc)));
-    luaL_getmetatable(L_, kObjectMeta);
+    pushObjectMeta(L_);
     lua_setmetatable(L_, -2);
     return true;
   }
@@ -86,6 +87,24 @@ class LuaBuilder final : public CborVisitor {
 
   lua_State* L_;
   std::string chunks_;
+};
+
+// A vector of pointers with its first N inline: encoding a shallow value allocates nothing.
+template <size_t N>
+class SmallPath {
+ public:
+  size_t size() const { return more_.empty() ? N : more_.size(); }
+  void resize(size_t n) {
+    if (n <= N) return;
+    if (more_.empty()) more_.assign(inline_, inline_ + N);
+    more_.resize(n);
+  }
+  const void** begin() { return more_.empty() ? inline_ : more_.data(); }
+  const void*& operator[](size_t i) { return begin()[i]; }
+
+ private:
+  const void* inline_[N] = {};
+  std::vector<const void*> more_;
 };
 
 class Encoder {
@@ -147,9 +166,13 @@ class Encoder {
   bool table(int idx, int depth) {
     if (depth >= maxDepth_) return fail("nesting too deep");
     const void* self = lua_topointer(L_, idx);
-    if (std::find(path_.begin(), path_.end(), self) != path_.end()) return fail("cycle");
+    if (std::find(path_.begin(), path_.begin() + depth, self) != path_.begin() + depth) {
+      return fail("cycle");
+    }
     if (!lua_checkstack(L_, 6)) return fail("Lua stack overflow");
-    path_.push_back(self);
+    // The tables from the root to this one, by depth: grown only past kInlineDepth.
+    if (size_t(depth) >= path_.size()) path_.resize(size_t(depth) + 1);
+    path_[size_t(depth)] = self;
     bool ok = true;
     int64_t n = arrayLength(L_, idx);
     if (n >= 0) {
@@ -159,6 +182,8 @@ class Encoder {
         ok = value(lua_gettop(L_), depth + 1);
         lua_pop(L_, 1);
       }
+    } else if (smallObject(idx, depth, ok)) {
+      // written
     } else {
       pushSortedKeys(L_, idx);
       int keys = lua_gettop(L_);
@@ -189,8 +214,59 @@ class Encoder {
       }
       lua_pop(L_, 1);
     }
-    path_.pop_back();
     return ok;
+  }
+
+  // An object of up to kSmallKeys string keys (the common message): its keys are sorted on
+  // the Lua stack, without the table and vector pushSortedKeys makes. False (nothing
+  // written, stack as it was) for anything else; ok is the outcome when true.
+  static constexpr int kSmallKeys = 16;
+  bool smallObject(int idx, int depth, bool& ok) {
+    const int base = lua_gettop(L_);
+    if (!lua_checkstack(L_, kSmallKeys + 4)) return false;
+    struct Key {
+      const char* s;
+      size_t n;
+      int slot;
+    };
+    Key keys[kSmallKeys];
+    int count = 0;
+    lua_pushnil(L_);
+    while (lua_next(L_, idx) != 0) {
+      lua_pop(L_, 1);
+      if (count == kSmallKeys || lua_type(L_, -1) != LUA_TSTRING) {
+        lua_settop(L_, base);
+        return false;
+      }
+      // A copy of the key stays on the stack (anchoring its string); lua_next goes on
+      // from the original.
+      lua_pushvalue(L_, -1);
+      Key& k = keys[count++];
+      k.slot = lua_gettop(L_) - 1;
+      k.s = lua_tolstring(L_, k.slot, &k.n);
+    }
+    // Insertion sort: a handful of keys, bytewise like pushSortedKeys.
+    for (int i = 1; i < count; ++i) {
+      Key k = keys[i];
+      int j = i - 1;
+      while (j >= 0 && std::string_view(keys[j].s, keys[j].n) > std::string_view(k.s, k.n)) {
+        keys[j + 1] = keys[j];
+        --j;
+      }
+      keys[j + 1] = k;
+    }
+    w_.writeMapHeader(uint64_t(count));
+    ok = true;
+    for (int i = 0; ok && i < count; ++i) {
+      ok = value(keys[i].slot, depth + 1);
+      if (!ok) break;
+      lua_pushvalue(L_, keys[i].slot);
+      lua_rawget(L_, idx);
+      ok = value(lua_gettop(L_), depth + 1);
+      lua_pop(L_, 1);
+    }
+    lua_settop(L_, base);
+    return true;
   }
 
   bool fail(std::string why) {
@@ -202,7 +278,8 @@ class Encoder {
   CborWriter w_;
   std::string& err_;
   int maxDepth_;
-  std::vector<const void*> path_;
+  static constexpr size_t kInlineDepth = 8;
+  SmallPath<kInlineDepth> path_;
 };
 
 }  // namespace

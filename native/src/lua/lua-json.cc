@@ -95,7 +95,7 @@ class Parser {
     if (depth >= maxDepth_) return fail("nesting too deep");
     ++pos_;
     lua_createtable(L_, 0, 0);
-    luaL_getmetatable(L_, kArrayMeta);
+    pushArrayMeta(L_);
     lua_setmetatable(L_, -2);
     ws();
     if (pos_ < n_ && p_[pos_] == ']') {
@@ -117,7 +117,7 @@ class Parser {
     if (depth >= maxDepth_) return fail("nesting too deep");
     ++pos_;
     lua_createtable(L_, 0, 0);
-    luaL_getmetatable(L_, kObjectMeta);
+    pushObjectMeta(L_);
     lua_setmetatable(L_, -2);
     ws();
     if (pos_ < n_ && p_[pos_] == '}') {

@@ -16,7 +16,10 @@ namespace {
 constexpr int kTypeCdata = 10;  // LuaJIT's lua_type() for cdata (no public macro)
 
 char nullAnchor;
-char helperKey;  // registry[&helperKey] = {make, kind} (or false without the FFI)
+char helperKey;      // registry[&helperKey] = {make, kind} (or false without the FFI)
+char objectMetaKey;  // registry[&objectMetaKey] = the kObjectMeta metatable
+char arrayMetaKey;   // registry[&arrayMetaKey] = the kArrayMeta metatable
+char markKey;        // metatable[&markKey] = 1 (array), 2 (object)
 
 // Pushes helper `which` (1 make, 2 kind); false when the FFI is unavailable.
 bool pushHelper(lua_State* L, int which) {
@@ -44,18 +47,40 @@ void pushBits(lua_State* L, uint64_t bits, bool isSigned) {
 
 }  // namespace
 
+void pushObjectMeta(lua_State* L) {
+  lua_pushlightuserdata(L, &objectMetaKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
+void pushArrayMeta(lua_State* L) {
+  lua_pushlightuserdata(L, &arrayMetaKey);
+  lua_rawget(L, LUA_REGISTRYINDEX);
+}
+
 void* nullValue() {
   return &nullAnchor;
 }
 
 void initValueModel(lua_State* L) {
-  luaL_newmetatable(L, kObjectMeta);
-  lua_pushliteral(L, "object");
-  lua_setfield(L, -2, "__lapps");
-  luaL_newmetatable(L, kArrayMeta);
-  lua_pushliteral(L, "array");
-  lua_setfield(L, -2, "__lapps");
-  lua_pop(L, 2);
+  // Each metatable also under a light userdata key of the registry, and marked with one:
+  // the codecs find and recognise them by pointer, without hashing a name per value.
+  const struct {
+    const char* name;
+    const char* kind;
+    char* key;
+    int mark;
+  } metas[] = {{kObjectMeta, "object", &objectMetaKey, 2}, {kArrayMeta, "array", &arrayMetaKey, 1}};
+  for (const auto& m : metas) {
+    luaL_newmetatable(L, m.name);
+    lua_pushstring(L, m.kind);
+    lua_setfield(L, -2, "__lapps");
+    lua_pushlightuserdata(L, &markKey);
+    lua_pushinteger(L, m.mark);
+    lua_rawset(L, -3);
+    lua_pushlightuserdata(L, m.key);
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+  }
   lua_pushlightuserdata(L, &helperKey);
   lua_rawget(L, LUA_REGISTRYINDEX);
   bool done = !lua_isnil(L, -1);
@@ -108,15 +133,10 @@ namespace {
 // 1 array, 2 object, 0 plain (or no metatable).
 int marker(lua_State* L, int idx) {
   if (!lua_getmetatable(L, idx)) return 0;
-  luaL_getmetatable(L, kArrayMeta);
-  int m = lua_rawequal(L, -1, -2) ? 1 : 0;
-  lua_pop(L, 1);
-  if (m == 0) {
-    luaL_getmetatable(L, kObjectMeta);
-    m = lua_rawequal(L, -1, -2) ? 2 : 0;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  lua_pushlightuserdata(L, &markKey);
+  lua_rawget(L, -2);
+  int m = int(lua_tointeger(L, -1));
+  lua_pop(L, 2);
   return m;
 }
 

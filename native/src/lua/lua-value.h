@@ -30,6 +30,10 @@ inline constexpr const char* kObjectMeta = "lapps.object";
 inline constexpr const char* kArrayMeta = "lapps.array";
 inline constexpr int kValueDefaultDepth = 64;
 
+// Push the kObjectMeta / kArrayMeta metatable (after initValueModel), found by pointer.
+void pushObjectMeta(lua_State* L);
+void pushArrayMeta(lua_State* L);
+
 // The null sentinel (a light userdata value).
 void* nullValue();
 

@@ -7,6 +7,10 @@
 // init) post returns false, "mqr: queue '<name>' is full (...)" and recv raises an error.
 // An item larger than the queue's byte bound is refused at once. When the instance is
 // asked to stop, a suspended recv returns nil and a suspended post returns false.
+//
+// recv takes a batch of items per locked step into its handle (QueueBatch, owned by the
+// instance as a resource), so what it took and had not handed to Lua goes back to the
+// queue when the handle is collected or the instance's state goes.
 #include <lua.hpp>
 
 #include <memory>
@@ -24,13 +28,41 @@ namespace lapps {
 namespace {
 
 constexpr const char* kQueueMeta = "lapps.mqr.queue";
+// How long a recv that found the queue empty watches it before it suspends.
+constexpr uint64_t kRecvSpinNs = 20000;
+
+// A queue as Lua holds it (the userdata's block). `batch` holds the items its recv took from
+// the queue and has not returned yet; made by the first recv.
+struct QueueHandle {
+  MessageQueue* q;
+  class BatchResource* batch;
+};
+
+// The handle's batch is owned by the instance, so a state that goes away (stop, recycle,
+// even one closed without running finalizers) gives the items it had not handed to Lua back
+// to the front of the queue.
+class BatchResource final : public InstanceResource {
+ public:
+  BatchResource(MessageQueue* q, QueueHandle* owner) : batch(q), owner_(owner) {}
+  // The handle's block is alive whenever this goes (before the state is closed, or from
+  // the handle's own __gc).
+  ~BatchResource() override { owner_->batch = nullptr; }
+  QueueBatch batch;
+
+ private:
+  QueueHandle* owner_;
+};
 
 LuaInstance* self(lua_State* L) {
   return static_cast<LuaInstance*>(lua_touserdata(L, lua_upvalueindex(1)));
 }
 
+QueueHandle* checkHandle(lua_State* L, int idx) {
+  return static_cast<QueueHandle*>(luaL_checkudata(L, idx, kQueueMeta));
+}
+
 MessageQueue* checkQueue(lua_State* L, int idx) {
-  return *static_cast<MessageQueue**>(luaL_checkudata(L, idx, kQueueMeta));
+  return checkHandle(L, idx)->q;
 }
 
 // Notification from the queue: there may be an item (or room) now; the coroutine tries again.
@@ -61,12 +93,21 @@ int suspendOn(lua_State* L, LuaInstance* inst, MessageQueue* q, uint64_t id, uin
   return lua_yield(L, 0);
 }
 
+// The encoded item of the post being made: one buffer per thread, so a post allocates
+// nothing once it has grown to the size of the items.
+std::string& postBuffer() {
+  thread_local std::string buf;
+  buf.clear();
+  return buf;
+}
+
 // __post(q, obj) -> 1 (posted) | 0 (woken: try again) | nil, err
 int rawPost(lua_State* L) {
   LuaInstance* inst = self(L);
   MessageQueue* q = checkQueue(L, 1);
   if (lua_gettop(L) < 2) return luaL_error(L, "mqr: post needs a value");
-  std::string bytes, err;
+  std::string& bytes = postBuffer();
+  std::string err;
   if (!encodeCbor(L, 2, bytes, err)) {
     lua_pushnil(L);
     lua_pushfstring(L, "mqr: cannot post this value: %s", err.c_str());
@@ -78,11 +119,13 @@ int rawPost(lua_State* L) {
                     lua_Number(bytes.size()), q->name().c_str(), lua_Number(q->maxBytes()));
     return 2;
   }
+  // First without a waiter: a queue with room costs no registration.
+  if (q->post(bytes.data(), bytes.size(), nullptr, nullptr, nullptr) ==
+      MessageQueue::PostResult::Posted) {
+    lua_pushinteger(L, 1);
+    return 1;
+  }
   if (inst->stopRequested() || !inst->canSuspend(L)) {
-    if (q->post(std::move(bytes), nullptr, nullptr, nullptr) == MessageQueue::PostResult::Posted) {
-      lua_pushinteger(L, 1);
-      return 1;
-    }
     lua_pushnil(L);
     lua_pushfstring(L, "mqr: queue '%s' is full (%d items, %f bytes at most)", q->name().c_str(),
                     int(q->capacity()), lua_Number(q->maxBytes()));
@@ -92,7 +135,7 @@ int rawPost(lua_State* L) {
   auto hook = std::make_shared<uint64_t>(0);
   uint64_t key = 0;
   // TooBig was ruled out above, so a refused post waits for room.
-  if (q->post(std::move(bytes), inst->host(), retryNotifier(inst, id, hook), &key) ==
+  if (q->post(bytes.data(), bytes.size(), inst->host(), retryNotifier(inst, id, hook), &key) ==
       MessageQueue::PostResult::Posted) {
     inst->cancelWait(id);
     lua_pushinteger(L, 1);
@@ -101,34 +144,70 @@ int rawPost(lua_State* L) {
   return suspendOn(L, inst, q, id, key, hook);
 }
 
-// __recv(q, wait) -> 1, value | 0 (woken: try again) | nil (empty and not waiting, or
-// stopping)
-int rawRecv(lua_State* L) {
-  LuaInstance* inst = self(L);
-  MessageQueue* q = checkQueue(L, 1);
-  const bool wait = lua_toboolean(L, 2);
-  std::optional<std::string> item;
-  if (!wait || inst->stopRequested()) {
-    item = q->recv(nullptr, nullptr, nullptr);
-  } else {
-    checkCanSuspend(L, inst, "mqr: recv");
-    uint64_t id = inst->beginWait(L);
-    auto hook = std::make_shared<uint64_t>(0);
-    uint64_t key = 0;
-    item = q->recv(inst->host(), retryNotifier(inst, id, hook), &key);
-    if (!item) return suspendOn(L, inst, q, id, key, hook);
-    inst->cancelWait(id);
-  }
-  if (!item) {
-    lua_pushnil(L);
-    return 1;
-  }
+// Pushes 1 and the oldest item of the handle's batch (not empty) as a Lua value.
+int deliver(lua_State* L, QueueBatch& batch) {
+  // The item leaves the batch first, its block freed even if decoding raises an error.
+  struct Owned {
+    MessageQueue::Item item;
+    ~Owned() { item.release(); }
+  } owned{batch.pop()};
   std::string err;
   lua_pushinteger(L, 1);
-  if (!pushCbor(L, reinterpret_cast<const uint8_t*>(item->data()), item->size(), err)) {
+  if (!pushCbor(L, reinterpret_cast<const uint8_t*>(owned.item.data()), owned.item.size, err)) {
     return luaL_error(L, "mqr: corrupt item: %s", err.c_str());
   }
   return 2;
+}
+
+QueueBatch& batchOf(LuaInstance* inst, QueueHandle* h) {
+  if (!h->batch) {
+    h->batch = new BatchResource(h->q, h);
+    inst->adopt(h->batch);
+  }
+  return h->batch->batch;
+}
+
+// __recv(q, wait) -> 1, value | 0 (woken: try again) | nil (empty and not waiting, or
+// stopping). A waiting recv takes a batch of items at once; try_recv takes one.
+int rawRecv(lua_State* L) {
+  LuaInstance* inst = self(L);
+  QueueHandle* h = checkHandle(L, 1);
+  const bool wait = lua_toboolean(L, 2) && !inst->stopRequested();
+  // Where nothing may suspend, recv is an error even when an item is there (try_recv is
+  // the call for those places).
+  if (wait && !inst->canSuspend(L)) checkCanSuspend(L, inst, "mqr: recv");
+  if (h->batch && !h->batch->batch.empty()) return deliver(L, h->batch->batch);
+  MessageQueue* q = h->q;
+  QueueBatch& batch = batchOf(inst, h);
+  if (q->take(batch, wait ? MessageQueue::kBatchItems : 1, nullptr, nullptr, nullptr)) {
+    return deliver(L, batch);
+  }
+  if (!wait) {
+    lua_pushnil(L);
+    return 1;
+  }
+  // A producer that is still posting usually brings items within microseconds: watching
+  // for them a little is far cheaper than a suspension and a wake-up through the loop.
+  if (q->spinForItems(kRecvSpinNs) &&
+      q->take(batch, MessageQueue::kBatchItems, nullptr, nullptr, nullptr)) {
+    return deliver(L, batch);
+  }
+  uint64_t id = inst->beginWait(L);
+  auto hook = std::make_shared<uint64_t>(0);
+  uint64_t key = 0;
+  if (!q->take(batch, MessageQueue::kBatchItems, inst->host(), retryNotifier(inst, id, hook),
+               &key)) {
+    return suspendOn(L, inst, q, id, key, hook);
+  }
+  inst->cancelWait(id);
+  return deliver(L, batch);
+}
+
+// __gc: the batch's items go back to the queue.
+int queueGc(lua_State* L) {
+  auto* h = static_cast<QueueHandle*>(lua_touserdata(L, 1));
+  if (h->batch) self(L)->drop(h->batch);
+  return 0;
 }
 
 int queueSize(lua_State* L) {
@@ -158,8 +237,9 @@ int mqrCreate(lua_State* L) {
   if (maxBytes > serverMax) maxBytes = serverMax;
   MessageQueue* q =
       inst->shared()->queues().get(std::string(name, len), size_t(cap), size_t(maxBytes));
-  auto** ud = static_cast<MessageQueue**>(lua_newuserdata(L, sizeof(MessageQueue*)));
-  *ud = q;
+  auto* ud = static_cast<QueueHandle*>(lua_newuserdata(L, sizeof(QueueHandle)));
+  ud->q = q;
+  ud->batch = nullptr;
   luaL_getmetatable(L, kQueueMeta);
   lua_setmetatable(L, -2);
   return 1;
@@ -181,6 +261,9 @@ int pushMqr(lua_State* L, LuaInstance* instance) {
     lua_pushcfunction(L, queueName);
     lua_call(L, 5, 0);
     lua_setfield(L, -2, "__index");
+    lua_pushlightuserdata(L, instance);
+    lua_pushcclosure(L, queueGc, 1);
+    lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   lua_newtable(L);
