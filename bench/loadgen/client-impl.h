@@ -32,6 +32,13 @@ bool Client<Mode, Transport>::run() {
     ev.data.u64 = kStdinTag;
     epoll_ctl(ep_, EPOLL_CTL_ADD, STDIN_FILENO, &ev);
   }
+  if constexpr (requires { mode_.wakeFd(); }) {
+    ev.data.u64 = kWakeTag;
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, mode_.wakeFd(), &ev) < 0) {
+      std::perror("lapps-loadgen: eventfd");
+      return false;
+    }
+  }
 
   startNs_ = nowNs();
   nextScanNs_ = startNs_ + kScanNs;
@@ -43,6 +50,7 @@ bool Client<Mode, Transport>::run() {
       attempted_ = true;
       mode_.onAllAttempted(*this, nowNs());
     }
+    if constexpr (requires { mode_.onTick(*this, now); }) mode_.onTick(*this, now);
     if (stop_ || mode_.done(*this, now)) break;
     int n = epoll_wait(ep_, events, kMaxEvents, timeoutMs(now));
     if (n < 0 && errno != EINTR) {
@@ -181,6 +189,14 @@ void Client<Mode, Transport>::dispatch(const epoll_event& ev) {
     }
     return;
   }
+  if constexpr (requires { mode_.wakeFd(); }) {
+    if (ev.data.u64 == kWakeTag) {
+      uint64_t v;
+      while (::read(mode_.wakeFd(), &v, sizeof v) > 0) {
+      }
+      return;
+    }
+  }
   Conn& c = conns_[ev.data.u64];
   if (c.state == ConnState::kConnecting) {
     // A failed non-blocking connect reports EPOLLERR (SO_ERROR would say why; the
@@ -260,7 +276,9 @@ bool Client<Mode, Transport>::consume(Conn& c, const uint8_t* p, size_t n, uint6
     n = rest;
     if (n == 0) return true;
   }
-  if (mode_.raw()) {
+  bool rawBytes = mode_.raw();
+  if constexpr (requires { Mode::kRawFrames; }) rawBytes = rawBytes && !Mode::kRawFrames;
+  if (rawBytes) {
     mode_.onBytes(*this, c, n, now);
   } else {
     Sink sink{this, &c, now};

@@ -18,6 +18,13 @@
 //   uint64_t deadline() const;                     // next time done() may change, or ~0
 //   bool done(const Client&, uint64_t now) const;
 //
+// Optional (detected with requires-expressions, so modes without them compile as before):
+//   void onData(Conn&, const uint8_t* p, size_t n);  // data-frame payload bytes as they come
+//   void onTick(Client&, uint64_t now);              // once per loop turn, before done()
+//   static constexpr bool kRawFrames;  // raw() still parses server frames (no handshake)
+//   int wakeFd() const;                              // an eventfd other threads write to wake
+//                                                    // this loop; drained, then onTick runs
+//
 // How bytes reach the socket is the Transport's (a policy too, chosen once per run:
 // PlainTransport, plain-transport.h, is the syscalls themselves; TlsTransport,
 // tls-transport.h, an OpenSSL session per connection). Its read/write/writev follow
@@ -85,10 +92,12 @@ class Client {
 
   void countError(ErrorKind k) { ++errors_[size_t(k)]; }
   uint64_t errors() const;
+  uint64_t errorCount(size_t kind) const { return errors_[kind]; }
   // Prints "error_detail":{"connect":n,...} (no surrounding comma).
   void printErrorDetail(FILE* out) const;
   uint64_t startNs() const { return startNs_; }
   uint32_t openCount() const { return open_; }
+  Conn* conn(uint32_t i) { return i < conns_.size() ? &conns_[i] : nullptr; }
   uint64_t pongsSent() const { return pongs_; }
   // Prints ,"tls":{...} with --tls, nothing without.
   void printTls(FILE* out) const { io_.printJson(out); }
@@ -96,6 +105,7 @@ class Client {
  private:
   static constexpr uint64_t kSignalTag = ~uint64_t(0);
   static constexpr uint64_t kStdinTag = ~uint64_t(0) - 1;
+  static constexpr uint64_t kWakeTag = ~uint64_t(0) - 2;
   static constexpr size_t kReadSize = 256 * 1024;
   static constexpr int kMaxEvents = 1024;
   static constexpr uint64_t kScanNs = 100'000'000;  // timeout scan period
@@ -105,6 +115,9 @@ class Client {
     Client* cl;
     Conn* c;
     uint64_t now;
+    void onData(const uint8_t* p, size_t n) {
+      if constexpr (requires { cl->mode_.onData(*c, p, n); }) cl->mode_.onData(*c, p, n);
+    }
     bool onMessage(uint64_t len) {
       cl->mode_.onMessage(*cl, *c, len, now);
       return c->state != ConnState::kDone;

@@ -9,7 +9,8 @@
 //   bool onPing(const uint8_t* payload, size_t n);
 //   bool onClose();                               // close frame
 //   bool onProtocolError();
-// Each returns false to stop parsing (the connection is gone).
+//   void onData(const uint8_t* p, size_t n);     // optional: data payload bytes as they come
+// Each bool returns false to stop parsing (the connection is gone).
 #pragma once
 
 #include <cstddef>
@@ -114,6 +115,7 @@ bool FrameReader::feed(const uint8_t* p, const uint8_t* end, Sink& sink) {
       controlLen_ = uint8_t(controlLen_ + take);
     } else {
       messageLen_ += take;
+      if constexpr (requires { sink.onData(p, take); }) sink.onData(p, take);
     }
     p += take;
     remaining_ -= take;

@@ -18,6 +18,13 @@ class Histogram {
     if (v > max_) max_ = v;
   }
 
+  // Adds another histogram's samples (per-thread histograms into one).
+  void merge(const Histogram& other) {
+    for (size_t i = 0; i < kBuckets; ++i) counts_[i] += other.counts_[i];
+    total_ += other.total_;
+    if (other.max_ > max_) max_ = other.max_;
+  }
+
   uint64_t count() const { return total_; }
   uint64_t max() const { return max_; }
   // Smallest recorded value v such that at least fraction q (0..1] of the samples are <= v,

@@ -1,6 +1,6 @@
 // lapps-loadgen: the one WebSocket client every echo server in the benchmark is driven
-// with. Single-threaded, epoll; see options.cc for the command line and the *-mode.cc
-// files for what each mode measures.
+// with. epoll, one thread (fanout: --threads); see options.cc for the command line and the
+// *-mode.cc files for what each mode measures.
 #include <sys/resource.h>
 
 #include <csignal>
@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
       return loadgen::runRamp(o);
     case loadgen::Mode::kIdle:
       return loadgen::runIdle(o);
+    case loadgen::Mode::kFanout:
+      return loadgen::runFanout(o);
   }
   return 2;
 }

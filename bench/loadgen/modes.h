@@ -1,4 +1,4 @@
-// Entry points of the three modes. Each prints its JSON result on stdout and returns the
+// Entry points of the modes. Each prints its JSON result on stdout and returns the
 // process exit status (0 even when connections failed: the JSON counts them).
 #pragma once
 
@@ -9,5 +9,6 @@ namespace loadgen {
 int runEcho(const Options& o);
 int runRamp(const Options& o);
 int runIdle(const Options& o);
+int runFanout(const Options& o);
 
 }  // namespace loadgen

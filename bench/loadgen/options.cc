@@ -11,12 +11,16 @@
 namespace loadgen {
 
 const char* const kUsage =
-    "usage: lapps-loadgen --mode echo|ramp|idle [--host 127.0.0.1] --port P [--path /echo]\n"
-    "         [--concurrency C] [--sources A,B,...] [--timeout SEC] [--tls [--tls-resume]]\n"
+    "usage: lapps-loadgen --mode echo|ramp|idle|fanout [--host 127.0.0.1] --port P\n"
+    "         [--path /echo]"
+    " [--concurrency C] [--sources A,B,...] [--timeout SEC] [--tls [--tls-resume]]\n"
     "  echo: --connections N --size S [--inflight K] [--text] [--duration SEC]\n"
     "        [--warmup SEC] [--raw] [--count M]\n"
     "  ramp: --connections N [--concurrency C]   (default C: 100)\n"
     "  idle: --connections N [--sources A,B,...] [--hold SEC]   (default C: 500)\n"
+    "  fanout: --connections N (subscribers) --size S [--threads T] [--window K]\n"
+    "        [--rate R] [--publisher client|server] [--lapps] [--raw] [--duration SEC]\n"
+    "        [--warmup SEC]   (see fanout-mode.cc; prints {\"event\":\"window\",...} lines)\n"
     "--tls: wss, TLS 1.2+ with SNI localhost and ALPN http/1.1, certificate not verified,\n"
     "       a full handshake per connection unless --tls-resume (not with --raw).\n"
     "Prints one JSON object on stdout at the end; idle also prints\n"
@@ -58,21 +62,22 @@ bool parseSources(std::string_view list, std::vector<in_addr>* out) {
   return !out->empty();
 }
 
-// Which modes accept a flag: bit 0 echo, bit 1 ramp, bit 2 idle.
+// Which modes accept a flag: bit 0 echo, bit 1 ramp, bit 2 idle, bit 3 fanout.
 struct Flag {
   std::string_view name;
   unsigned modes;
   bool takesValue;
 };
 constexpr Flag kFlags[] = {
-    {"--mode", 7, true},     {"--host", 7, true},        {"--port", 7, true},
-    {"--path", 7, true},     {"--connections", 7, true}, {"--concurrency", 7, true},
-    {"--sources", 7, true},  {"--timeout", 7, true},     {"--size", 1, true},
-    {"--inflight", 1, true}, {"--text", 1, false},       {"--raw", 1, false},
-    {"--duration", 1, true}, {"--warmup", 1, true},      {"--hold", 4, true},
-    {"--count", 1, true},    {"--tls", 7, false},        {"--tls-resume", 7, false},
+    {"--mode", 15, true},     {"--host", 15, true},        {"--port", 15, true},
+    {"--path", 15, true},     {"--connections", 15, true}, {"--concurrency", 15, true},
+    {"--sources", 15, true},  {"--timeout", 15, true},     {"--size", 9, true},
+    {"--inflight", 1, true},  {"--text", 1, false},        {"--raw", 9, false},
+    {"--duration", 9, true},  {"--warmup", 9, true},       {"--hold", 4, true},
+    {"--count", 1, true},     {"--tls", 7, false},         {"--tls-resume", 7, false},
+    {"--threads", 8, true},   {"--window", 8, true},       {"--rate", 8, true},
+    {"--publisher", 8, true}, {"--lapps", 8, false},
 };
-
 }  // namespace
 
 std::string parseOptions(int argc, char** argv, Options* o) {
@@ -103,8 +108,10 @@ std::string parseOptions(int argc, char** argv, Options* o) {
         o->mode = Mode::kRamp;
       } else if (m == "idle") {
         o->mode = Mode::kIdle;
+      } else if (m == "fanout") {
+        o->mode = Mode::kFanout;
       } else {
-        return "--mode must be echo, ramp or idle";
+        return "--mode must be echo, ramp, idle or fanout";
       }
     } else if (arg == "--host") {
       o->host = v;
@@ -145,6 +152,20 @@ std::string parseOptions(int argc, char** argv, Options* o) {
       ok = parseUint(v, uint64_t(1) << 40, &o->count) && o->count > 0;
     } else if (arg == "--hold") {
       ok = parseSeconds(v, &o->hold);
+    } else if (arg == "--threads") {
+      ok = parseUint(v, 64, &n) && n > 0;
+      o->threads = uint32_t(n);
+    } else if (arg == "--window") {
+      ok = parseUint(v, 4096, &n) && n > 0;
+      o->window = uint32_t(n);
+    } else if (arg == "--rate") {
+      ok = parseSeconds(v, &o->rate) && o->rate > 0;
+    } else if (arg == "--publisher") {
+      std::string_view p = v;
+      ok = p == "client" || p == "server";
+      o->publisher = p == "server" ? Publisher::kServer : Publisher::kClient;
+    } else if (arg == "--lapps") {
+      o->lappsProtocol = true;
     } else if (arg == "--tls") {
       o->tls = true;
     } else if (arg == "--tls-resume") {
@@ -155,11 +176,21 @@ std::string parseOptions(int argc, char** argv, Options* o) {
   if (!haveMode) return "--mode is required";
   if (!havePort) return "--port is required";
   if (!haveConnections) return "--connections is required";
-  unsigned modeBit = o->mode == Mode::kEcho ? 1 : o->mode == Mode::kRamp ? 2 : 4;
+  unsigned modeBit = o->mode == Mode::kEcho   ? 1
+                     : o->mode == Mode::kRamp ? 2
+                     : o->mode == Mode::kIdle ? 4
+                                              : 8;
   for (const Flag* f : given) {
     if (!(f->modes & modeBit)) return std::string(f->name) + " does not apply to this mode";
   }
   if (o->mode == Mode::kEcho && !haveSize) return "--size is required in echo mode";
+  if (o->mode == Mode::kFanout) {
+    if (!haveSize) return "--size is required in fanout mode";
+    // The payload starts with the sequence number and the timestamp (fanout-payload.h).
+    if (o->size < 16) return "--size must be at least 16 in fanout mode";
+    if (o->raw && o->lappsProtocol) return "--raw and --lapps do not combine";
+    if (o->threads > o->connections) o->threads = o->connections;
+  }
   if (o->tlsResume && !o->tls) return "--tls-resume needs --tls";
   // --raw drives the raw TCP echo, which has no TLS listener.
   if (o->raw && o->tls) return "--raw and --tls do not combine";

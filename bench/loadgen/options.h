@@ -10,7 +10,12 @@
 
 namespace loadgen {
 
-enum class Mode { kEcho, kRamp, kIdle };
+enum class Mode { kEcho, kRamp, kIdle, kFanout };
+
+// fanout: who publishes. kClient: the load generator's publisher connection sends each
+// message; kServer: a publisher inside the server (credits or a rate come from the
+// generator's control connection).
+enum class Publisher { kClient, kServer };
 
 struct Options {
   Mode mode = Mode::kEcho;
@@ -32,6 +37,12 @@ struct Options {
   double duration = 5;
   double warmup = 1;
   uint64_t count = 0;  // > 0: stop after this many echoed messages, no warm-up (callgrind)
+  // fanout (also --size, --duration, --warmup, --raw)
+  uint32_t threads = 1;  // subscriber connections are spread over this many threads
+  uint32_t window = 8;   // flat out: publishes in flight (not yet delivered to all)
+  double rate = 0;       // publishes per second; 0 = flat out within the window
+  Publisher publisher = Publisher::kClient;
+  bool lappsProtocol = false;  // LAppS protocol: CBOR requests out, CBOR OONs in
   // idle
   double hold = 0;  // 0 = until stdin EOF or SIGTERM/SIGINT
 };
