@@ -11,11 +11,14 @@
  *   npm run bench -- --fresh 20        closed-100x32 on 20 fresh processes of lapps, lapps-c
  *                                      and tcp (default 20 in a full run, 0 with --quick)
  *   npm run bench -- --scenarios mqr-example   the mqr group alone (lapps only, bench/mqr.mjs)
+ *   npm run bench -- --scenarios fanout-1k-32,fanout-1k-rate200 --peers lapps,ws,tcp-fanout
  *
  * Every server runs pinned to core 0, the load generator to core 1 (taskset). Each
  * scenario gets a fresh server process so its peak RSS is its own. TLS peers (-tls) serve
  * wss:// with a self-signed localhost certificate made at start (`lapps cert dev`) and are
- * driven with `lapps-loadgen --tls` (a full handshake per connection). Results go to
+ * driven with `lapps-loadgen --tls` (a full handshake per connection). Fan-out scenarios
+ * (fanout-*) run each peer's broadcast server instead of its echo (peers without one are
+ * skipped, and fan-out-only peers skip the echo scenarios). Results go to
  * bench/results/<date>.json and an SVG chart beside it (both git-ignored).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -160,6 +163,37 @@ function onConnectEchoConfig() {
   return file;
 }
 
+/**
+ * The lapps fan-out peers: the broadcast service at /fanout (RAW, or the LAppS protocol)
+ * and the standalone publisher the "go"/"rate" commands reach through an mqr queue.
+ */
+function fanoutConfig(protocol) {
+  const file = path.join(os.tmpdir(), `lapps-bench-fanout-${protocol}.json`);
+  const peers = path.join(root, 'bench', 'peers');
+  const name = protocol === 'lapps' ? 'fanout_lapps' : 'fanout';
+  const config = {
+    listeners: [{ host: '127.0.0.1', port: 5085 }],
+    services: [
+      {
+        name: 'fanout_publisher',
+        standalone: true,
+        source: path.join(peers, 'fanout-publisher.lua'),
+        preload: ['mqr', 'time'],
+      },
+      {
+        name,
+        request_target: '/fanout',
+        protocol,
+        source: path.join(peers, protocol === 'lapps' ? 'fanout-lapps.lua' : 'fanout.lua'),
+        preload: ['mqr'],
+        depends: ['fanout_publisher'],
+      },
+    ],
+  };
+  writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+  return file;
+}
+
 let tlsFiles;
 /**
  * The certificate TLS peers serve: `lapps cert dev` (EC P-256, self-signed, localhost) into
@@ -208,10 +242,34 @@ const lappsStart = (port, ...args) => [
 
 /**
  * Echo servers under test; all answer on /echo. `tls`: serves wss:// (the load generator
- * gets --tls, and "vs lapps" compares with lapps-tls).
+ * gets --tls, and "vs lapps" compares with lapps-tls). `fanout`: what runs instead in the
+ * fan-out scenarios (a broadcast server at /fanout; `lapps`: the LAppS protocol);
+ * `fanoutOnly`: the peer has no echo. See bench/peers/README.md, "Fan-out peers".
  */
+const wsFanout = (port) => [
+  process.execPath,
+  path.join(root, 'bench', 'peers', 'ws-fanout.mjs'),
+  String(port),
+];
 const allPeers = [
-  { name: 'lapps', label: 'lapps (Lua echo)', cmd: (port) => lappsStart(port), ready: 'started' },
+  {
+    name: 'lapps',
+    label: 'lapps (Lua echo)',
+    cmd: (port) => lappsStart(port),
+    ready: 'started',
+    fanout: {
+      label: 'lapps (Lua, bcast)',
+      cmd: (port) => lappsStart(port, '--config', fanoutConfig('raw')),
+    },
+  },
+  {
+    name: 'lapps-protocol',
+    label: 'lapps (LAppS protocol, CBOR OONs)',
+    cmd: (port) => lappsStart(port, '--config', fanoutConfig('lapps')),
+    ready: 'started',
+    fanoutOnly: true,
+    fanout: { lapps: true },
+  },
   {
     name: 'lapps-tls',
     label: 'lapps (Lua echo) wss',
@@ -240,6 +298,7 @@ const allPeers = [
       String(port),
     ],
     ready: 'listening',
+    fanout: { cmd: wsFanout },
   },
   {
     name: 'ws-plain',
@@ -251,12 +310,14 @@ const allPeers = [
     ],
     env: { WS_NO_BUFFER_UTIL: '1' },
     ready: 'listening',
+    fanout: { cmd: wsFanout },
   },
   {
     name: 'websocketpp',
     label: 'websocketpp',
     cmd: (port) => [bin('peers/websocketpp-echo'), String(port)],
     ready: 'listening',
+    fanout: { cmd: (port) => [bin('peers/websocketpp-fanout'), String(port)] },
   },
   {
     name: 'websocketpp-tls',
@@ -280,6 +341,15 @@ const allPeers = [
     cmd: (port) => [bin('peers/tcp-echo'), String(port)],
     ready: 'listening',
     raw: true,
+  },
+  {
+    name: 'tcp-fanout',
+    label: 'raw TCP fan-out (ceiling)',
+    cmd: (port) => [bin('peers/tcp-fanout'), String(port)],
+    ready: 'listening',
+    raw: true,
+    fanoutOnly: true,
+    fanout: {},
   },
 ];
 
@@ -331,6 +401,35 @@ const allScenarios = [
     mode: 'idle',
     connections: 50000,
     full: true,
+  },
+  // Fan-out: N subscribers on one channel, one publisher (lapps-loadgen --mode fanout).
+  // Flat out: at most `window` (8) publishes in flight; "-server": the server's own
+  // publisher, paced by credits; rate200: 200 publishes/s, for latency.
+  ...[
+    ['1k', 1000, '32', 32],
+    ['1k', 1000, '1k', 1024],
+    ['10k', 10000, '32', 32],
+    ['10k', 10000, '1k', 1024],
+  ].flatMap(([n, subscribers, s, size]) =>
+    ['client', 'server'].map((publisher) => ({
+      name: `fanout-${n}-${s}${publisher === 'server' ? '-server' : ''}`,
+      label: `fan-out ${n} x ${s === '1k' ? '1 KiB' : '32 B'}${publisher === 'server' ? ', server publisher' : ''}`,
+      mode: 'fanout',
+      args: [
+        '--connections',
+        String(subscribers),
+        '--size',
+        String(size),
+        '--publisher',
+        publisher,
+      ],
+    })),
+  ),
+  {
+    name: 'fanout-1k-rate200',
+    label: 'fan-out 1k x 32 B at 200 publishes/s',
+    mode: 'fanout',
+    args: ['--connections', '1000', '--size', '32', '--rate', '200'],
   },
 ];
 
@@ -437,10 +536,10 @@ function cpuSeconds(pid) {
   return ticks / 100; // USER_HZ is 100 on Linux
 }
 
-/** Runs the load generator pinned to the client core; resolves with its final JSON. */
-function loadgen(args, { onLine } = {}) {
+/** Runs the load generator pinned to the client core(s); resolves with its final JSON. */
+function loadgen(args, { onLine, cores = clientCore } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', clientCore, bin('lapps-loadgen'), ...args], {
+    const child = spawn('taskset', ['-c', cores, bin('lapps-loadgen'), ...args], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     let out = '';
@@ -464,7 +563,52 @@ function loadgen(args, { onLine } = {}) {
 
 // --- scenarios ---------------------------------------------------------------------------
 
+/**
+ * Fan-out: the load generator gets every core but the server's (one thread each), and
+ * says when its measured window opens and closes, so the server's CPU time is read over
+ * exactly that window.
+ */
+const fanoutCores =
+  os.availableParallelism() > 2 ? `1-${os.availableParallelism() - 1}` : clientCore;
+const fanoutThreads = Math.max(1, os.availableParallelism() - 1);
+
+async function runFanout(peer, scenario) {
+  const server = await startPeer({ ...peer, ...peer.fanout });
+  try {
+    const cpu = {};
+    const result = await loadgen(
+      [
+        ...['--host', '127.0.0.1', '--port', String(server.port), '--path', '/fanout'],
+        ...['--mode', 'fanout', ...scenario.args, '--threads', String(fanoutThreads)],
+        ...['--duration', String(duration), '--warmup', String(warmup)],
+        ...(peer.raw ? ['--raw'] : []),
+        ...(peer.fanout.lapps ? ['--lapps'] : []),
+      ],
+      {
+        cores: fanoutCores,
+        onLine: (obj) => {
+          if (obj.event === 'window') cpu[obj.phase] = cpuSeconds(server.pid);
+        },
+      },
+    );
+    const serverCpu = cpu.end !== undefined && cpu.start !== undefined ? cpu.end - cpu.start : null;
+    return {
+      ...result,
+      cpuUsPerDelivery:
+        serverCpu !== null && result.deliveries ? (serverCpu * 1e6) / result.deliveries : null,
+      peakRssKb: procStatus(server.pid).hwmKb,
+    };
+  } finally {
+    await stopPeer(server);
+  }
+}
+
 async function runScenario(peer, scenario) {
+  if (scenario.mode === 'fanout') {
+    if (!peer.fanout) return { skipped: 'no broadcast server (echo peer)' };
+    return runFanout(peer, scenario);
+  }
+  if (peer.fanoutOnly) return { skipped: 'fan-out peer' };
   // The raw TCP echo speaks no WebSocket: it is a ceiling for echo throughput only.
   if (peer.raw && scenario.mode) return { skipped: 'no WebSocket handshake (echo ceiling only)' };
   const server = await startPeer(peer);
@@ -665,6 +809,18 @@ function table(rows) {
     .join('\n');
 }
 
+const fanoutColumns = [
+  'deliveries/s',
+  'vs tcp-fanout',
+  'vs ws',
+  'p50 µs',
+  'p99 µs',
+  'p99 vs tcp',
+  'CPU µs/delivery',
+  'drops',
+  'errors',
+];
+
 function report(results) {
   const lines = [];
   for (const scenario of scenarios) {
@@ -687,6 +843,8 @@ function report(results) {
               ]),
       ],
     ];
+    // Fan-out rows have columns of their own: ratios to the raw TCP ceiling and to ws.
+    if (scenario.mode === 'fanout') rows[0] = [scenario.label, ...fanoutColumns];
     // TLS peers are compared with lapps over TLS, the others with plain lapps.
     const lappsRate = (peer) =>
       results[peer.tls ? 'lapps-tls' : 'lapps']?.[scenario.name]?.msgs_per_sec;
@@ -698,7 +856,22 @@ function report(results) {
         rows.push([peer.label, `failed: ${r.error.split('\n')[0]}`]);
         continue;
       }
-      if (scenario.mode === 'idle') {
+      if (scenario.mode === 'fanout') {
+        const ref = (name) => results[name]?.[scenario.name];
+        const ratio = (a, b) => (a && b ? `${fmt(a / b, 2)}x` : '-');
+        rows.push([
+          peer.fanout?.label ?? peer.label,
+          fmt(r.deliveries_per_sec),
+          ratio(r.deliveries_per_sec, ref('tcp-fanout')?.deliveries_per_sec),
+          ratio(r.deliveries_per_sec, ref('ws')?.deliveries_per_sec),
+          fmt(r.latency_us?.p50),
+          fmt(r.latency_us?.p99),
+          ratio(r.latency_us?.p99, ref('tcp-fanout')?.latency_us?.p99),
+          fmt(r.cpuUsPerDelivery, 3),
+          fmt(r.drops + (r.subscribers_lost ?? 0)),
+          fmt(r.errors),
+        ]);
+      } else if (scenario.mode === 'idle') {
         rows.push([
           peer.label,
           fmt(r.opened),
