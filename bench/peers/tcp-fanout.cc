@@ -8,7 +8,8 @@
 //                      server frames, so subscribers parse them as a server's)
 //   "go <n> <size>\n"  the built-in publisher: n messages of <size> payload bytes, built as
 //                      server frames (sequence number, CLOCK_MONOTONIC ns, filler) into
-//                      one buffer and written to every subscriber
+//                      one buffer and written to every subscriber (the "go" lines of one
+//                      read together, as a read of the publisher is forwarded whole)
 //   "rate <r> <size>\n" the built-in publisher from now on: r messages per second (a
 //                      timerfd), each written to every subscriber when it is due,
 //                      until the connection that sent it closes
@@ -278,7 +279,8 @@ class Server {
   }
 
   // A command line from a connection that has no role yet (or a control connection).
-  bool command(Conn* c, const std::string& line) {
+  // "go" adds to *credit, published by the caller once the read's lines are all taken.
+  bool command(Conn* c, const std::string& line, uint64_t* credit) {
     uint64_t a = 0, b = 0;
     if (line == "sub") {
       c->role = Role::kSubscriber;
@@ -293,7 +295,7 @@ class Server {
     }
     if (std::sscanf(line.c_str(), "go %" SCNu64 " %" SCNu64, &a, &b) == 2 && b >= 16) {
       size_ = size_t(b);
-      publish(a);
+      *credit += a;
       return true;
     }
     if (std::sscanf(line.c_str(), "rate %" SCNu64 " %" SCNu64, &a, &b) == 2 && a > 0 && b >= 16) {
@@ -329,19 +331,26 @@ class Server {
     if (c->role == Role::kPublisher) return broadcast(p, n);
     if (c->role == Role::kSubscriber) return;  // subscribers have nothing more to say
     // Command lines, until a role that takes the rest of the bytes ("pub").
+    uint64_t credit = 0;
     while (n > 0 && c->role != Role::kPublisher) {
       const uint8_t* nl = static_cast<const uint8_t*>(std::memchr(p, '\n', n));
       size_t take = nl ? size_t(nl - p) : n;
       c->line.append(reinterpret_cast<const char*>(p), take);
       if (c->line.size() > kMaxLine) return drop(c);
-      if (!nl) return;
+      if (!nl) {
+        n = 0;  // the partial line waits in c->line
+        break;
+      }
       p += take + 1;
       n -= take + 1;
       std::string line;
       line.swap(c->line);
-      if (!command(c, line)) return drop(c);
+      if (!command(c, line, &credit)) return drop(c);
       if (c->role == Role::kSubscriber) return;
     }
+    // Every "go" credit of this read in one buffer: one write per subscriber, as a
+    // publisher read carrying several messages is forwarded.
+    if (credit > 0) publish(credit);
     if (n > 0) broadcast(p, n);
   }
 
