@@ -513,7 +513,9 @@ async function startPeer(peer) {
 }
 
 async function stopPeer(p) {
-  if (p.child.exitCode !== null) return;
+  // Gone already (exited, or killed by a signal: then exitCode stays null and no 'exit'
+  // event would come again, so waiting for one would end the run silently).
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
   const exited = new Promise((r) => p.child.once('exit', r));
   p.child.kill('SIGTERM');
   const timer = setTimeout(() => p.child.kill('SIGKILL'), 5000);

@@ -54,6 +54,7 @@ struct Conn {
   explicit Conn(int f) : fd(f) {}
   int fd;
   Role role = Role::kNew;
+  bool dead = false;             // dropped; freed after the current epoll batch
   size_t slot = 0;               // index in the subscriber list
   std::string line;              // a command line being read
   std::vector<uint8_t> pending;  // bytes the socket did not take yet, in order
@@ -131,6 +132,7 @@ class Server {
       close(c->fd);
       delete c;
     }
+    for (Conn* c : dropped_) delete c;
     close(timerFd_);
     close(ep_);
   }
@@ -155,6 +157,10 @@ class Server {
           onConn(static_cast<Conn*>(tag), events[i].events);
         }
       }
+      // A broadcast may drop a subscriber whose own event is later in this batch: free
+      // dropped connections only once the batch is done.
+      for (Conn* c : dropped_) delete c;
+      dropped_.clear();
     }
   }
 
@@ -191,6 +197,7 @@ class Server {
   }
 
   void drop(Conn* c) {
+    if (c->dead) return;
     if (c == rateOwner_) {  // the publisher's pace ends with the connection that set it
       itimerspec off{};
       timerfd_settime(timerFd_, 0, &off, nullptr);
@@ -205,7 +212,8 @@ class Server {
     }
     conns_[c->fd] = nullptr;
     close(c->fd);
-    delete c;
+    c->dead = true;
+    dropped_.push_back(c);
   }
 
   // Writes to one subscriber, after whatever it has parked. False: it is dead.
@@ -313,11 +321,11 @@ class Server {
   }
 
   void onConn(Conn* c, uint32_t events) {
+    if (c->dead) return;
     if (events & (EPOLLERR | EPOLLHUP)) return drop(c);
     if ((events & EPOLLOUT) && c->pendingOff < c->pending.size()) {
-      const int fd = c->fd;
       flushPending(c);
-      if (conns_[fd] != c) return;  // dropped (c is gone)
+      if (c->dead) return;
     }
     if (!(events & EPOLLIN)) return;
     const ssize_t r = recv(c->fd, buf_.get(), kReadSize, 0);
@@ -359,8 +367,9 @@ class Server {
   int sigFd_;
   int timerFd_;
   std::unique_ptr<uint8_t[]> buf_;
-  std::vector<Conn*> conns_;  // indexed by fd
-  std::vector<Conn*> subs_;   // subscribers, in no particular order
+  std::vector<Conn*> conns_;    // indexed by fd
+  std::vector<Conn*> subs_;     // subscribers, in no particular order
+  std::vector<Conn*> dropped_;  // to free after the current epoll batch
   std::vector<uint8_t> frames_;
   uint64_t seq_ = 0;
   size_t size_ = 32;
