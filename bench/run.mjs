@@ -403,7 +403,7 @@ const allScenarios = [
     full: true,
   },
   // Fan-out: N subscribers on one channel, one publisher (lapps-loadgen --mode fanout).
-  // Flat out: at most `window` (8) publishes in flight; "-server": the server's own
+  // Flat out: at most `--window` (32) publishes in flight; "-server": the server's own
   // publisher, paced by credits; rate200: 200 publishes/s, for latency.
   ...[
     ['1k', 1000, '32', 32],
