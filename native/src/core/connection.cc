@@ -376,12 +376,12 @@ void Connection::serveBacklog(Worker& w) {
     backlogOff += parseSlice(w, data + backlogOff, backlog.size() - backlogOff);
   }
   // Measured per slice, not per message: the next slice of this instance's connections
-  // takes about Worker::kSliceNs.
+  // takes about Worker::sliceNs_.
   const uint64_t done = w.sliceCalls_;
   const uint64_t ns = clockNs(CLOCK_MONOTONIC) - started;
-  if (done && ns > Worker::kSliceNs) {
-    instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * Worker::kSliceNs / ns)));
-  } else if (done >= quota && ns < Worker::kSliceNs / 2) {
+  if (done && ns > w.sliceNs_) {
+    instance->setSliceMessages(uint32_t(std::max<uint64_t>(1, done * w.sliceNs_ / ns)));
+  } else if (done >= quota && ns < w.sliceNs_ / 2) {
     instance->setSliceMessages(std::min(Worker::kMaxSliceMessages, quota * 2));
   }
 

@@ -62,8 +62,12 @@ class OutQueue {
 
   // Queues a shared buffer (whole) by reference.
   void appendShared(SharedBuffer* b) {
-    if (segs_.capacity() == 0) segs_.reserve(kInitialSegments);
     b->retain();
+    appendRetained(b);
+  }
+  // The same, with a reference the caller took for this queue.
+  void appendRetained(SharedBuffer* b) {
+    if (segs_.capacity() == 0) segs_.reserve(kInitialSegments);
     segs_.push_back(Seg{b, 0, uint32_t(b->size()), Kind::Shared});
     bytes_ += b->size();
   }

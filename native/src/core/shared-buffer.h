@@ -26,7 +26,7 @@ class SharedBuffer {
     return new (mem) SharedBuffer(capacity);
   }
 
-  void retain() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void retain(uint32_t n = 1) { refs_.fetch_add(n, std::memory_order_relaxed); }
   // Drops a reference; the last one returns the buffer to `pool` (the caller's thread's
   // pool, or null) or frees it.
   inline void release(BufferPool* pool = nullptr);

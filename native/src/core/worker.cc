@@ -56,7 +56,8 @@ Worker::Worker(Server& server, uint32_t index)
   // kSliceNs for sure, never earlier (that would only cut fast handlers' batches short).
   timespec res{};
   ::clock_getres(CLOCK_MONOTONIC_COARSE, &res);
-  sliceLimitNs_ = kSliceNs + uint64_t(res.tv_sec) * 1000000000 + uint64_t(res.tv_nsec);
+  clockResNs_ = uint64_t(res.tv_sec) * 1000000000 + uint64_t(res.tv_nsec);
+  sliceLimitNs_ = kSliceNs + clockResNs_;
 }
 
 Worker::~Worker() {
@@ -145,9 +146,18 @@ void Worker::run() {
     }
     if (!backlog_.empty()) serveBacklogs();
     // Handlers run during flushes and teardowns may dirty or kill other connections.
-    while (!dirtyList_.empty() || !deadList_.empty()) {
-      flushDirty();
-      reapDead();
+    if (!dirtyList_.empty() || !deadList_.empty()) {
+      const bool timed = dirtyList_.size() >= kTimedFlush;
+      const uint64_t started = timed ? clockNs(CLOCK_MONOTONIC) : 0;
+      while (!dirtyList_.empty() || !deadList_.empty()) {
+        flushDirty();
+        reapDead();
+      }
+      if (timed) {
+        adaptSlice(clockNs(CLOCK_MONOTONIC) - started);
+      } else if (sliceNs_ != kSliceNs) {
+        adaptSlice(0);
+      }
     }
     if (stopping_ && liveConnections_ == 0) break;
   }
@@ -837,15 +847,23 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
   const std::vector<uint64_t>* subscribers = subscriptions_.of(channel);
   if (!subscribers) return;
   const uint64_t hwm = server_.settings().outboundHighWaterMark;
-  for (uint64_t handle : *subscribers) {
-    Connection* c = lookup(handle);
+  // One reference per subscriber, taken at once (one atomic add, not one per subscriber);
+  // those not used are dropped at the end. A slow consumer's makeRoom may run handlers
+  // that change the subscriptions: the list is walked by index.
+  const size_t n = subscribers->size();
+  frame->retain(uint32_t(n));
+  uint32_t queued = 0;
+  for (size_t i = 0; i < n && i < subscribers->size(); ++i) {
+    Connection* c = lookup((*subscribers)[i]);
     // Subscriptions are removed at teardown; a closing connection just gets nothing.
     if (!c || c->state != ConnState::Open) continue;
     if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
-    c->out.appendShared(frame);
-    stats_->add(Counter::MessagesOut);
+    c->out.appendRetained(frame);
+    ++queued;
     c->markDirty(*this);
   }
+  stats_->add(Counter::MessagesOut, queued);
+  for (size_t i = queued; i < n; ++i) frame->release(&pool_);
 }
 
 void Worker::post(std::function<void()> fn) {

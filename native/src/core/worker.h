@@ -174,6 +174,21 @@ class Worker final : public ServiceHost, public Loop {
   // turn, after the other connections' events, and does not block in epoll_wait while any
   // is left.
   static constexpr uint64_t kSliceNs = 2'000'000;
+  // A turn's flush that writes to many connections (a broadcast) can cost more than a
+  // slice: then the slice grows towards the flush's length (at most kMaxSliceNs), so that
+  // the publishes of one read are handled in one turn and each subscriber's write carries
+  // all of them, instead of one write per subscriber per publish. The turn grows by at most
+  // what its flush costs anyway. Flushes of fewer than kTimedFlush connections are not timed
+  // (they cost no clock reads) and let the slice shrink back.
+  static constexpr uint64_t kMaxSliceNs = 20'000'000;
+  static constexpr size_t kTimedFlush = 256;
+  void adaptSlice(uint64_t flushNs) {
+    const uint64_t target = std::clamp(flushNs, kSliceNs, kMaxSliceNs);
+    sliceNs_ = (sliceNs_ * 3 + target) / 4;
+    sliceLimitNs_ = sliceNs_ + clockResNs_;
+  }
+  uint64_t sliceNs_ = kSliceNs;
+  uint64_t clockResNs_ = 0;  // of the coarse clock sliceTimeLeft reads
   static constexpr uint32_t kMaxSliceMessages = 1u << 16;
   void startSlice(uint32_t messages) {
     sliceLeft_ = messages;
