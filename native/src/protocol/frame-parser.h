@@ -55,9 +55,9 @@ struct FrameParserState {
   Opcode message = Opcode::Continuation;  // Text/Binary of the open message; Continuation = none
   bool inPayload = false;     // header consumed, payload (possibly empty) still to process
   uint8_t headerFill = 0;     // header bytes held below (header split across reads)
+  uint32_t fragments = 0;     // frames of the open data message, current frame incl.
   uint64_t remaining = 0;     // payload bytes of the current frame not yet seen
   uint64_t messageBytes = 0;  // declared payload of the open data message, current frame incl.
-  uint32_t fragments = 0;     // frames of the open data message, current frame incl.
   Utf8Validator utf8;         // progress through the open text message
   Opcode opcode = Opcode::Continuation;  // current frame
   bool fin = false;                      // FIN of the current frame
