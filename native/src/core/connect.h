@@ -75,35 +75,66 @@ struct ConnInfo {
 
 // The ConnInfo of each open connection of one worker, by slot, readable from other
 // workers (a service may ask about any of its connections). The owner publishes and
-// clears; readers copy the pointer under the lock, then read without it.
+// clears; a reader gets a copy made under the lock. Stored compactly, in chunks that are
+// never moved (no capacity doubling): about 80 bytes per slot, the user value on the heap
+// only when a service set one. Asking (ws:info) is rare next to holding.
 class ConnInfoTable {
  public:
-  void publish(uint32_t slot, uint32_t generation, std::shared_ptr<const ConnInfo> info) {
+  void publish(uint32_t slot, uint32_t generation, ConnInfo&& info) {
     std::lock_guard lock(mutex_);
-    if (slot >= entries_.size()) entries_.resize(size_t(slot) + 1);
-    entries_[slot] = {generation, std::move(info)};
+    const size_t chunk = slot / kChunk;
+    if (chunk >= chunks_.size()) chunks_.resize(chunk + 1);
+    if (!chunks_[chunk]) chunks_[chunk] = std::make_unique<Entry[]>(kChunk);
+    Entry& e = chunks_[chunk][slot % kChunk];
+    e.generation = generation;
+    e.service = info.service;
+    e.pathLen = info.pathLen;
+    e.peer = info.peer;
+    e.target = std::move(info.target);
+    if (info.user.kind != UserValue::Kind::None) {
+      e.user = std::make_unique<UserValue>(std::move(info.user));
+    }
   }
   void clear(uint32_t slot) {
-    std::shared_ptr<const ConnInfo> old;  // freed outside the lock
+    std::string target;  // freed outside the lock
+    std::unique_ptr<UserValue> user;
     std::lock_guard lock(mutex_);
-    if (slot < entries_.size()) {
-      old = std::move(entries_[slot].info);
-      entries_[slot].generation = 0;
+    if (Entry* e = entry(slot)) {
+      e->generation = 0;
+      target.swap(e->target);
+      user = std::move(e->user);
     }
   }
   std::shared_ptr<const ConnInfo> find(uint32_t slot, uint32_t generation) const {
+    auto info = std::make_shared<ConnInfo>();
     std::lock_guard lock(mutex_);
-    if (slot >= entries_.size() || entries_[slot].generation != generation) return nullptr;
-    return entries_[slot].info;
+    const Entry* e = entry(slot);
+    if (!e || e->generation != generation) return nullptr;
+    info->peer = e->peer;
+    info->target = e->target;
+    info->pathLen = e->pathLen;
+    info->service = e->service;
+    if (e->user) info->user = *e->user;
+    return info;
   }
 
  private:
+  static constexpr size_t kChunk = 256;
   struct Entry {
-    uint32_t generation = 0;
-    std::shared_ptr<const ConnInfo> info;
+    uint32_t generation = 0;  // 0: no open connection
+    uint32_t service = 0;
+    uint32_t pathLen = 0;
+    PeerAddress peer{};
+    std::string target;
+    std::unique_ptr<UserValue> user;  // null: none
   };
+  // Const, yet the entry is not: the chunks are the table's, its fields the owner's.
+  Entry* entry(uint32_t slot) const {
+    const size_t chunk = slot / kChunk;
+    return chunk < chunks_.size() && chunks_[chunk] ? &chunks_[chunk][slot % kChunk] : nullptr;
+  }
   mutable std::mutex mutex_;
-  std::vector<Entry> entries_;
+  std::vector<std::unique_ptr<Entry[]>> chunks_;
 };
 
 }  // namespace lapps

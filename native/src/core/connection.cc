@@ -51,7 +51,8 @@ struct FrameSink {
     }
     if (first) c.message.clear();
     // Room for the rest of this frame at once (its length is known from the header).
-    size_t want = c.message.size() + len + size_t(c.parser.remaining);
+    const FrameParserState& st = c.parser ? *c.parser : w.restParser_;  // the one parsing
+    size_t want = c.message.size() + len + size_t(st.remaining);
     if (want > c.message.capacity()) c.message.reserve(want);
     c.message.append(reinterpret_cast<const char*>(data), len);
     if (last) {
@@ -268,20 +269,24 @@ void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserVa
   opened = true;
   w.directory_.publish(slot, generation, svc->settings.index);
   {
-    auto info = std::make_shared<ConnInfo>();
-    info->peer = peer;
-    info->target.assign(req.target);
+    ConnInfo info;
+    info.peer = peer;
+    info.target.assign(req.target);
     size_t q = req.target.find('?');
-    info->pathLen = uint32_t(q == std::string_view::npos ? req.target.size() : q);
-    info->service = svc->settings.index;
-    info->user = std::move(user);
+    info.pathLen = uint32_t(q == std::string_view::npos ? req.target.size() : q);
+    info.service = svc->settings.index;
+    info.user = std::move(user);
     w.infos_.publish(slot, generation, std::move(info));
   }
   w.stats_->add(Counter::HandshakesOk);
   if (w.accessLog_) [[unlikely]]
     w.logHandshake(*this, 101, {});
-  markDirty(w);
   w.scheduleActivityTimer(*this);
+  // Written now, not at the end of the batch: a fresh socket takes it whole, so the queue
+  // gives its storage back at once and an idle connection keeps none (docs/memory.md).
+  flush(w);
+  if (state == ConnState::Dead) return;  // the write failed
+  if (out.empty()) out.clear(&w.pool_);
 
   // Bytes that followed the request belong to the WebSocket stream.
   std::unique_ptr<HandshakeData> h = std::move(hs);
@@ -310,7 +315,8 @@ void Connection::finishAndDrain(Worker& w) {
 }
 
 void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
-  if (backlogOff < backlog.size()) [[unlikely]] {
+  // One test for the two rare cases: bytes in the backlog, a parser state of its own.
+  if (leftover && backlogOff < backlog.size()) [[unlikely]] {
     // Read while unparsed bytes wait (the last read of a stop): they go behind them.
     backlog.erase(0, backlogOff);
     backlog.append(reinterpret_cast<const char*>(data), len);
@@ -318,27 +324,72 @@ void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
     return;
   }
   w.startSlice(instance->sliceMessages());
-  // parseSlice's body, inlined here: the read path is the hot one.
-  FrameSink sink{w, *this};
-  size_t used = parseFrames(parser, service->limits, data, len, sink);
+  size_t used;
+  if (!leftover || !parser) [[likely]] {
+    // parseSlice's body, inlined here: the read path is the hot one. The connection is at
+    // rest and parses with the worker's state, which is at rest whenever no parse runs (a
+    // state left mid-frame goes to its connection below): the compiler may take the
+    // parser's first checks of a pending frame or error as done.
+    FrameParserState& st = w.restParser_;
+    if (st.failed() || st.inPayload || st.headerFill || st.message != Opcode::Continuation)
+      __builtin_unreachable();
+    FrameSink sink{w, *this};
+    used = parseFrames(st, service->limits, data, len, sink);
+    if (!st.atRest()) [[unlikely]]
+      keepParser(w);
+  } else {
+    used = parseRead(w, data, len);
+  }
   w.dispatchBatch(*this);
   // The slice ended (or a handler suspended) before all of it was handled.
   if (used < len || !pending.empty()) keepBacklog(w, data + used, len - used);
 }
 
 size_t Connection::parseSlice(Worker& w, uint8_t* data, size_t len) {
-  FrameSink sink{w, *this};
-  size_t used = parseFrames(parser, service->limits, data, len, sink);
+  size_t used = parseRead(w, data, len);
   w.dispatchBatch(*this);
   return used;
 }
 
+size_t Connection::parseRead(Worker& w, uint8_t* data, size_t len) {
+  FrameParserState& st = parser ? *parser : w.restParser_;
+  FrameSink sink{w, *this};
+  size_t used = parseFrames(st, service->limits, data, len, sink);
+  if (!parser) {
+    if (!w.restParser_.atRest()) keepParser(w);
+  } else if (parser->atRest()) {
+    dropParser(w);
+  }
+  return used;
+}
+
+void Connection::keepParser(Worker& w) {
+  // The worker's state, left mid-frame, becomes this connection's (a spare one if any);
+  // the worker's is at rest again for the next connection.
+  if (w.spareParsers_.empty()) {
+    parser = std::make_unique<FrameParserState>(w.restParser_);
+  } else {
+    parser = std::move(w.spareParsers_.back());
+    w.spareParsers_.pop_back();
+    *parser = w.restParser_;
+  }
+  w.restParser_ = FrameParserState{};
+  leftover = true;
+}
+
+void Connection::dropParser(Worker& w) {
+  if (w.spareParsers_.size() < Worker::kSpareParsers) w.spareParsers_.push_back(std::move(parser));
+  parser.reset();
+  leftover = !backlog.empty();
+}
+
 void Connection::keepBacklog(Worker& w, const uint8_t* data, size_t len) {
   // Past a close frame or a protocol error nothing more is parsed: the rest is dropped.
-  if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) return;
+  if ((state != ConnState::Open && state != ConnState::Closing) || parserFailed()) return;
   if (backlog.capacity() < len) w.lendString(backlog, len);
   backlog.assign(reinterpret_cast<const char*>(data), len);
   backlogOff = 0;
+  leftover = true;
   pauseReading(w);
   if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
 }
@@ -385,10 +436,11 @@ void Connection::serveBacklog(Worker& w) {
     instance->setSliceMessages(std::min(Worker::kMaxSliceMessages, quota * 2));
   }
 
-  if ((state != ConnState::Open && state != ConnState::Closing) || parser.failed()) {
+  if ((state != ConnState::Open && state != ConnState::Closing) || parserFailed()) {
     // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
     w.recycle(backlog);
     backlogOff = 0;
+    leftover = parser != nullptr;
     pending.clear();
     if (state == ConnState::Draining) resumeReading(w);
     return;
@@ -396,6 +448,7 @@ void Connection::serveBacklog(Worker& w) {
   if (pending.empty() && backlogOff == backlog.size()) {
     w.recycle(backlog);
     backlogOff = 0;
+    leftover = parser != nullptr;
     if (w.stopping_ && state == ConnState::Open) {
       // Reading stays off: the connection closes once what it sent has been handled.
       w.closeIfDrained(*this);
@@ -619,7 +672,8 @@ void Connection::writeBlocked(Worker& w) {
   }
   if (outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && state == ConnState::Open) {
     outboundDeadlineMs = w.nowMs_ + s.slowConsumerTimeoutMs;
-    w.timers_.push(Worker::TimerEntry{outboundDeadlineMs, w.handleOf(*this), true});
+    w.timers_.push(
+        Worker::TimerEntry{outboundDeadlineMs, w.handleOf(*this) | Worker::TimerEntry::kOutbound});
   }
 }
 
@@ -648,7 +702,7 @@ void Connection::checkSlowConsumer(Worker& w) {
   uint64_t next = writeProgressMs + limit;
   if (overMarkSinceMs) next = std::min(next, overMarkSinceMs + limit);
   outboundDeadlineMs = next;
-  w.timers_.push(Worker::TimerEntry{next, w.handleOf(*this), true});
+  w.timers_.push(Worker::TimerEntry{next, w.handleOf(*this) | Worker::TimerEntry::kOutbound});
 }
 
 void Connection::onDeadline(Worker& w) {
@@ -711,7 +765,7 @@ void Connection::releaseTransport() {
     SSL_free(tls);
     tls = nullptr;
   }
-  tlsContext.reset();
+  if (hs) hs->tlsContext.reset();
 }
 
 // The worker's door to the writes, here with flush so that it is compiled (and inlined)

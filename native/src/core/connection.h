@@ -10,7 +10,6 @@
 #include <sys/socket.h>
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,6 +20,7 @@
 #include "core/connect.h"
 #include "core/out-queue.h"
 #include "core/peer-address.h"
+#include "core/pending-queue.h"
 #include "protocol/frame-parser.h"
 #include "protocol/handshake-parser.h"
 #include "protocol/opcode.h"
@@ -50,6 +50,9 @@ struct HandshakeData {
   // request is complete; bytes that arrive meanwhile are kept here, behind it, and reading
   // pauses once the buffer is full.
   bool waiting = false;
+  // wss: the context that made the session, kept through the handshake (the session holds
+  // references to what its SNI callback needs; nothing of it is used after the 101).
+  std::shared_ptr<const TlsServerContext> tlsContext;
 };
 
 class Connection {
@@ -118,6 +121,13 @@ class Connection {
   void onBytesRead(Worker& w, char* buf, size_t n);
   void onFrameBytes(Worker& w, uint8_t* data, size_t len);
   void keepBacklog(Worker& w, const uint8_t* data, size_t len);
+  // Parses with the connection's frame parser state, or the worker's while it is at rest;
+  // after it, a state left mid-frame goes from the worker to the connection (keepParser),
+  // and the connection's own goes back to the worker's spares once at rest (dropParser).
+  size_t parseRead(Worker& w, uint8_t* data, size_t len);
+  void keepParser(Worker& w);
+  void dropParser(Worker& w);
+  bool parserFailed() const { return parser && parser->failed(); }
   // Parses data (in place) up to the end of the slice; returns the bytes consumed.
   size_t parseSlice(Worker& w, uint8_t* data, size_t len);
   // Our close frame, after any pong still owed (nothing may follow a close frame).
@@ -158,6 +168,10 @@ class Connection {
   bool addressPending = false;
   bool tlsWantsWrite = false;  // SSL_read needs the socket writable (handshake bytes pending)
   bool backlogged = false;     // in the worker's list of connections with work left (backlog_)
+  // The backlog holds bytes or the connection has a frame parser state of its own: the
+  // read path tests this one flag for both (kept by keepBacklog, serveBacklog, keepParser
+  // and dropParser).
+  bool leftover = false;
   // A pong owed while writes are blocked (RFC 6455 §5.5.3 lets us answer only the most
   // recent ping): it is queued once the queue ahead of it is written, so a client that
   // pings without reading holds one pending pong, not a growing queue.
@@ -165,11 +179,7 @@ class Connection {
   uint8_t pongLen = 0;
   std::unique_ptr<uint8_t[]> pong;  // its payload (125 bytes at most), allocated when first owed
 
-  struct PendingMessage {
-    std::string data;
-    int opcode;
-  };
-  std::deque<PendingMessage> pending;  // messages parsed while held, in order
+  PendingQueue pending;  // messages parsed while held, in order
   // Bytes read but not parsed yet: what followed the end of a slice (the connection had
   // its share of the loop turn) or a suspended handler. Parsed in place, from backlogOff,
   // before anything else is read from the socket (reading is paused meanwhile).
@@ -180,14 +190,18 @@ class Connection {
   ServiceInstance* instance = nullptr;
   std::unique_ptr<HandshakeData> hs;
 
-  FrameParserState parser{};
+  // The frame parser's state between reads, only while a frame or a fragmented message is
+  // unfinished (or parsing failed): at rest, which is between nearly all reads, the
+  // connection parses with the worker's state and holds none.
+  std::unique_ptr<FrameParserState> parser;
   std::string message;  // reassembly of a fragmented message
   OutQueue out;
   std::vector<uint64_t> channels;  // broadcast channels subscribed to (usually none)
 
   uint64_t acceptedMs = 0;  // the access log's duration
   uint64_t lastActivityMs = 0;
-  uint64_t deadlineMs = 0;  // the timer entry that is current for this connection
+  uint64_t deadlineMs = 0;     // the timer entry that is current for this connection
+  uint64_t timerQueuedMs = 0;  // the deadline of its entry in the timer heap (0: none)
   // Slow-consumer watch, while a write would block (epollOut): when bytes last went out,
   // since when the queue has been above the high-water mark (0: not above), and the
   // current entry of the watch in the timer heap (0: none).
@@ -199,9 +213,8 @@ class Connection {
   // X-Forwarded-For / Forwarded from trusted_proxies) once known.
   PeerAddress peer{};
 
-  // wss: the session, and the context that made it (its SNI callback needs it alive).
+  // wss: the session.
   SSL* tls = nullptr;
-  std::shared_ptr<const TlsServerContext> tlsContext;
 };
 
 }  // namespace lapps

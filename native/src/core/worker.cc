@@ -238,7 +238,7 @@ void Worker::onListener(size_t index) {
     armTimer(*c, nowMs_ + (proxied ? s.proxyProtocolTimeoutMs : s.handshakeTimeoutMs));
     if (tls) {
       c->tls = tls->newSession(cfd);
-      c->tlsContext = tls;
+      c->hs->tlsContext = tls;
       if (!c->tls) {
         logRepeated(tlsSessionErrors_, LogLevel::Error,
                     "TLS: cannot create a session (out of memory?)");
@@ -346,7 +346,7 @@ void Worker::completeHandshake(Connection& c) {
     m.counted = c.counted;
     m.acceptedMs = c.acceptedMs;
     m.tls = c.tls;
-    m.tlsContext = std::move(c.tlsContext);
+    m.tlsContext = std::move(h.tlsContext);
     remove(c.fd);
     c.fd = -1;  // no longer ours: teardown must not close it, free its TLS or uncount it
     c.tls = nullptr;
@@ -532,9 +532,9 @@ void Worker::adopt(InboxMessage& m) {
   c->counted = m.counted;
   c->acceptedMs = m.acceptedMs;
   c->tls = m.tls;
-  c->tlsContext = std::move(m.tlsContext);
   const Settings& s = server_.settings();
   c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
+  c->hs->tlsContext = std::move(m.tlsContext);
   c->hs->instance = m.instance;
   if (stopping_) {
     // Handed over after this worker began to stop: refused like any new client.
@@ -695,6 +695,11 @@ void Worker::releaseMemory(uint64_t spellBytes) {
 
 void Worker::armTimer(Connection& c, uint64_t deadline) {
   c.deadlineMs = deadline;
+  // One entry per connection while its deadline only moves later (the handshake's, then
+  // the activity deadlines): the entry queued is due first and queues the current deadline
+  // then (onTimers). An earlier deadline gets an entry of its own; the later one goes stale.
+  if (c.timerQueuedMs != 0 && c.timerQueuedMs <= deadline) return;
+  c.timerQueuedMs = deadline;
   timers_.push(TimerEntry{deadline, handleOf(c)});
 }
 
@@ -716,14 +721,20 @@ void Worker::onTimers() {
   while (!timers_.empty() && timers_.top().deadline <= nowMs_) {
     TimerEntry e = timers_.top();
     timers_.pop();
-    Connection* c = lookup(e.handle);
+    Connection* c = lookup(e.handle());
     if (!c || c->state == ConnState::Dead) continue;
-    if (e.outbound) {
+    if (e.outbound()) {
       if (c->outboundDeadlineMs == e.deadline) c->checkSlowConsumer(*this);
       continue;
     }
-    // Entries are never removed early; one that is no longer current is skipped here.
-    if (c->deadlineMs == e.deadline) c->onDeadline(*this);
+    // Entries are never removed early; one that is no longer queued is skipped here.
+    if (c->timerQueuedMs != e.deadline) continue;
+    c->timerQueuedMs = 0;
+    if (c->deadlineMs == e.deadline) {
+      c->onDeadline(*this);
+    } else if (c->deadlineMs > e.deadline) {
+      armTimer(*c, c->deadlineMs);  // moved later meanwhile
+    }
   }
 }
 

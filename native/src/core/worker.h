@@ -265,10 +265,14 @@ class Worker final : public ServiceHost, public Loop {
   std::vector<uint64_t> deadList_;
   size_t liveConnections_ = 0;
 
+  // 16 bytes: the heap holds about one per connection.
   struct TimerEntry {
+    static constexpr uint64_t kOutbound = uint64_t(1) << 63;  // above every handle
     uint64_t deadline;
-    uint64_t handle;
-    bool outbound = false;  // the slow-consumer watch (Connection::outboundDeadlineMs)
+    uint64_t tagged;  // the handle, | kOutbound for the slow-consumer watch
+    uint64_t handle() const { return tagged & ~kOutbound; }
+    // The slow-consumer watch (Connection::outboundDeadlineMs), not the connection's deadline.
+    bool outbound() const { return (tagged & kOutbound) != 0; }
     bool operator>(const TimerEntry& o) const { return deadline > o.deadline; }
   };
   std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<TimerEntry>> timers_;
@@ -298,6 +302,11 @@ class Worker final : public ServiceHost, public Loop {
   AccessLimiter accessLimiter_;          // refusals logged per address (core/access-log.h)
   std::vector<uint64_t> readAgain_;      // TLS connections with decrypted bytes left after a pause
   std::unique_ptr<uint8_t[]> tlsStage_;  // small frames gathered into one TLS record
+  // The frame parser's state of a connection at rest (Connection::parser is null), and
+  // states given back by connections that came to rest, for the next that stops mid-frame.
+  FrameParserState restParser_{};
+  static constexpr size_t kSpareParsers = 64;
+  std::vector<std::unique_ptr<FrameParserState>> spareParsers_;
   bool memoryTickArmed_ = false;
   uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
   uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet

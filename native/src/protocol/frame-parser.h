@@ -50,25 +50,36 @@ struct ParserLimits {
 
 // Per-connection parser state; zero/default-initialised means "between frames".
 struct FrameParserState {
+  // First, together: all four are zero between messages, when nothing is pending (atRest).
+  ParseError error = ParseError::None;    // sticky
+  Opcode message = Opcode::Continuation;  // Text/Binary of the open message; Continuation = none
+  bool inPayload = false;     // header consumed, payload (possibly empty) still to process
+  uint8_t headerFill = 0;     // header bytes held below (header split across reads)
+  uint32_t fragments = 0;     // frames of the open data message, current frame incl.
   uint64_t remaining = 0;     // payload bytes of the current frame not yet seen
   uint64_t messageBytes = 0;  // declared payload of the open data message, current frame incl.
-  uint32_t fragments = 0;     // frames of the open data message, current frame incl.
   Utf8Validator utf8;         // progress through the open text message
-  ParseError error = ParseError::None;    // sticky
-  Opcode opcode = Opcode::Continuation;   // current frame
-  Opcode message = Opcode::Continuation;  // Text/Binary of the open message; Continuation = none
-  bool fin = false;                       // FIN of the current frame
-  bool inPayload = false;       // header consumed, payload (possibly empty) still to process
-  bool messageStarted = false;  // onData(first = true) was already called for this message
-  uint8_t maskOffset = 0;       // payload bytes of the current frame seen, mod 4 (server)
-  uint8_t mask[4] = {};         // masking key of the current frame (server)
-  uint8_t headerFill = 0;       // header bytes held below (header split across reads)
+  Opcode opcode = Opcode::Continuation;  // current frame
+  bool fin = false;                      // FIN of the current frame
+  bool messageStarted = false;           // onData(first = true) was already called for this message
+  uint8_t maskOffset = 0;                // payload bytes of the current frame seen, mod 4 (server)
+  uint8_t mask[4] = {};                  // masking key of the current frame (server)
   uint8_t header[14] = {};
   uint8_t controlFill = 0;  // control payload bytes held below (payload split across reads)
   uint8_t control[125] = {};
 
   bool failed() const { return error != ParseError::None; }
+  // Between messages, with no error: a fresh state would parse what follows the same way
+  // (the other fields are set again when the next frame begins). One load and compare:
+  // the server asks after every read (core/connection.cc).
+  bool atRest() const {
+    uint32_t first4;
+    std::memcpy(&first4, this, sizeof first4);
+    return first4 == 0;
+  }
 };
+
+static_assert(offsetof(FrameParserState, headerFill) == 3, "atRest() reads the first 4 bytes");
 
 namespace detail {
 
