@@ -168,8 +168,10 @@ class MessageQueue {
   }
 
   // Moves up to `most` of the oldest items (fewer: see kBatchItems, kBatchBytes) into
-  // `out`, which must be empty, and returns how many. When the queue is empty and `host`
-  // is given, registers `notify` as for post.
+  // `out`, which must be empty, and returns how many. The caller hands out the first of
+  // them at once (out.pop()): size() no longer counts it, even on a thread that a wake-up
+  // of this take lets run before that pop. When the queue is empty and `host` is given,
+  // registers `notify` as for post.
   size_t take(QueueBatch& out, size_t most, Host* host, std::function<void()> notify,
               uint64_t* waitKey);
 
@@ -341,7 +343,7 @@ inline size_t MessageQueue::take(QueueBatch& out, size_t most, Host* host,
     bytes_ -= batchBytes + n * kItemOverhead;
     out.next_ = 0;
     out.count_ = uint32_t(n);
-    out.left_.store(uint32_t(n), std::memory_order_relaxed);
+    out.left_.store(uint32_t(n - 1), std::memory_order_relaxed);  // the first is handed out
     if (count_ == 0 && ringSize_ > kKeepRingSlots) {
       ring_.reset();
       ringSize_ = 0;
