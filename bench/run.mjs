@@ -613,6 +613,9 @@ async function runFanout(peer, scenario) {
   }
 }
 
+/** How long an idle server is left to settle before its RSS is read (its memory tick is 1 s). */
+const kIdleSettleMs = 3000;
+
 async function runScenario(peer, scenario) {
   if (scenario.mode === 'fanout') {
     if (!peer.fanout) return { skipped: 'no broadcast server (echo peer)' };
@@ -628,30 +631,46 @@ async function runScenario(peer, scenario) {
       ...(peer.tls ? ['--tls'] : []),
     ];
     if (scenario.mode === 'idle') {
+      // Two halves, opened one after the other, each held by its own load generator. The
+      // server's RSS is read once it has settled (kIdleSettleMs: its quiet-time trim has
+      // run) after each half: the total per connection is against the RSS before any
+      // connection, the marginal one is what the second half added, so it leaves out
+      // whatever the server allocated once (at start, or for its first connections).
       const before = procStatus(server.pid).rssKb;
+      const idleArgs = (n) => [
+        ...base,
+        ...['--mode', 'idle', '--connections', String(n)],
+        ...['--sources', '127.0.0.1,127.0.0.2,127.0.0.3', '--hold', '120'],
+      ];
+      const first = Math.floor(scenario.connections / 2);
+      const settle = () => new Promise((resolve) => setTimeout(resolve, kIdleSettleMs));
+      let half;
       let held;
-      const result = await loadgen(
-        [
-          ...base,
-          '--mode',
-          'idle',
-          '--connections',
-          String(scenario.connections),
-          '--sources',
-          '127.0.0.1,127.0.0.2,127.0.0.3',
-          '--hold',
-          '60',
-        ],
-        {
-          onLine: (obj, child) => {
-            // Let the server settle, read its RSS while every connection is held, release.
-            setTimeout(() => {
-              held = procStatus(server.pid);
-              child.stdin.end();
-            }, 1000);
+      let second;
+      const results = await new Promise((resolve, reject) => {
+        const a = loadgen(idleArgs(first), {
+          onLine: (_obj, childA) => {
+            settle()
+              .then(() => {
+                half = procStatus(server.pid);
+                second = loadgen(idleArgs(scenario.connections - first), {
+                  onLine: (_o, childB) => {
+                    settle().then(() => {
+                      held = procStatus(server.pid);
+                      childA.stdin.end();
+                      childB.stdin.end();
+                    });
+                  },
+                });
+                return Promise.all([a, second]);
+              })
+              .then(resolve, reject);
           },
-        },
-      );
+        });
+        a.catch(reject);
+      });
+      const [ra, rb] = results;
+      const opened = (ra.opened ?? 0) + (rb.opened ?? 0);
       const rss = held ?? procStatus(server.pid);
       const limit = peerFdLimit();
       return {
@@ -659,12 +678,15 @@ async function runScenario(peer, scenario) {
           scenario.connections >= limit
             ? `descriptor hard limit ${limit} on this machine: at most ~${limit} connections per process`
             : undefined,
-        opened: result.opened,
-        errors: result.errors,
-        tls: result.tls,
+        opened,
+        errors: (ra.errors ?? 0) + (rb.errors ?? 0),
+        tls: ra.tls,
         rssKb: rss.rssKb,
         baselineRssKb: before,
-        bytesPerConnection: result.opened ? ((rss.rssKb - before) * 1024) / result.opened : null,
+        halfRssKb: half?.rssKb,
+        bytesPerConnection: opened ? ((rss.rssKb - before) * 1024) / opened : null,
+        marginalBytesPerConnection:
+          rb.opened && half ? ((rss.rssKb - half.rssKb) * 1024) / rb.opened : null,
         peakRssKb: rss.hwmKb,
       };
     }
@@ -838,7 +860,7 @@ function report(results) {
       [
         scenario.label,
         ...(scenario.mode === 'idle'
-          ? ['opened', 'server RSS', 'bytes/conn', 'errors']
+          ? ['opened', 'server RSS', 'bytes/conn', 'marginal B/conn', 'errors']
           : scenario.mode === 'ramp'
             ? ['handshakes/s', 'CPU µs/hs', 'peak RSS', 'errors']
             : [
@@ -887,6 +909,7 @@ function report(results) {
           fmt(r.opened),
           `${fmt(r.rssKb / 1024, 1)} MiB`,
           fmt(r.bytesPerConnection),
+          fmt(r.marginalBytesPerConnection),
           fmt(r.errors),
         ]);
       } else if (scenario.mode === 'ramp') {
@@ -1012,7 +1035,7 @@ async function main() {
           r.skipped
             ? `skipped: ${r.skipped}`
             : scenario.mode === 'idle'
-              ? `${fmt(r.opened)} open, ${fmt(r.bytesPerConnection)} B/conn`
+              ? `${fmt(r.opened)} open, ${fmt(r.bytesPerConnection)} B/conn (marginal ${fmt(r.marginalBytesPerConnection)})`
               : scenario.mode === 'ramp'
                 ? `${fmt(r.handshakes_per_sec)} hs/s`
                 : `${fmt(r.msgs_per_sec)} msg/s`,
