@@ -125,7 +125,9 @@ struct FrameSink {
 void Connection::onEvent(Worker& w, uint32_t events) {
   // The one choice of transport for this event: everything below is instantiated per
   // transport.
-  if (tls) {
+  if (tlsRecords) {
+    onEvent<RecordTransport>(w, events);
+  } else if (tls) {
     onEvent<TlsTransport>(w, events);
   } else {
     onEvent<PlainTransport>(w, events);
@@ -165,7 +167,9 @@ bool Connection::inTlsHandshake() const {
 }
 
 void Connection::readBeforeStop(Worker& w) {
-  if (tls) {
+  if (tlsRecords) {
+    readBeforeStop<RecordTransport>(w);
+  } else if (tls) {
     readBeforeStop<TlsTransport>(w);
   } else {
     readBeforeStop<PlainTransport>(w);
@@ -565,7 +569,9 @@ void Connection::resumeReading(Worker& w) {
 }
 
 void Connection::flush(Worker& w) {
-  if (tls) {
+  if (tlsRecords) {
+    flush<RecordTransport>(w);
+  } else if (tls) {
     flush<TlsTransport>(w);
   } else {
     flush<PlainTransport>(w);
@@ -574,7 +580,7 @@ void Connection::flush(Worker& w) {
 
 template <class T>
 void Connection::flush(Worker& w) {
-  while (!out.empty()) {
+  while (!out.empty() || T::hasPendingOutput(*this)) {
     ssize_t n = T::write(*this, w);
     if (n < 0) {
       if (n == kWriteRetry) continue;
@@ -600,9 +606,10 @@ void Connection::flush(Worker& w) {
   if (epollOut && !T::readWantsWrite(*this)) setEpoll(w, false);
   if (finAfterFlush) {
     finAfterFlush = false;
-    T::shutdown(*this);
+    T::shutdown(*this, w);
     ::shutdown(fd, SHUT_WR);
   }
+  T::afterFlush(*this, w);
 }
 
 void Connection::writeBlocked(Worker& w) {
@@ -711,6 +718,8 @@ void Connection::releaseTransport() {
     SSL_free(tls);
     tls = nullptr;
   }
+  delete tlsRecords;
+  tlsRecords = nullptr;
   tlsContext.reset();
 }
 

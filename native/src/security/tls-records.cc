@@ -212,7 +212,6 @@ void TlsRecordState::keepPartial(const uint8_t* data, size_t len) {
 size_t TlsRecordState::takePartial(uint8_t* to) {
   const size_t n = partialLen;
   if (n) std::memcpy(to, partial.get(), n);
-  partial.reset();
   partialLen = 0;
   return n;
 }

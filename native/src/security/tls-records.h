@@ -75,8 +75,12 @@ struct TlsRecordState {
 
   // Keeps [data, data+len) as the partial record (len < a full record).
   void keepPartial(const uint8_t* data, size_t len);
-  // Moves the partial record to `to` and frees it; returns its length.
+  // Copies the partial record to `to` and forgets it (the buffer stays until
+  // releasePartial, so a read that brings nothing does not allocate again); its length.
   size_t takePartial(uint8_t* to);
+  void releasePartial() {
+    if (partialLen == 0) partial.reset();
+  }
   // Appends sealed bytes that must be sent before anything sealed later.
   void keepPending(const uint8_t* data, size_t len);
   void dropPending();
@@ -115,6 +119,12 @@ class TlsRecordCrypto {
   // data is gathered at data[0, plain); a KeyUpdate moves the read key (and owes ours if
   // requested); an alert or anything not allowed after the handshake ends the processing.
   TlsOpenResult open(TlsRecordState& s, uint8_t* data, size_t len);
+  // Where a write seals its records: kSealBatch records (made on first use).
+  static constexpr size_t kSealBatch = 4;
+  uint8_t* sealBuffer() {
+    if (!sealBuf_) sealBuf_.reset(new uint8_t[kSealBatch * kTlsMaxSealed]);
+    return sealBuf_.get();
+  }
 
  private:
   EVP_CIPHER_CTX* context(TlsSuite suite, const uint8_t* key, const uint8_t* iv, int enc);
@@ -124,6 +134,7 @@ class TlsRecordCrypto {
   EVP_CIPHER_CTX* ctx_[3] = {};
   uint8_t key_[3][32] = {};  // the key each context holds
   bool keyed_[3] = {};
+  std::unique_ptr<uint8_t[]> sealBuf_;
 };
 
 // HKDF-Expand-Label (RFC 8446 §7.1) with the suite's hash: `out` gets `outLen` bytes.
