@@ -166,6 +166,8 @@ export const COUNTERS = [
   'connect_refused',
   'connect_timeouts',
   'proxy_header_refused',
+  'tls_record_layer',
+  'tls_record_errors',
 ] as const;
 
 export type CounterName = (typeof COUNTERS)[number];

@@ -126,7 +126,9 @@ struct FrameSink {
 void Connection::onEvent(Worker& w, uint32_t events) {
   // The one choice of transport for this event: everything below is instantiated per
   // transport.
-  if (tls) {
+  if (tlsRecords) {
+    onEvent<RecordTransport>(w, events);
+  } else if (tls) {
     onEvent<TlsTransport>(w, events);
   } else {
     onEvent<PlainTransport>(w, events);
@@ -166,7 +168,9 @@ bool Connection::inTlsHandshake() const {
 }
 
 void Connection::readBeforeStop(Worker& w) {
-  if (tls) {
+  if (tlsRecords) {
+    readBeforeStop<RecordTransport>(w);
+  } else if (tls) {
     readBeforeStop<TlsTransport>(w);
   } else {
     readBeforeStop<PlainTransport>(w);
@@ -618,7 +622,9 @@ void Connection::resumeReading(Worker& w) {
 }
 
 void Connection::flush(Worker& w) {
-  if (tls) {
+  if (tlsRecords) {
+    flush<RecordTransport>(w);
+  } else if (tls) {
     flush<TlsTransport>(w);
   } else {
     flush<PlainTransport>(w);
@@ -627,7 +633,7 @@ void Connection::flush(Worker& w) {
 
 template <class T>
 void Connection::flush(Worker& w) {
-  while (!out.empty()) {
+  while (!out.empty() || T::hasPendingOutput(*this)) {
     ssize_t n = T::write(*this, w);
     if (n < 0) {
       if (n == kWriteRetry) continue;
@@ -653,9 +659,10 @@ void Connection::flush(Worker& w) {
   if (epollOut && !T::readWantsWrite(*this)) setEpoll(w, false);
   if (finAfterFlush) {
     finAfterFlush = false;
-    T::shutdown(*this);
+    T::shutdown(*this, w);
     ::shutdown(fd, SHUT_WR);
   }
+  T::afterFlush(*this, w);
 }
 
 void Connection::writeBlocked(Worker& w) {
@@ -766,6 +773,8 @@ void Connection::releaseTransport() {
     tls = nullptr;
   }
   if (hs) hs->tlsContext.reset();
+  delete tlsRecords;
+  tlsRecords = nullptr;
 }
 
 // The worker's door to the writes, here with flush so that it is compiled (and inlined)

@@ -33,6 +33,8 @@ class Worker;
 struct ServiceRuntime;
 struct PlainTransport;
 struct TlsTransport;
+struct RecordTransport;
+struct TlsRecordState;
 enum class SendStatus : uint8_t;
 
 // Only present while the handshake is in progress (freed after the 101 / error).
@@ -107,6 +109,7 @@ class Connection {
   friend struct FrameSink;
   friend struct PlainTransport;
   friend struct TlsTransport;
+  friend struct RecordTransport;
 
   template <class T>
   void onEvent(Worker& w, uint32_t events);
@@ -215,6 +218,9 @@ class Connection {
 
   // wss: the session.
   SSL* tls = nullptr;
+  // wss after the handshake (TLS 1.3): our record layer in place of the session (owned;
+  // freed by releaseTransport). `tls` is then null.
+  TlsRecordState* tlsRecords = nullptr;
 };
 
 }  // namespace lapps

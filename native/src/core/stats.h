@@ -38,6 +38,8 @@ enum class Counter : uint32_t {
   ConnectRefused,         // refused by the service's onConnect (its status, or 500 on error)
   ConnectTimeouts,        // onConnect did not answer within handshake_timeout_ms: 503
   ProxyHeaderRefused,     // proxy_protocol listener: PROXY header malformed, missing or late
+  TlsRecordLayer,         // wss connections moved from OpenSSL to our TLS 1.3 record layer
+  TlsRecordErrors,        // ... closed for a record that failed (bad tag, not allowed, too big)
   kCount,
 };
 

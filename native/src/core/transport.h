@@ -18,6 +18,7 @@
 
 #include "core/connection.h"
 #include "core/worker.h"
+#include "security/tls-records.h"
 
 namespace lapps {
 
@@ -71,11 +72,132 @@ struct PlainTransport {
   }
 
   // Before FIN: nothing to say at this layer.
-  static void shutdown(Connection&) {}
+  static void shutdown(Connection&, Worker&) {}
+  // Every byte write() took is in the kernel.
+  static bool hasPendingOutput(const Connection&) { return false; }
+  static void afterFlush(Connection&, Worker&) {}
+};
+
+// A TLS 1.3 connection after the takeover: records read from the socket into the worker's
+// read buffer and opened there in place; the queue sealed straight from its buffers into
+// the worker's seal buffer, up to 16 KiB per record and four records per send.
+struct RecordTransport {
+  // A partial record waits for its end, which epoll reports.
+  static bool hasBufferedInput(const Connection&) { return false; }
+  static bool readWantsWrite(const Connection&) { return false; }
+  static size_t roundBytes(const Worker& w) { return w.readBuf_.size(); }
+
+  static void onReadable(Connection& c, Worker& w) {
+    TlsRecordState& r = *c.tlsRecords;
+    uint8_t* buf = w.readBuf_.data();
+    // The start of an unfinished record goes before what the socket brings now.
+    const size_t have = r.takePartial(buf);
+    ssize_t n = ::recv(c.fd, buf + have, w.readBuf_.size() - have, 0);
+    if (n <= 0) {
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (have) r.keepPartial(buf, have);
+        return;
+      }
+      // EOF (also inside a record: nothing of it was delivered) or an error.
+      w.kill(c, nullptr);
+      return;
+    }
+    const size_t len = have + size_t(n);
+    TlsOpenResult o = w.tlsCrypto_->open(r, buf, len);
+    if (o.status == TlsOpenStatus::Fatal) [[unlikely]] {
+      fail(c, w, o);
+      return;
+    }
+    if (o.consumed < len) r.keepPartial(buf + o.consumed, len - o.consumed);
+    r.releasePartial();
+    if (r.keyUpdateOwed) [[unlikely]]
+      c.markDirty(w);  // our KeyUpdate goes out with the next flush
+    if (o.plain) c.onBytesRead(w, reinterpret_cast<char*>(buf), o.plain);
+    // close_notify: EOF, after what came before it.
+    if (o.status == TlsOpenStatus::CloseNotify && c.state != ConnState::Dead) w.kill(c, nullptr);
+  }
+
+  // Returns the plaintext sealed (sealed bytes the socket did not take are kept and go
+  // first next time), or 0 when only kept bytes were sent.
+  static ssize_t write(Connection& c, Worker& w) {
+    TlsRecordState& r = *c.tlsRecords;
+    TlsRecordCrypto& k = *w.tlsCrypto_;
+    if (r.pendingLen) [[unlikely]]
+      return sendPending(c, r);
+    uint8_t* out = k.sealBuffer();
+    if (r.keyUpdateOwed) [[unlikely]] {
+      // Before our next application data (RFC 8446 §4.6.3).
+      const size_t n = k.sealKeyUpdate(r, out);
+      if (n == 0) return kWriteFailed;
+      r.keepPending(out, n);
+      return sendPending(c, r);
+    }
+    if (c.out.empty()) return 0;
+    iovec iov[64];
+    const int cnt = c.out.gather(iov, 64);
+    size_t gathered = 0;
+    for (int i = 0; i < cnt; ++i) gathered += iov[i].iov_len;
+    size_t sealed = 0, plain = 0;
+    for (size_t i = 0; i < TlsRecordCrypto::kSealBatch && plain < gathered; ++i) {
+      size_t taken = 0;
+      const size_t n = k.seal(r, 23, iov, cnt, plain, out + sealed, taken);
+      if (n == 0) return kWriteFailed;
+      sealed += n;
+      plain += taken;
+    }
+    ssize_t sent = ::send(c.fd, out, sealed, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return kWriteFailed;
+      sent = 0;
+    }
+    // A sealed record is sent as it is or never: its sequence number is spent.
+    if (size_t(sent) < sealed) r.keepPending(out + sent, sealed - size_t(sent));
+    return ssize_t(plain);
+  }
+
+  // close_notify before FIN, if the socket takes it.
+  static void shutdown(Connection& c, Worker& w) { sendAlert(c, w, 1, kAlertCloseNotify); }
+  static bool hasPendingOutput(const Connection& c) { return c.tlsRecords->pendingLen != 0; }
+  static void afterFlush(Connection&, Worker&) {}
+
+ private:
+  static ssize_t sendPending(Connection& c, TlsRecordState& r) {
+    ssize_t n = ::send(c.fd, r.pending.get() + r.pendingOff, r.pendingLen - r.pendingOff,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) return kWriteRetry;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return kWriteBlocked;
+      return kWriteFailed;
+    }
+    r.pendingOff += uint32_t(n);
+    if (r.pendingOff == r.pendingLen) r.dropPending();
+    return 0;
+  }
+
+  // Best effort, after any sealed bytes still kept: the connection ends anyway.
+  static void sendAlert(Connection& c, Worker& w, uint8_t level, uint8_t desc) {
+    TlsRecordState& r = *c.tlsRecords;
+    if (r.pendingLen && sendPending(c, r) < 0) return;
+    if (r.pendingLen) return;
+    const uint8_t alert[2] = {level, desc};
+    uint8_t out[64];
+    const size_t n = w.tlsCrypto_->seal(r, 21, alert, 2, out);
+    if (n) (void)::send(c.fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+
+  // A record that may not be: a fatal alert (unless the peer sent one), then the end.
+  static void fail(Connection& c, Worker& w, const TlsOpenResult& o) {
+    if (!o.peerAlert) sendAlert(c, w, 2, o.alert);
+    w.stats_->add(Counter::TlsRecordErrors);
+    w.log(LogLevel::Debug, o.peerAlert ? "TLS: the client sent a fatal alert"
+                                       : "TLS: a record failed (bad tag or not allowed)");
+    w.kill(c, nullptr);
+  }
 };
 
 struct TlsTransport {
-  static bool hasBufferedInput(const Connection& c) { return SSL_has_pending(c.tls); }
+  // Null once taken over: by a flush inside this event, or the read below.
+  static bool hasBufferedInput(const Connection& c) { return c.tls && SSL_has_pending(c.tls); }
   // SSL_read needs the socket writable (handshake bytes pending).
   static bool readWantsWrite(const Connection& c) { return c.tlsWantsWrite; }
   // A record carries more than 16 bytes of ciphertext.
@@ -84,6 +206,11 @@ struct TlsTransport {
   // One record at a time, for as long as the session holds decrypted or buffered bytes:
   // epoll only sees the socket, so nothing may be left inside OpenSSL when we return.
   static void onReadable(Connection& c, Worker& w) {
+    if (!c.tls) [[unlikely]] {
+      // Taken over by a flush earlier in this event.
+      RecordTransport::onReadable(c, w);
+      return;
+    }
     do {
       char* buf;
       size_t cap;
@@ -120,6 +247,7 @@ struct TlsTransport {
       if (!c.out.empty()) c.markDirty(w);
       // A hand-over to another worker took the session (and killed this connection).
     } while (c.state != ConnState::Dead && !c.paused && SSL_has_pending(c.tls));
+    if (c.state == ConnState::Open && c.out.empty()) takeOver(c, w);
   }
 
   static ssize_t write(Connection& c, Worker& w) {
@@ -150,7 +278,34 @@ struct TlsTransport {
   }
 
   // close_notify before FIN; the peer's is not awaited.
-  static void shutdown(Connection& c) { SSL_shutdown(c.tls); }
+  static void shutdown(Connection& c, Worker&) { SSL_shutdown(c.tls); }
+  // OpenSSL keeps what the socket did not take (and write() is retried with it).
+  static bool hasPendingOutput(const Connection&) { return false; }
+  // The queue is written: once open, the session may move to our record layer.
+  static void afterFlush(Connection& c, Worker& w) {
+    if (c.state == ConnState::Open) takeOver(c, w);
+  }
+
+  // After the handshake and the 101, a TLS 1.3 session with an AES-GCM or ChaCha20 suite
+  // continues on our record layer (RecordTransport) and the OpenSSL session (~13 KB) is
+  // freed. Only when nothing is inside it: no record read in part or decrypted and unread,
+  // nothing unwritten (the queue is empty), no handshake write pending; else at a later
+  // read or flush.
+  static void takeOver(Connection& c, Worker& w) {
+    if (c.tlsWantsWrite || !tlsRecordsReady(c.tls)) return;
+    if (!w.tlsCrypto_) w.tlsCrypto_.reset(new (std::nothrow) TlsRecordCrypto());
+    if (!w.tlsCrypto_) return;
+    std::unique_ptr<TlsRecordState> r = takeTlsRecords(c.tls);
+    if (!r) return;
+    // Freed without a word to the peer; marked shut down so that its session stays
+    // resumable (OpenSSL drops the sessions of connections that ended otherwise).
+    SSL_set_shutdown(c.tls, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(c.tls);
+    c.tls = nullptr;
+    if (c.hs) c.hs->tlsContext.reset();  // the SNI callback needed it during the handshake only
+    c.tlsRecords = r.release();
+    w.stats_->add(Counter::TlsRecordLayer);
+  }
 };
 
 }  // namespace lapps

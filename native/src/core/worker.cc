@@ -781,7 +781,7 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
   }
   // Written through on the plain transport only (a TLS record copies the bytes anyway).
   if (len >= Connection::kWriteThroughBytes && c->out.empty() &&
-      !server_.settings().autoFragmentSize && !c->tls) {
+      !server_.settings().autoFragmentSize && !c->tls && !c->tlsRecords) {
     c->writeThrough(*this, op, data, len);
   } else {
     c->queueFrame(*this, op, data, len);

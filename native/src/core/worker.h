@@ -29,6 +29,7 @@
 #include "io/loop.h"
 #include "io/lua-thread.h"
 #include "protocol/opcode.h"
+#include "security/tls-records.h"
 
 namespace lapps {
 
@@ -103,6 +104,7 @@ class Worker final : public ServiceHost, public Loop {
   friend struct FrameSink;
   friend struct PlainTransport;
   friend struct TlsTransport;
+  friend struct RecordTransport;
 
   void run();
   void onListener(size_t index);
@@ -307,6 +309,7 @@ class Worker final : public ServiceHost, public Loop {
   FrameParserState restParser_{};
   static constexpr size_t kSpareParsers = 64;
   std::vector<std::unique_ptr<FrameParserState>> spareParsers_;
+  std::unique_ptr<TlsRecordCrypto> tlsCrypto_;  // the AEAD of connections on our record layer
   bool memoryTickArmed_ = false;
   uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
   uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet

@@ -8,6 +8,7 @@
 #include "base/text.h"
 #include "security/certificate-files.h"
 #include "security/openssl-ptr.h"
+#include "security/tls-records.h"
 
 namespace lapps {
 
@@ -67,6 +68,9 @@ bool configure(SSL_CTX* ctx, const TlsSettings& s, const CaBundle* ca, std::stri
     return false;
   }
   SSL_CTX_set_alpn_select_cb(ctx, selectAlpn, nullptr);
+  // TLS 1.3 sessions learn their traffic secrets and count their records, so that our own
+  // record layer can take over after the handshake (security/tls-records.h).
+  watchTlsRecords(ctx);
   if (s.clientCert != ClientCertMode::None) {
     int mode = SSL_VERIFY_PEER;
     if (s.clientCert == ClientCertMode::Require) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
