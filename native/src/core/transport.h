@@ -245,9 +245,11 @@ struct TlsTransport {
       c.onBytesRead(w, buf, size_t(n));
       // A write that wanted to read (a TLS 1.3 key update) may go on now.
       if (!c.out.empty()) c.markDirty(w);
-      // A hand-over to another worker took the session (and killed this connection).
-    } while (c.state != ConnState::Dead && !c.paused && SSL_has_pending(c.tls));
-    if (c.state == ConnState::Open && c.out.empty()) takeOver(c, w);
+      // A hand-over to another worker took the session (and killed this connection). The
+      // 101 is written at once (Connection::open): its flush may have taken the session
+      // over (c.tls null), which it does only once OpenSSL holds nothing more to read.
+    } while (c.state != ConnState::Dead && !c.paused && c.tls && SSL_has_pending(c.tls));
+    if (c.tls && c.state == ConnState::Open && c.out.empty()) takeOver(c, w);
   }
 
   static ssize_t write(Connection& c, Worker& w) {
@@ -292,7 +294,7 @@ struct TlsTransport {
   // nothing unwritten (the queue is empty), no handshake write pending; else at a later
   // read or flush.
   static void takeOver(Connection& c, Worker& w) {
-    if (c.tlsWantsWrite || !tlsRecordsReady(c.tls)) return;
+    if (!c.tls || c.tlsWantsWrite || !tlsRecordsReady(c.tls)) return;
     if (!w.tlsCrypto_) w.tlsCrypto_.reset(new (std::nothrow) TlsRecordCrypto());
     if (!w.tlsCrypto_) return;
     std::unique_ptr<TlsRecordState> r = takeTlsRecords(c.tls);
