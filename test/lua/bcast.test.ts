@@ -102,3 +102,27 @@ t.test('a subscription ends with its connection; misuse is refused with a messag
   b.close();
   t.same(server.errors(), [], 'no error in the log');
 });
+
+t.test(
+  'broadcasts, direct sends, subscriptions and a close in one handler keep their order',
+  async (t) => {
+    const server = await startTestServer({ workers: 1, services: [{ ...room, instances: 1 }] });
+    t.teardown(() => server.stop());
+    const a = await openWs(server.url('/room'));
+    const b = await openWs(server.url('/room'));
+    const hb = await ask(b, 'handle');
+    t.equal(await ask(a, 'join 1'), 'true nil');
+    const gotA: string[] = [];
+    const gotB: string[] = [];
+    a.on('message', (d) => gotA.push(String(d)));
+    b.on('message', (d) => gotB.push(String(d)));
+    const closed = new Promise<number>((resolve) => a.once('close', (code) => resolve(code)));
+    a.send(`interleave 1 ${hb}`);
+    t.equal(await closed, 1000, 'the close comes last');
+    await new Promise((r) => setTimeout(r, 100));
+    t.same(gotA, ['b1', 'b2', 'direct', 'b3', 'b5', 'b6'], 'in the order the handler made them');
+    t.same(gotB, ['b6'], 'a subscription made after a broadcast does not get it');
+    b.close();
+    t.same(server.errors(), [], 'no error in the log');
+  },
+);

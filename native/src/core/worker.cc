@@ -62,6 +62,9 @@ Worker::Worker(Server& server, uint32_t index)
 
 Worker::~Worker() {
   join();
+  // Published during the shutdown, after the last turn: nobody to write them to.
+  for (const PendingBroadcast& pb : pendingBroadcasts_) pb.frames->release(nullptr);
+  pendingBroadcasts_.clear();
   for (int fd : listeners_) ::close(fd);
   for (Connection* c : slots_) {
     if (c) {
@@ -145,6 +148,7 @@ void Worker::run() {
       }
     }
     if (!backlog_.empty()) serveBacklogs();
+    deliverBroadcasts();
     // Handlers run during flushes and teardowns may dirty or kill other connections.
     if (!dirtyList_.empty() || !deadList_.empty()) {
       const bool timed = dirtyList_.size() >= kTimedFlush;
@@ -152,6 +156,7 @@ void Worker::run() {
       while (!dirtyList_.empty() || !deadList_.empty()) {
         flushDirty();
         reapDead();
+        deliverBroadcasts();  // published by handlers of teardowns (onDisconnect)
       }
       if (timed) {
         adaptSlice(clockNs(CLOCK_MONOTONIC) - started);
@@ -769,6 +774,7 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
                        .opcode = op,
                        .bytes = std::string(reinterpret_cast<const char*>(data), len)});
   }
+  deliverBroadcasts();  // what was published before this send goes out before it
   Connection* c = handle == dispatchingHandle_ ? dispatching_ : lookup(handle);
   // Another service's connection does not exist as far as the caller is concerned.
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
@@ -800,6 +806,7 @@ SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
                        .code = code,
                        .bytes = std::string(reason)});
   }
+  deliverBroadcasts();  // what was published before the close goes out before it
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
     return SendStatus::NoConnection;
@@ -824,6 +831,9 @@ SendStatus Worker::membership(InboxMessage::Kind kind, uint32_t service, uint64_
   if (h.worker != index_) {
     return forward(h, {.kind = kind, .handle = handle, .service = service, .channel = channel});
   }
+  // A subscription counts from now: what was published before it is not for it (and
+  // stays for a connection that unsubscribes now).
+  deliverBroadcasts();
   Connection* c = lookup(handle);
   if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
     return SendStatus::NoConnection;
@@ -855,26 +865,61 @@ SendStatus Worker::broadcast(uint64_t channel, SharedBuffer* frame) {
 }
 
 void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
-  const std::vector<uint64_t>* subscribers = subscriptions_.of(channel);
-  if (!subscribers) return;
-  const uint64_t hwm = server_.settings().outboundHighWaterMark;
-  // One reference per subscriber, taken at once (one atomic add, not one per subscriber);
-  // those not used are dropped at the end. A slow consumer's makeRoom may run handlers
-  // that change the subscriptions: the list is walked by index.
-  const size_t n = subscribers->size();
-  frame->retain(uint32_t(n));
-  uint32_t queued = 0;
-  for (size_t i = 0; i < n && i < subscribers->size(); ++i) {
-    Connection* c = lookup((*subscribers)[i]);
-    // Subscriptions are removed at teardown; a closing connection just gets nothing.
-    if (!c || c->state != ConnState::Open) continue;
-    if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
-    c->out.appendRetained(frame);
-    ++queued;
-    c->markDirty(*this);
+  if (!subscriptions_.of(channel)) return;
+  const size_t len = frame->size();
+  if (!pendingBroadcasts_.empty()) {
+    PendingBroadcast& last = pendingBroadcasts_.back();
+    if (last.channel == channel && len <= SharedBuffer::kPooledCapacity) {
+      if (!last.joined && last.frames->size() + len <= SharedBuffer::kPooledCapacity) {
+        // The second publish in a row: both frames into a buffer of our own.
+        SharedBuffer* joined = pool_.take(SharedBuffer::kPooledCapacity);
+        std::memcpy(joined->grow(last.frames->size()), last.frames->data(), last.frames->size());
+        last.frames->release(&pool_);
+        last.frames = joined;
+        last.joined = true;
+      }
+      if (last.joined && last.frames->spare() >= len) {
+        std::memcpy(last.frames->grow(len), frame->data(), len);
+        ++last.count;
+        return;
+      }
+    }
   }
-  stats_->add(Counter::MessagesOut, queued);
-  for (size_t i = queued; i < n; ++i) frame->release(&pool_);
+  frame->retain();
+  pendingBroadcasts_.push_back(PendingBroadcast{channel, frame, 1, false});
+}
+
+void Worker::deliverBroadcastsNow() {
+  // makeRoom below may flush, and a flush never sends: no delivery starts inside another.
+  if (delivering_) return;
+  delivering_ = true;
+  const uint64_t hwm = server_.settings().outboundHighWaterMark;
+  uint64_t delivered = 0;
+  for (size_t p = 0; p < pendingBroadcasts_.size(); ++p) {
+    const PendingBroadcast pb = pendingBroadcasts_[p];
+    const std::vector<uint64_t>* subscribers = subscriptions_.of(pb.channel);
+    const size_t n = subscribers ? subscribers->size() : 0;
+    // One reference per subscriber, taken at once (one atomic add, not one per subscriber);
+    // those not used are dropped at the end. The list is walked by index: a slow
+    // consumer's makeRoom may end connections (their teardown comes later, in reapDead).
+    pb.frames->retain(uint32_t(n));
+    uint32_t queued = 0;
+    for (size_t i = 0; i < n && i < subscribers->size(); ++i) {
+      Connection* c = lookup((*subscribers)[i]);
+      // Subscriptions are removed at teardown; a closing connection just gets nothing.
+      if (!c || c->state != ConnState::Open) continue;
+      if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
+      c->out.appendRetained(pb.frames);
+      ++queued;
+      c->markDirty(*this);
+    }
+    delivered += uint64_t(queued) * pb.count;
+    for (size_t i = queued; i < n; ++i) pb.frames->release(&pool_);
+    pb.frames->release(&pool_);
+  }
+  pendingBroadcasts_.clear();
+  stats_->add(Counter::MessagesOut, delivered);
+  delivering_ = false;
 }
 
 void Worker::post(std::function<void()> fn) {

@@ -246,7 +246,24 @@ class Worker final : public ServiceHost, public Loop {
   std::shared_ptr<const ConnInfo> info(uint32_t service, uint64_t handle);
   // A request about a connection of another worker goes to that worker's inbox.
   SendStatus forward(Handle h, InboxMessage m);
+  // A broadcast is queued to this worker's subscribers when the turn's writes begin (or
+  // before anything else is sent, closed or subscribed, so that order is kept): the frames
+  // of consecutive publishes to one channel are joined into one buffer on the way, so each
+  // subscriber gets one segment and one iovec per turn, not one per publish.
   void broadcastLocal(uint64_t channel, SharedBuffer* frame);
+  void deliverBroadcasts() {
+    if (!pendingBroadcasts_.empty()) [[unlikely]]
+      deliverBroadcastsNow();
+  }
+  void deliverBroadcastsNow();
+  struct PendingBroadcast {
+    uint64_t channel;
+    SharedBuffer* frames;  // one reference held here
+    uint32_t count;        // frames joined in it
+    bool joined;           // a buffer of this worker's, still written to by broadcastLocal
+  };
+  std::vector<PendingBroadcast> pendingBroadcasts_;
+  bool delivering_ = false;
 
   Server& server_;
   uint32_t index_;

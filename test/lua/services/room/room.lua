@@ -3,7 +3,8 @@
 -- "create <id>", "join <id>", "leave <id>", "say <id> <text>", "saybin <id> <text>",
 -- "joinother <id> <handler>", "misuse", "burst <id> <count> <size>" (one handler broadcasts
 -- count binary messages of size bytes, the first byte of each its number mod 256),
--- "sendto <handler> <count> <size>" (ws:send to that connection until a send fails).
+-- "sendto <handler> <count> <size>" (ws:send to that connection until a send fails),
+-- "interleave <id> <other handler>" (see below).
 room = {}
 
 room.onStart = function()
@@ -67,6 +68,21 @@ room.onMessage = function(handler, _opcode, message)
       sent = sent + 1
     end
     return reply(handler, "sent " .. sent .. " then " .. tostring(err))
+  elseif cmd == "interleave" then
+    -- Broadcasts and direct sends in one handler reach a subscriber in the order made; a
+    -- subscription made after a broadcast does not get it, one ended after it does.
+    local other = tonumber(rest)
+    assert(bcast:send(id, "b1"))
+    assert(bcast:send(id, "b2"))
+    assert(ws:send(handler, 1, "direct"))
+    assert(bcast:send(id, "b3"))
+    assert(bcast:unsubscribe(id, handler))
+    assert(bcast:send(id, "b4"))
+    assert(bcast:subscribe(id, handler))
+    assert(bcast:send(id, "b5"))
+    assert(bcast:subscribe(id, other))
+    assert(bcast:send(id, "b6"))
+    return ws:close(handler, 1000, "done")
   elseif cmd == "handle" then
     return reply(handler, string.format("%.0f", handler))
   elseif cmd == "misuse" then
