@@ -8,6 +8,7 @@
  * (many messages per turn).
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -15,6 +16,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 
 import { repoRoot, startLapps } from '../helpers/lapps-cli.js';
+import { testPki } from '../helpers/pki.js';
 import { WAIT_MS } from '../helpers/raw-client.js';
 
 const buildDir = path.join(repoRoot, 'build', 'Release');
@@ -48,6 +50,15 @@ async function countsOf(base: string, pid: number, thread: string): Promise<Coun
   throw new Error(`no thread named ${thread} in process ${pid}`);
 }
 
+/** A port nobody listens on now (the wss listener's: the CLI prints the first listener's). */
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
+}
+
 /** Opens n connections to url. */
 async function openAll(url: string, n: number): Promise<WebSocket[]> {
   return Promise.all(
@@ -55,7 +66,7 @@ async function openAll(url: string, n: number): Promise<WebSocket[]> {
       { length: n },
       () =>
         new Promise<WebSocket>((resolve, reject) => {
-          const ws = new WebSocket(url);
+          const ws = new WebSocket(url, { ca: readFileSync(testPki().ca) });
           ws.once('open', () => resolve(ws));
           ws.once('error', reject);
         }),
@@ -99,10 +110,15 @@ t.test('a worker echoing for open connections allocates nothing per message', as
   const dir = mkdtempSync(path.join(tmpdir(), 'lapps-alloc-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const config = path.join(dir, 'lapps.json');
+  const pki = testPki();
+  const tlsPort = await freePort();
   writeFileSync(
     config,
     JSON.stringify({
-      listeners: [{ host: '127.0.0.1', port: 0 }],
+      listeners: [
+        { host: '127.0.0.1', port: 0 },
+        { host: '127.0.0.1', port: tlsPort, tls: { cert: pki.serverCert, key: pki.serverKey } },
+      ],
       workers: 1,
       services: [
         {
@@ -125,26 +141,29 @@ t.test('a worker echoing for open connections allocates nothing per message', as
     LD_PRELOAD: counter,
     LAPPS_ALLOC_COUNT: base,
   });
-  const [, url] = await lapps.waitFor(/service echo \(raw\) at (ws:\/\/127\.0\.0\.1:\d+)\/echo\n/);
+  const [, url] = await lapps.waitFor(/service echo \(raw\) at (ws:\/\/127\.0\.0\.1:\d+)\/echo\b/);
+  const tlsUrl = `wss://127.0.0.1:${tlsPort}`;
   const pid = lapps.child.pid!;
 
-  for (const target of ['/echo', '/echoc']) {
-    const conns = await openAll(`${url}${target}`, 100);
+  // Over wss, TLS 1.3 connections are on lapps's record layer once open.
+  for (const target of [`${url}/echo`, `${url}/echoc`, `${tlsUrl}/echo`]) {
+    const conns = await openAll(target, 100);
+    const name = target.replace(/127\.0\.0\.1:\d+/, 'lapps'); // stable test names
     for (const inflight of [1, 16]) {
       const rounds = 100 / inflight;
       await echo(conns, rounds, inflight); // warm-up: buffers, pools, the Lua state's heap
       const before = await countsOf(base, pid, 'lapps-io-0');
       const messages = await echo(conns, rounds, inflight);
       const after = await countsOf(base, pid, 'lapps-io-0');
-      t.equal(messages, 10_000, `${target}, ${inflight} in flight: all echoed`);
+      t.equal(messages, 10_000, `${name}, ${inflight} in flight: all echoed`);
       const allocs = after.allocs - before.allocs;
       const frees = after.frees - before.frees;
-      t.comment(`${target}, ${inflight} in flight: ${allocs} allocations, ${frees} frees`);
+      t.comment(`${name}, ${inflight} in flight: ${allocs} allocations, ${frees} frees`);
       // Measured: none. A loaded machine may make the worker keep more unparsed bytes
       // (backlogs) at once than it keeps spare buffers for, so a few are allowed; one per
       // message or per loop turn would be thousands (before the staging buffer: 3,300).
-      t.ok(allocs <= 20, `${target}, ${inflight} in flight: ${allocs} allocations`);
-      t.ok(frees <= 20, `${target}, ${inflight} in flight: ${frees} frees`);
+      t.ok(allocs <= 20, `${name}, ${inflight} in flight: ${allocs} allocations`);
+      t.ok(frees <= 20, `${name}, ${inflight} in flight: ${frees} frees`);
     }
     await Promise.all(
       conns.map(
