@@ -783,7 +783,10 @@ void Worker::flushDirty() {
   // Connections dirtied during the flush go to the emptied dirtyList_, for the caller's next
   // round; both vectors keep their storage.
   flushing_.swap(dirtyList_);
-  for (uint64_t h : flushing_) {
+  const size_t n = flushing_.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 4 < n) prefetch(flushing_[i + 4]);
+    const uint64_t h = flushing_[i];
     Connection* c = lookup(h);
     if (!c || c->state == ConnState::Dead) continue;
     c->dirty = false;

@@ -904,7 +904,9 @@ void Worker::deliverBroadcastsNow() {
     // consumer's makeRoom may end connections (their teardown comes later, in reapDead).
     pb.frames->retain(uint32_t(n));
     uint32_t queued = 0;
+    constexpr size_t kAhead = 8;
     for (size_t i = 0; i < n && i < subscribers->size(); ++i) {
+      if (i + kAhead < subscribers->size()) prefetch((*subscribers)[i + kAhead]);
       Connection* c = lookup((*subscribers)[i]);
       // Subscriptions are removed at teardown; a closing connection just gets nothing.
       if (!c || c->state != ConnState::Open) continue;
