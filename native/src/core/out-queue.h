@@ -102,6 +102,9 @@ class OutQueue {
     staged_ = 0;
   }
 
+  // The first pending segment is a shared frame (a broadcast). Not empty().
+  bool frontShared() const { return segs_[head_].kind == Kind::Shared; }
+
   // Fills `iov` with up to `max` pending segments; returns the count.
   int gather(iovec* iov, int max) const {
     int n = 0;

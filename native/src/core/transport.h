@@ -62,9 +62,10 @@ struct PlainTransport {
     iovec iov[64];
     int cnt = c.out.gather(iov, 64);
     ssize_t n;
-    if (cnt == 1) {
-      // The common case (an echo, a turn's joined broadcasts): send() spares the kernel
-      // copying in a msghdr and an iovec array.
+    if (cnt == 1 && c.out.frontShared()) {
+      // A turn's joined broadcasts alone, the fan-out case (thousands of writes a turn):
+      // send() spares the kernel copying in a msghdr and an iovec array. (An echo keeps
+      // sendmsg: measured, send() costs it more instructions than it saves.)
       n = ::send(c.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
     } else {
       msghdr msg{};
