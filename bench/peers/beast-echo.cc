@@ -5,6 +5,8 @@
 //
 // Usage: beast-echo [port]   (port from argv[1], else $PORT, else 0 = any free port)
 // Prints "listening <port>" once accepting; exits 0 on SIGTERM / SIGINT.
+#include "peer-common.h"
+
 #include <sys/resource.h>
 
 #include <chrono>
@@ -96,31 +98,11 @@ class Listener : public std::enable_shared_from_this<Listener> {
   tcp::acceptor acceptor_;
 };
 
-int parsePort(int argc, char** argv) {
-  const char* s = argc > 1 ? argv[1] : std::getenv("PORT");
-  if (s == nullptr || *s == '\0') return 0;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) {
-    std::fprintf(stderr, "beast-echo: bad port '%s'\n", s);
-    std::exit(2);
-  }
-  return static_cast<int>(v);
-}
-
-void raiseFdLimit() {
-  rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int port = parsePort(argc, argv);
-  raiseFdLimit();
+  const int port = peer::parsePort(argc, argv);
+  peer::raiseFdLimit();
 
   net::io_context ioc{1};  // concurrency hint: exactly one thread runs it
 

@@ -5,6 +5,8 @@
 //
 // Usage: tcp-echo [port]   (port from argv[1], else $PORT, else 0 = any free port)
 // Prints "listening <port>" once accepting; exits 0 on SIGTERM / SIGINT.
+#include "peer-common.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -37,37 +39,11 @@ struct Conn {
   size_t pendingOff = 0;
 };
 
-int parsePort(int argc, char** argv) {
-  const char* s = argc > 1 ? argv[1] : std::getenv("PORT");
-  if (s == nullptr || *s == '\0') return 0;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) {
-    std::fprintf(stderr, "tcp-echo: bad port '%s'\n", s);
-    std::exit(2);
-  }
-  return static_cast<int>(v);
-}
-
-// Many idle connections need many descriptors: use whatever the hard limit allows.
-void raiseFdLimit() {
-  rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
-[[noreturn]] void die(const char* what) {
-  std::fprintf(stderr, "tcp-echo: %s: %s\n", what, std::strerror(errno));
-  std::exit(1);
-}
-
 class Server {
  public:
   Server(int listenFd, int sigFd) : listenFd_(listenFd), sigFd_(sigFd) {
     ep_ = epoll_create1(EPOLL_CLOEXEC);
-    if (ep_ < 0) die("epoll_create1");
+    if (ep_ < 0) peer::die("epoll_create1");
     add(listenFd_, EPOLLIN, nullptr);
     add(sigFd_, EPOLLIN, &sigFd_);
     buf_.reset(new uint8_t[kReadSize]);
@@ -88,7 +64,7 @@ class Server {
       const int n = epoll_wait(ep_, events, kMaxEvents, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        die("epoll_wait");
+        peer::die("epoll_wait");
       }
       for (int i = 0; i < n; ++i) {
         void* tag = events[i].data.ptr;
@@ -108,7 +84,7 @@ class Server {
     epoll_event e{};
     e.events = ev;
     e.data.ptr = tag;
-    if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &e) < 0) die("epoll_ctl add");
+    if (epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &e) < 0) peer::die("epoll_ctl add");
   }
 
   void modify(Conn* c, uint32_t ev) {
@@ -201,34 +177,14 @@ class Server {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int port = parsePort(argc, argv);
-  raiseFdLimit();
-
-  // Block the signals and read them from a signalfd inside the loop: no async handlers.
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  sigprocmask(SIG_BLOCK, &mask, nullptr);
-  const int sigFd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (sigFd < 0) die("signalfd");
-
-  const int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (lfd < 0) die("socket");
-  const int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0) die("bind");
-  if (listen(lfd, 4096) < 0) die("listen");
-  socklen_t len = sizeof addr;
-  getsockname(lfd, reinterpret_cast<sockaddr*>(&addr), &len);
-
+  const int port = peer::parsePort(argc, argv);
+  peer::raiseFdLimit();
+  const int sigFd = peer::termSignalFd();
+  uint16_t bound = 0;
+  const int lfd = peer::listenLoopback(port, &bound);
   {
     Server server(lfd, sigFd);
-    std::printf("listening %u\n", ntohs(addr.sin_port));
+    std::printf("listening %u\n", bound);
     std::fflush(stdout);
     server.run();
   }

@@ -11,6 +11,8 @@
 // Usage: websocketpp-echo [port]   (port from argv[1], else $PORT, else 0 = any free port)
 //        websocketpp-tls-echo port cert.pem key.pem
 // Prints "listening <port>" once accepting; exits 0 on SIGTERM / SIGINT.
+#include "peer-common.h"
+
 #include <sys/resource.h>
 
 #include <csignal>
@@ -41,31 +43,11 @@ constexpr const char* kName = "websocketpp-echo";
 
 constexpr size_t kMaxMessage = 64 * 1024 * 1024;
 
-int parsePort(int argc, char** argv) {
-  const char* s = argc > 1 ? argv[1] : std::getenv("PORT");
-  if (s == nullptr || *s == '\0') return 0;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v < 0 || v > 65535) {
-    std::fprintf(stderr, "%s: bad port '%s'\n", kName, s);
-    std::exit(2);
-  }
-  return static_cast<int>(v);
-}
-
-void raiseFdLimit() {
-  rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int port = parsePort(argc, argv);
-  raiseFdLimit();
+  const int port = peer::parsePort(argc, argv);
+  peer::raiseFdLimit();
 
   Server server;
   server.clear_access_channels(websocketpp::log::alevel::all);
