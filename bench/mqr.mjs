@@ -19,6 +19,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { fmt, table } from './format.mjs';
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const exampleHome = path.join(root, 'examples', 'lapps-home');
 const cores = os.availableParallelism();
@@ -148,8 +150,6 @@ export async function runMqrScenario(scenario, { warmup = 2, seconds = 5, port }
   }
 }
 
-const fmt = (n) => (n == null ? '-' : Number(n).toLocaleString('en-US'));
-
 /** The table of the group's results (`results`: scenario name -> result or { error }). */
 export function mqrTable(results, scenarios = mqrScenarios) {
   const rows = [['mqr (lapps)', 'msg/s per receiver', 'each receiver', 'CPU ns/msg', 'CPU %']];
@@ -163,20 +163,12 @@ export function mqrTable(results, scenarios = mqrScenarios) {
     rows.push([
       s.label,
       fmt(r.per_receiver),
-      Object.values(r.receivers).map(fmt).join(' / '),
+      Object.values(r.receivers).map((x) => fmt(x)).join(' / '),
       fmt(r.cpu_ns_per_msg),
       fmt(r.server_cpu_pct),
     ]);
   }
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  return rows
-    .map((r, ri) => {
-      const line = r
-        .map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])))
-        .join('  ');
-      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
-    })
-    .join('\n');
+  return table(rows);
 }
 
 /** Runs the scenarios one after the other; logs progress like run.mjs. */

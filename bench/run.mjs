@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { renderChart } from './chart.mjs';
+import { fmt, table } from './format.mjs';
 import { mqrScenarios, mqrTable, runMqr } from './mqr.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -820,26 +821,6 @@ async function callgrind({ inflight, messages }) {
 }
 
 // --- report ------------------------------------------------------------------------------
-
-function fmt(n, digits = 0) {
-  if (n === null || n === undefined || Number.isNaN(n)) return '-';
-  return Number(n).toLocaleString('en-US', {
-    maximumFractionDigits: digits,
-    minimumFractionDigits: digits,
-  });
-}
-
-function table(rows) {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
-  return rows
-    .map((r, ri) => {
-      const line = r
-        .map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i])))
-        .join('  ');
-      return ri === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('  ')}` : line;
-    })
-    .join('\n');
-}
 
 const fanoutColumns = [
   'deliveries/s',
