@@ -5,6 +5,9 @@ import net from 'node:net';
 
 import WebSocket from 'ws';
 
+import { testPki } from './pki.js';
+import { scaled } from './raw-client.js';
+
 /**
  * Opens a client and waits for the handshake; rejects on error or after `ms`. `options`
  * go to `ws` (e.g. `ca` for wss://).
@@ -116,4 +119,19 @@ export function handshakeAnswer(
       ].join('\r\n'),
     );
   });
+}
+
+/** Opens a wss:// client that trusts the test CA (helpers/pki.ts). */
+export function openWss(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
+  return openWs(url, scaled(5000), { ca: testPki().caPem, ...options });
+}
+
+/** Sends `data` and resolves whether the next message is the same bytes. */
+export async function echoes(ws: WebSocket, data: string | Buffer): Promise<boolean> {
+  const reply = new Promise<Buffer>((resolve) =>
+    ws.once('message', (d: WebSocket.RawData) => resolve(d as Buffer)),
+  );
+  ws.send(data);
+  const got = await reply;
+  return Buffer.compare(got, Buffer.from(data)) === 0;
 }

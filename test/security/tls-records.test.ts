@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 
 import { testPki } from '../helpers/pki.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { closed, openWs, until } from '../helpers/ws.js';
+import { closed, echoes, openWss, until } from '../helpers/ws.js';
 import {
   delay,
   encodeFrame,
@@ -23,19 +23,6 @@ import {
 } from '../helpers/raw-client.js';
 
 const pki = testPki();
-
-function openWss(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  return openWs(url, scaled(5000), { ca: pki.caPem, ...options });
-}
-
-async function echoes(ws: WebSocket, data: string | Buffer): Promise<boolean> {
-  const reply = new Promise<Buffer>((resolve) =>
-    ws.once('message', (d: WebSocket.RawData) => resolve(d as Buffer)),
-  );
-  ws.send(data);
-  const got = await reply;
-  return Buffer.compare(got, Buffer.from(data)) === 0;
-}
 
 /** Waits until `n` connections have moved to the record layer since `before`. */
 async function movedTo(server: TestServer, before: number, n = 1): Promise<void> {

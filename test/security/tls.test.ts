@@ -13,23 +13,10 @@ import WebSocket from 'ws';
 
 import { testPki } from '../helpers/pki.js';
 import { startTestServer } from '../helpers/server.js';
-import { closed, nextMessage, openWs, until } from '../helpers/ws.js';
+import { closed, echoes, nextMessage, openWss, until } from '../helpers/ws.js';
 import { encodeFrame, handshakeRequest, Op, randomKey, scaled } from '../helpers/raw-client.js';
 
 const pki = testPki();
-
-function openWss(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
-  return openWs(url, scaled(5000), { ca: pki.caPem, ...options });
-}
-
-async function echoes(ws: WebSocket, data: string | Buffer): Promise<boolean> {
-  const reply = new Promise<Buffer>((resolve) =>
-    ws.once('message', (d: WebSocket.RawData) => resolve(d as Buffer)),
-  );
-  ws.send(data);
-  const got = await reply;
-  return Buffer.compare(got, Buffer.from(data)) === 0;
-}
 
 /** The certificate subject CN a TLS client sees for `servername`. */
 function peerCn(port: number, servername: string): Promise<string> {
