@@ -163,7 +163,9 @@ export function mqrTable(results, scenarios = mqrScenarios) {
     rows.push([
       s.label,
       fmt(r.per_receiver),
-      Object.values(r.receivers).map((x) => fmt(x)).join(' / '),
+      Object.values(r.receivers)
+        .map((x) => fmt(x))
+        .join(' / '),
       fmt(r.cpu_ns_per_msg),
       fmt(r.server_cpu_pct),
     ]);
