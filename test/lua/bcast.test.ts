@@ -126,3 +126,40 @@ t.test(
     t.same(server.errors(), [], 'no error in the log');
   },
 );
+
+t.test(
+  'connections keep their subscriptions and reassembly across the quiet release',
+  async (t) => {
+    // What a busy or subscribed connection uses lives in extras allocated on demand; the
+    // worker frees them when it goes quiet, for connections that hold nothing in them
+    // (docs/memory.md). A subscriber keeps its extras (its channel list), a connection that
+    // only reassembled a message loses them and gets new ones for the next.
+    const server = await startTestServer({ workers: 1, services: [{ ...room, instances: 1 }] });
+    t.teardown(() => server.stop());
+    const a = await openWs(server.url('/room'));
+    const b = await openWs(server.url('/room'));
+    t.equal(await ask(a, 'join 1'), 'true nil');
+    const fragmented = (ws: WebSocket, text: string): void => {
+      const half = text.length >> 1;
+      ws.send(text.slice(0, half), { fin: false });
+      ws.send(text.slice(half), { fin: true });
+    };
+    let got = nextMessage(a);
+    fragmented(b, 'say 1 before the quiet');
+    t.equal(await got, 'before the quiet', 'a fragmented command, broadcast to the subscriber');
+    // The memory tick comes a second after the last event; the worker is quiet by then.
+    await new Promise((r) => setTimeout(r, 2500));
+    got = nextMessage(a);
+    fragmented(b, 'say 1 after the quiet');
+    t.equal(await got, 'after the quiet', 'the subscription and the reassembly still work');
+    t.equal(await ask(a, 'leave 1'), 'true nil');
+    await new Promise((r) => setTimeout(r, 2500));
+    t.equal(await ask(a, 'join 1'), 'true nil', 'subscribes again after its extras went');
+    got = nextMessage(a);
+    b.send('say 1 again');
+    t.equal(await got, 'again');
+    a.close();
+    b.close();
+    t.same(server.errors(), [], 'no error in the log');
+  },
+);

@@ -105,6 +105,14 @@ class ConnInfoTable {
       user = std::move(e->user);
     }
   }
+  // The owner: the address of the open connection in `slot` (false if none).
+  bool peer(uint32_t slot, PeerAddress& out) const {
+    std::lock_guard lock(mutex_);
+    const Entry* e = entry(slot);
+    if (!e || e->generation == 0) return false;
+    out = e->peer;
+    return true;
+  }
   std::shared_ptr<const ConnInfo> find(uint32_t slot, uint32_t generation) const {
     auto info = std::make_shared<ConnInfo>();
     std::lock_guard lock(mutex_);

@@ -49,24 +49,26 @@ struct FrameSink {
       if (last && c.state == ConnState::Closing) w.stats_->add(Counter::MessagesAfterClose);
       return c.state == ConnState::Closing;
     }
-    if (first) c.message.clear();
+    std::string& message = c.extra().message;
+    if (first) message.clear();
     // Room for the rest of this frame at once (its length is known from the header).
     const FrameParserState& st = c.parser ? *c.parser : w.restParser_;  // the one parsing
-    size_t want = c.message.size() + len + size_t(st.remaining);
-    if (want > c.message.capacity()) c.message.reserve(want);
-    c.message.append(reinterpret_cast<const char*>(data), len);
+    size_t want = message.size() + len + size_t(st.remaining);
+    if (want > message.capacity()) message.reserve(want);
+    message.append(reinterpret_cast<const char*>(data), len);
     if (last) {
       --w.sliceLeft_;  // at least 1: the parser would have stopped otherwise
       // The reassembly buffer is reused by the next message: dispatch right away.
-      w.batch_.push_back(InboundMessage{reinterpret_cast<const uint8_t*>(c.message.data()),
-                                        c.message.size(), text ? 1 : 2});
+      w.batch_.push_back(InboundMessage{reinterpret_cast<const uint8_t*>(message.data()),
+                                        message.size(), text ? 1 : 2});
       w.dispatchBatch(c);
       // Keep the buffer for the next message that spans reads (freeing and regrowing it
-      // per message costs page faults), unless it is huge.
-      if (c.message.capacity() > kKeepMessageBuffer) {
-        std::string().swap(c.message);
+      // per message costs page faults), unless it is huge. (A handler may not free the
+      // extras: they live as long as the connection, short of a quiet-time release.)
+      if (message.capacity() > kKeepMessageBuffer) {
+        std::string().swap(message);
       } else {
-        c.message.clear();
+        message.clear();
       }
     }
     return c.state == ConnState::Closing || (c.state == ConnState::Open && mayGoOn());
@@ -267,14 +269,13 @@ void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserVa
   appendSwitchingProtocols(response, req.key, selectSubprotocol(req.protocols, ss.subprotocols),
                            ss.extraHeaderLines);
   out.append(w.pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
-  service = svc;
   instance = svc->instances[size_t(inst)].get();
   state = ConnState::Open;
   opened = true;
   w.directory_.publish(slot, generation, svc->settings.index);
   {
     ConnInfo info;
-    info.peer = peer;
+    info.peer = hs->peer;
     info.target.assign(req.target);
     size_t q = req.target.find('?');
     info.pathLen = uint32_t(q == std::string_view::npos ? req.target.size() : q);
@@ -294,6 +295,7 @@ void Connection::open(Worker& w, const ServiceRuntime* svc, int32_t inst, UserVa
 
   // Bytes that followed the request belong to the WebSocket stream.
   std::unique_ptr<HandshakeData> h = std::move(hs);
+  w.handshakeBytesFreed_ += sizeof(HandshakeData) + h->cap;
   size_t used = req.headerBytes;
   if (h->size > used) {
     onFrameBytes(w, reinterpret_cast<uint8_t*>(h->buf.get()) + used, h->size - used);
@@ -307,7 +309,12 @@ void Connection::rejectHandshake(Worker& w, int status, std::string_view body) {
   out.append(w.pool_, reinterpret_cast<const uint8_t*>(response.data()), response.size());
   if (w.accessLog_) [[unlikely]]
     w.logHandshake(*this, status, body);
-  hs.reset();
+  // The request's buffer goes; the rest stays until teardown, which gives the client's
+  // address back to the limiter (hs->peer).
+  hs->buf.reset();
+  w.handshakeBytesFreed_ += hs->cap;
+  hs->cap = 0;
+  hs->size = 0;
   finishAndDrain(w);
 }
 
@@ -320,11 +327,12 @@ void Connection::finishAndDrain(Worker& w) {
 
 void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
   // One test for the two rare cases: bytes in the backlog, a parser state of its own.
-  if (leftover && backlogOff < backlog.size()) [[unlikely]] {
+  if (leftover && hasBacklog()) [[unlikely]] {
     // Read while unparsed bytes wait (the last read of a stop): they go behind them.
-    backlog.erase(0, backlogOff);
-    backlog.append(reinterpret_cast<const char*>(data), len);
-    backlogOff = 0;
+    ConnectionExtras& x = *extras;
+    x.backlog.erase(0, x.backlogOff);
+    x.backlog.append(reinterpret_cast<const char*>(data), len);
+    x.backlogOff = 0;
     return;
   }
   w.startSlice(instance->sliceMessages());
@@ -338,7 +346,7 @@ void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
     if (st.failed() || st.inPayload || st.headerFill || st.message != Opcode::Continuation)
       __builtin_unreachable();
     FrameSink sink{w, *this};
-    used = parseFrames(st, service->limits, data, len, sink);
+    used = parseFrames(st, instance->limits(), data, len, sink);
     if (!st.atRest()) [[unlikely]]
       keepParser(w);
   } else {
@@ -346,7 +354,7 @@ void Connection::onFrameBytes(Worker& w, uint8_t* data, size_t len) {
   }
   w.dispatchBatch(*this);
   // The slice ended (or a handler suspended) before all of it was handled.
-  if (used < len || !pending.empty()) keepBacklog(w, data + used, len - used);
+  if (used < len || hasPending()) keepBacklog(w, data + used, len - used);
 }
 
 size_t Connection::parseSlice(Worker& w, uint8_t* data, size_t len) {
@@ -358,7 +366,7 @@ size_t Connection::parseSlice(Worker& w, uint8_t* data, size_t len) {
 size_t Connection::parseRead(Worker& w, uint8_t* data, size_t len) {
   FrameParserState& st = parser ? *parser : w.restParser_;
   FrameSink sink{w, *this};
-  size_t used = parseFrames(st, service->limits, data, len, sink);
+  size_t used = parseFrames(st, instance->limits(), data, len, sink);
   if (!parser) {
     if (!w.restParser_.atRest()) keepParser(w);
   } else if (parser->atRest()) {
@@ -384,18 +392,27 @@ void Connection::keepParser(Worker& w) {
 void Connection::dropParser(Worker& w) {
   if (w.spareParsers_.size() < Worker::kSpareParsers) w.spareParsers_.push_back(std::move(parser));
   parser.reset();
-  leftover = !backlog.empty();
+  leftover = extras && !extras->backlog.empty();
 }
 
 void Connection::keepBacklog(Worker& w, const uint8_t* data, size_t len) {
   // Past a close frame or a protocol error nothing more is parsed: the rest is dropped.
   if ((state != ConnState::Open && state != ConnState::Closing) || parserFailed()) return;
-  if (backlog.capacity() < len) w.lendString(backlog, len);
-  backlog.assign(reinterpret_cast<const char*>(data), len);
-  backlogOff = 0;
+  ConnectionExtras& x = extra();
+  if (x.backlog.capacity() < len) w.lendString(x.backlog, len);
+  x.backlog.assign(reinterpret_cast<const char*>(data), len);
+  x.backlogOff = 0;
   leftover = true;
   pauseReading(w);
   if (!held || state != ConnState::Open) w.scheduleBacklog(*this);
+}
+
+void Connection::dropBacklog(Worker& w) {
+  if (extras) {
+    w.recycle(extras->backlog);
+    extras->backlogOff = 0;
+  }
+  leftover = parser != nullptr;
 }
 
 void Connection::serveBacklog(Worker& w) {
@@ -404,6 +421,10 @@ void Connection::serveBacklog(Worker& w) {
   const uint64_t started = clockNs(CLOCK_MONOTONIC);
   const uint32_t quota = instance->sliceMessages();
   w.startSlice(quota);
+  // Served only with something waiting, which lives in the extras. (A handler may not free
+  // them: they live as long as the connection.)
+  ConnectionExtras& x = extra();
+  PendingQueue& pending = x.pending;
   // What a suspended handler held back (or a spent slice left) comes first, one call each.
   while (!pending.empty() && !held && state == ConnState::Open && w.sliceLeft_ > 0) {
     --w.sliceLeft_;
@@ -426,9 +447,9 @@ void Connection::serveBacklog(Worker& w) {
   // Then the bytes not parsed yet. While closing, they are read for the peer's close frame.
   const bool isOpen = state == ConnState::Open;
   if (pending.empty() && (state == ConnState::Closing || (isOpen && !held && w.sliceLeft_)) &&
-      backlogOff < backlog.size()) {
-    uint8_t* data = reinterpret_cast<uint8_t*>(backlog.data());
-    backlogOff += parseSlice(w, data + backlogOff, backlog.size() - backlogOff);
+      x.backlogOff < x.backlog.size()) {
+    uint8_t* data = reinterpret_cast<uint8_t*>(x.backlog.data());
+    x.backlogOff += parseSlice(w, data + x.backlogOff, x.backlog.size() - x.backlogOff);
   }
   // Measured per slice, not per message: the next slice of this instance's connections
   // takes about Worker::sliceNs_.
@@ -442,17 +463,13 @@ void Connection::serveBacklog(Worker& w) {
 
   if ((state != ConnState::Open && state != ConnState::Closing) || parserFailed()) {
     // Nothing more is parsed: drop what waited; a draining connection reads to EOF.
-    w.recycle(backlog);
-    backlogOff = 0;
-    leftover = parser != nullptr;
+    dropBacklog(w);
     pending.clear();
     if (state == ConnState::Draining) resumeReading(w);
     return;
   }
-  if (pending.empty() && backlogOff == backlog.size()) {
-    w.recycle(backlog);
-    backlogOff = 0;
-    leftover = parser != nullptr;
+  if (pending.empty() && x.backlogOff == x.backlog.size()) {
+    dropBacklog(w);
     if (w.stopping_ && state == ConnState::Open) {
       // Reading stays off: the connection closes once what it sent has been handled.
       w.closeIfDrained(*this);
@@ -486,7 +503,8 @@ void Worker::dispatchBatch(Connection& c) {
     // in order (for the handler's return, or the next loop turn).
     for (size_t i = next; i < batch_.size(); ++i) {
       const InboundMessage& m = batch_[i];
-      c.pending.push_back({std::string(reinterpret_cast<const char*>(m.data), m.len), m.opcode});
+      c.extra().pending.push_back(
+          {std::string(reinterpret_cast<const char*>(m.data), m.len), m.opcode});
     }
   }
   batch_.clear();
@@ -494,7 +512,7 @@ void Worker::dispatchBatch(Connection& c) {
 
 void Connection::beginClose(Worker& w, uint16_t code, std::string_view reason) {
   if (state != ConnState::Open) return;
-  if (backlogOff < backlog.size() || !pending.empty()) {
+  if (hasBacklog() || hasPending()) {
     // The peer's close frame may be among the bytes read already: they are parsed first
     // (serveBacklog also drops the messages that waited, and then reads again).
     w.scheduleBacklog(*this);
@@ -551,18 +569,20 @@ void Connection::queuePong(Worker& w, const uint8_t* payload, size_t len) {
   }
   // The socket took less than we had: only the newest ping is answered, when the queue ahead
   // of its pong has been written (flush). len <= 125: the parser refuses longer control frames.
-  if (!pong) pong = std::make_unique<uint8_t[]>(125);
-  std::memcpy(pong.get(), payload, len);
-  pongLen = uint8_t(len);
+  ConnectionExtras& x = extra();
+  if (!x.pong) x.pong = std::make_unique<uint8_t[]>(125);
+  std::memcpy(x.pong.get(), payload, len);
+  x.pongLen = uint8_t(len);
   pongPending = true;
 }
 
 void Connection::queuePendingPong(Worker& w) {
   pongPending = false;
-  uint8_t* dst = out.append(w.pool_, 2 + pongLen);
+  const ConnectionExtras& x = *extras;
+  uint8_t* dst = out.append(w.pool_, 2 + x.pongLen);
   dst[0] = uint8_t(0x80 | uint8_t(Opcode::Pong));
-  dst[1] = pongLen;
-  std::memcpy(dst + 2, pong.get(), pongLen);
+  dst[1] = x.pongLen;
+  std::memcpy(dst + 2, x.pong.get(), x.pongLen);
 }
 
 void Connection::writeThrough(Worker& w, Opcode op, const uint8_t* data, size_t len) {
@@ -652,10 +672,12 @@ void Connection::flush(Worker& w) {
     }
     w.stats_->add(Counter::BytesOut, uint64_t(n));
     out.consume(w.pool_, size_t(n));
-    writeProgressMs = w.nowMs_;
+    if (extras) [[unlikely]]
+      extras->writeProgressMs = w.nowMs_;
     if (out.empty() && !closeSent) takePendingPong(w);
   }
-  overMarkSinceMs = 0;
+  if (extras) [[unlikely]]
+    extras->overMarkSinceMs = 0;
   if (epollOut && !T::readWantsWrite(*this)) setEpoll(w, false);
   if (finAfterFlush) {
     finAfterFlush = false;
@@ -666,21 +688,22 @@ void Connection::flush(Worker& w) {
 }
 
 void Connection::writeBlocked(Worker& w) {
+  ConnectionExtras& x = extra();
   if (!epollOut) {
     setEpoll(w, true);
     // The client is judged from the moment it stops taking bytes.
-    writeProgressMs = w.nowMs_;
+    x.writeProgressMs = w.nowMs_;
   }
   const Settings& s = w.server_.settings();
   if (out.bytes() <= s.outboundHighWaterMark) {
-    overMarkSinceMs = 0;
-  } else if (overMarkSinceMs == 0) {
-    overMarkSinceMs = w.nowMs_;
+    x.overMarkSinceMs = 0;
+  } else if (x.overMarkSinceMs == 0) {
+    x.overMarkSinceMs = w.nowMs_;
   }
-  if (outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && state == ConnState::Open) {
-    outboundDeadlineMs = w.nowMs_ + s.slowConsumerTimeoutMs;
-    w.timers_.push(
-        Worker::TimerEntry{outboundDeadlineMs, w.handleOf(*this) | Worker::TimerEntry::kOutbound});
+  if (x.outboundDeadlineMs == 0 && s.slowConsumerTimeoutMs && state == ConnState::Open) {
+    x.outboundDeadlineMs = w.nowMs_ + s.slowConsumerTimeoutMs;
+    w.timers_.push(Worker::TimerEntry{x.outboundDeadlineMs,
+                                      w.handleOf(*this) | Worker::TimerEntry::kOutbound});
   }
 }
 
@@ -693,22 +716,23 @@ SendStatus Connection::makeRoom(Worker& w) {
 }
 
 void Connection::checkSlowConsumer(Worker& w) {
-  outboundDeadlineMs = 0;
+  ConnectionExtras& x = *extras;  // the watch's entry is current (Worker::onTimer)
+  x.outboundDeadlineMs = 0;
   // Judged only while a write would block: a queue that merely waits for this turn's flush
   // is not slow. Closing connections are bounded by close_timeout_ms instead.
   if (state != ConnState::Open || !epollOut || out.empty()) return;
   const uint64_t limit = w.server_.settings().slowConsumerTimeoutMs;
-  if (w.nowMs_ - writeProgressMs >= limit) {
+  if (w.nowMs_ - x.writeProgressMs >= limit) {
     closeSlowConsumer(w, "slow consumer: no outbound progress for slow_consumer_timeout_ms");
     return;
   }
-  if (overMarkSinceMs && w.nowMs_ - overMarkSinceMs >= limit) {
+  if (x.overMarkSinceMs && w.nowMs_ - x.overMarkSinceMs >= limit) {
     closeSlowConsumer(w, "slow consumer: outbound queue above the high-water mark for too long");
     return;
   }
-  uint64_t next = writeProgressMs + limit;
-  if (overMarkSinceMs) next = std::min(next, overMarkSinceMs + limit);
-  outboundDeadlineMs = next;
+  uint64_t next = x.writeProgressMs + limit;
+  if (x.overMarkSinceMs) next = std::min(next, x.overMarkSinceMs + limit);
+  x.outboundDeadlineMs = next;
   w.timers_.push(Worker::TimerEntry{next, w.handleOf(*this) | Worker::TimerEntry::kOutbound});
 }
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <openssl/ssl.h>
 
@@ -48,6 +49,7 @@ struct HandshakeData {
   size_t size = 0;
   std::unique_ptr<char[]> buf;  // every byte received so far
   int32_t instance = -1;        // instance chosen by the worker that handed the socket over
+  const ServiceRuntime* service = nullptr;  // while its onConnect decides (waiting)
   // The service's onConnect is deciding (ServiceInstance::onConnect answered Pending): the
   // request is complete; bytes that arrive meanwhile are kept here, behind it, and reading
   // pauses once the buffer is full.
@@ -55,6 +57,41 @@ struct HandshakeData {
   // wss: the context that made the session, kept through the handshake (the session holds
   // references to what its SNI callback needs; nothing of it is used after the 101).
   std::shared_ptr<const TlsServerContext> tlsContext;
+  // The client: the socket's peer, or behind a proxy the client it names (PROXY header,
+  // X-Forwarded-For / Forwarded from trusted_proxies) once known. From the 101 on it is
+  // kept in the worker's ConnInfoTable only (Worker::peerOf).
+  PeerAddress peer{};
+  uint64_t acceptedMs = 0;  // the handshake timeout and the access log's duration
+};
+
+// What a connection needs only while it is busy or has subscribed: allocated the first time
+// (Connection::extra), so that an idle connection does not carry it (docs/memory.md). Kept
+// while the connection lives, or until the worker's quiet-time release finds it at rest.
+struct ConnectionExtras {
+  // Bytes read but not parsed yet: what followed the end of a slice (the connection had
+  // its share of the loop turn) or a suspended handler. Parsed in place, from backlogOff,
+  // before anything else is read from the socket (reading is paused meanwhile).
+  std::string backlog;
+  size_t backlogOff = 0;
+  PendingQueue pending;            // messages parsed while held, in order
+  std::string message;             // reassembly of a fragmented message
+  std::vector<uint64_t> channels;  // broadcast channels subscribed to
+  // Slow-consumer watch, while a write would block (epollOut): when bytes last went out,
+  // since when the queue has been above the high-water mark (0: not above), and the
+  // current entry of the watch in the timer heap (0: none).
+  uint64_t writeProgressMs = 0;
+  uint64_t overMarkSinceMs = 0;
+  uint64_t outboundDeadlineMs = 0;
+  // A pong owed while writes are blocked (see Connection::pongPending): its payload (125
+  // bytes at most), allocated when first owed.
+  std::unique_ptr<uint8_t[]> pong;
+  uint8_t pongLen = 0;
+
+  // Nothing in it that the connection still needs: it may be freed.
+  bool atRest() const {
+    return pending.empty() && backlogOff == backlog.size() && message.empty() && channels.empty() &&
+           outboundDeadlineMs == 0;
+  }
 };
 
 class Connection {
@@ -104,6 +141,16 @@ class Connection {
   void onDeadline(Worker& w);
   // Frees the transport's session (teardown) and forgets the socket's TLS context.
   void releaseTransport();
+  // Its extras, allocated the first time they are needed.
+  ConnectionExtras& extra() {
+    if (!extras) [[unlikely]]
+      extras = std::make_unique<ConnectionExtras>();
+    return *extras;
+  }
+  // Bytes of the backlog not parsed yet.
+  bool hasBacklog() const { return extras && extras->backlogOff < extras->backlog.size(); }
+  // Messages parsed while held (or past a spent slice) wait to be handled.
+  bool hasPending() const { return extras && !extras->pending.empty(); }
 
  private:
   friend struct FrameSink;
@@ -124,6 +171,8 @@ class Connection {
   void onBytesRead(Worker& w, char* buf, size_t n);
   void onFrameBytes(Worker& w, uint8_t* data, size_t len);
   void keepBacklog(Worker& w, const uint8_t* data, size_t len);
+  // The backlog is done with (served, or nothing more is parsed): its storage goes back.
+  void dropBacklog(Worker& w);
   // Parses with the connection's frame parser state, or the worker's while it is at rest;
   // after it, a state left mid-frame goes from the worker to the connection (keepParser),
   // and the connection's own goes back to the worker's spares once at rest (dropParser).
@@ -177,44 +226,23 @@ class Connection {
   bool leftover = false;
   // A pong owed while writes are blocked (RFC 6455 §5.5.3 lets us answer only the most
   // recent ping): it is queued once the queue ahead of it is written, so a client that
-  // pings without reading holds one pending pong, not a growing queue.
+  // pings without reading holds one pending pong (in extras), not a growing queue.
   bool pongPending = false;
-  uint8_t pongLen = 0;
-  std::unique_ptr<uint8_t[]> pong;  // its payload (125 bytes at most), allocated when first owed
+  uint32_t slabBlock = 0;  // the worker's Slab block that holds this record
 
-  PendingQueue pending;  // messages parsed while held, in order
-  // Bytes read but not parsed yet: what followed the end of a slice (the connection had
-  // its share of the loop turn) or a suspended handler. Parsed in place, from backlogOff,
-  // before anything else is read from the socket (reading is paused meanwhile).
-  std::string backlog;
-  size_t backlogOff = 0;
-
-  const ServiceRuntime* service = nullptr;
-  ServiceInstance* instance = nullptr;
+  ServiceInstance* instance = nullptr;  // from the 101 on (or while its onConnect decides)
   std::unique_ptr<HandshakeData> hs;
 
   // The frame parser's state between reads, only while a frame or a fragmented message is
   // unfinished (or parsing failed): at rest, which is between nearly all reads, the
   // connection parses with the worker's state and holds none.
   std::unique_ptr<FrameParserState> parser;
-  std::string message;  // reassembly of a fragmented message
   OutQueue out;
-  std::vector<uint64_t> channels;  // broadcast channels subscribed to (usually none)
+  std::unique_ptr<ConnectionExtras> extras;  // see ConnectionExtras; usually none
 
-  uint64_t acceptedMs = 0;  // the access log's duration
   uint64_t lastActivityMs = 0;
   uint64_t deadlineMs = 0;     // the timer entry that is current for this connection
   uint64_t timerQueuedMs = 0;  // the deadline of its entry in the timer heap (0: none)
-  // Slow-consumer watch, while a write would block (epollOut): when bytes last went out,
-  // since when the queue has been above the high-water mark (0: not above), and the
-  // current entry of the watch in the timer heap (0: none).
-  uint64_t writeProgressMs = 0;
-  uint64_t overMarkSinceMs = 0;
-  uint64_t outboundDeadlineMs = 0;
-
-  // The client: the socket's peer, or behind a proxy the client it names (PROXY header,
-  // X-Forwarded-For / Forwarded from trusted_proxies) once known.
-  PeerAddress peer{};
 
   // wss: the session.
   SSL* tls = nullptr;

@@ -93,15 +93,15 @@ void Worker::readProxyHeader(Connection& c) {
 
   h.size = 0;  // the buffer is the HTTP request's from here on
   // LOCAL (a balancer's own health check) and UNKNOWN name no client: the socket's peer stands.
-  if (header.hasClient) c.peer = fromProxy(header.source);
+  if (header.hasClient) h.peer = fromProxy(header.source);
   // The server-wide ACL saw the balancer at accept; now it sees the client.
-  if (policy_->acl && !policy_->acl->allows(&c.peer.sa)) {
+  if (policy_->acl && !policy_->acl->allows(&h.peer.sa)) {
     stats_->add(Counter::AclRefusedAtAccept);
     kill(c, nullptr);
     return;
   }
   c.state = ConnState::Handshake;
-  armTimer(c, c.acceptedMs + server_.settings().handshakeTimeoutMs);
+  armTimer(c, h.acceptedMs + server_.settings().handshakeTimeoutMs);
 }
 
 void Worker::refuseProxyHeader(Connection& c, const char* why) {
@@ -113,10 +113,11 @@ void Worker::refuseProxyHeader(Connection& c, const char* why) {
 
 bool Worker::admitClient(Connection& c) {
   const Policy& policy = *policy_;
+  HandshakeData& h = *c.hs;
+  PeerAddress& peer = h.peer;
   // The immediate peer (after a PROXY header, the client it named: that is who sent the
   // HTTP headers) is a trusted proxy: believe its X-Forwarded-For or Forwarded.
-  if (policy.trustedProxies && policy.trustedProxies->allows(&c.peer.sa)) {
-    const HandshakeData& h = *c.hs;
+  if (policy.trustedProxies && policy.trustedProxies->allows(&peer.sa)) {
     const std::string_view head(h.buf.get(), h.parser.request().headerBytes);
     std::string xff;
     std::string fwd;
@@ -124,18 +125,18 @@ bool Worker::admitClient(Connection& c) {
     if (xff.empty()) joinHeaderValues(head, "Forwarded", fwd);
     ForwardedAddress client;
     if ((!xff.empty() || !fwd.empty()) &&
-        forwardedClient(*policy.trustedProxies, &c.peer.sa, xff, fwd, client)) {
+        forwardedClient(*policy.trustedProxies, &peer.sa, xff, fwd, client)) {
       if (c.counted) {
         // Counted under the proxy's address at accept (trusted_proxies was reloaded since):
         // the count moves to the client, so that teardown gives back what was taken.
-        server_.limiter().releaseAddress(&c.peer.sa);
+        server_.limiter().releaseAddress(&peer.sa);
         c.counted = false;
         c.addressPending = true;
       }
       static_assert(sizeof(ForwardedAddress) == sizeof(PeerAddress));
-      std::memcpy(&c.peer, &client, sizeof c.peer);
+      std::memcpy(&peer, &client, sizeof peer);
       // The server-wide ACL saw the proxy at accept; now it sees the client.
-      if (policy.acl && !policy.acl->allows(&c.peer.sa)) {
+      if (policy.acl && !policy.acl->allows(&peer.sa)) {
         stats_->add(Counter::AclRefusedAtHandshake);
         c.rejectHandshake(*this, 403, "forbidden");
         return false;
@@ -146,7 +147,7 @@ bool Worker::admitClient(Connection& c) {
   // Counted in the server-wide total at accept; its address only now that it is known.
   c.addressPending = false;
   ConnLimiter& limiter = server_.limiter();
-  switch (limiter.admitAddress(&c.peer.sa, nowMs_)) {
+  switch (limiter.admitAddress(&peer.sa, nowMs_)) {
     case ConnLimiter::Verdict::Ok:
       c.counted = true;  // released whole at teardown
       return true;
@@ -166,8 +167,10 @@ bool Worker::admitClient(Connection& c) {
 }
 
 void Worker::logHandshake(Connection& c, int status, std::string_view reason) {
+  if (!c.hs) return;  // called before the handshake data is released, never after
+  const HandshakeData& h = *c.hs;
   if (status != 101) {
-    switch (accessLimiter_.note(c.peer)) {
+    switch (accessLimiter_.note(h.peer)) {
       case AccessLimiter::Verdict::Suppress:
         return;
       case AccessLimiter::Verdict::LogAndOpen:
@@ -179,13 +182,10 @@ void Worker::logHandshake(Connection& c, int status, std::string_view reason) {
   }
   std::string_view path;
   std::string_view origin;
-  uint64_t bytesIn = 0;
-  if (c.hs) {
-    const HandshakeParser& p = c.hs->parser;
-    if (p.requestLineParsed()) path = p.target();
-    if (p.status() == HandshakeParser::Status::Complete) origin = p.request().origin;
-    bytesIn = c.hs->size;
-  }
+  const HandshakeParser& p = h.parser;
+  if (p.requestLineParsed()) path = p.target();
+  if (p.status() == HandshakeParser::Status::Complete) origin = p.request().origin;
+  const uint64_t bytesIn = h.size;
   Event e;
   e.level = LogLevel::Info;
   e.source = "access";
@@ -194,10 +194,10 @@ void Worker::logHandshake(Connection& c, int status, std::string_view reason) {
   e.fields.push_back(number("status", status));
   if (!reason.empty()) e.fields.push_back(text("reason", std::string(reason)));
   e.fields.push_back(text("path", shown(path)));
-  e.fields.push_back(text("client", peerIp(c.peer)));
-  e.fields.push_back(number("port", peerPort(c.peer)));
+  e.fields.push_back(text("client", peerIp(h.peer)));
+  e.fields.push_back(number("port", peerPort(h.peer)));
   if (!origin.empty()) e.fields.push_back(text("origin", shown(origin)));
-  e.fields.push_back(number("duration_ms", int64_t(nowMs_ - c.acceptedMs)));
+  e.fields.push_back(number("duration_ms", int64_t(nowMs_ - h.acceptedMs)));
   e.fields.push_back(number("bytes_in", int64_t(bytesIn)));
   e.fields.push_back(number("bytes_out", int64_t(c.out.bytes())));
   server_.events().post(std::move(e));

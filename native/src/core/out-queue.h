@@ -8,8 +8,10 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <new>
+#include <type_traits>
 
 #include "core/shared-buffer.h"
 
@@ -31,10 +33,10 @@ class OutQueue {
   // Reserves `n` contiguous writable bytes at the tail and returns them; the caller fills
   // all of them. New buffers come from `pool` (the worker's).
   uint8_t* append(BufferPool& pool, size_t n) {
-    if (!segs_.empty()) {
+    if (size_ != 0) {
       // The tail grows in place when its bytes end where its buffer's end: a buffer of ours,
       // or the stage when nobody queued behind us in it since.
-      Seg& tail = segs_.back();
+      Seg& tail = segs_[size_ - 1];
       if (tail.kind != Kind::Shared && tail.buf->spare() >= n &&
           tail.off + tail.len == tail.buf->size() &&
           (tail.kind == Kind::Owned || pool.isStage(tail.buf))) {
@@ -44,16 +46,14 @@ class OutQueue {
       }
     }
     bytes_ += n;
-    // Room for a few segments at once rather than growing one by one; kept until trim().
-    if (segs_.capacity() == 0) segs_.reserve(kInitialSegments);
     if (n > kChunk) {
       SharedBuffer* b = pool.take(n);
-      segs_.push_back(Seg{b, 0, uint32_t(n), Kind::Owned});
+      push(Seg{b, 0, uint32_t(n), Kind::Owned});
       return b->grow(n);
     }
     SharedBuffer* b = pool.stage(n);
     b->retain();
-    segs_.push_back(Seg{b, uint32_t(b->size()), uint32_t(n), Kind::Staged});
+    push(Seg{b, uint32_t(b->size()), uint32_t(n), Kind::Staged});
     ++staged_;
     return b->grow(n);
   }
@@ -67,8 +67,7 @@ class OutQueue {
   }
   // The same, with a reference the caller took for this queue.
   void appendRetained(SharedBuffer* b) {
-    if (segs_.capacity() == 0) segs_.reserve(kInitialSegments);
-    segs_.push_back(Seg{b, 0, uint32_t(b->size()), Kind::Shared});
+    push(Seg{b, 0, uint32_t(b->size()), Kind::Shared});
     bytes_ += b->size();
   }
 
@@ -78,8 +77,8 @@ class OutQueue {
     if (staged_ == 0) return;
     // In place: a staged segment (at most kChunk bytes) becomes one buffer of ours or joins
     // the one before it, so segments never outnumber what they were.
-    size_t out = head_;
-    for (size_t i = head_; i < segs_.size(); ++i) {
+    uint32_t out = head_;
+    for (uint32_t i = head_; i < size_; ++i) {
       Seg s = segs_[i];
       if (s.kind == Kind::Staged) {
         const uint8_t* src = s.buf->data() + s.off;
@@ -98,7 +97,7 @@ class OutQueue {
       }
       segs_[out++] = s;
     }
-    segs_.resize(out);
+    size_ = out;
     staged_ = 0;
   }
 
@@ -108,7 +107,7 @@ class OutQueue {
   // Fills `iov` with up to `max` pending segments; returns the count.
   int gather(iovec* iov, int max) const {
     int n = 0;
-    for (size_t i = head_; i < segs_.size() && n < max; ++i, ++n) {
+    for (uint32_t i = head_; i < size_ && n < max; ++i, ++n) {
       iov[n].iov_base = segs_[i].buf->data() + segs_[i].off;
       iov[n].iov_len = segs_[i].len;
     }
@@ -130,28 +129,22 @@ class OutQueue {
       s.buf->release(&pool);
       ++head_;
     }
-    if (head_ == segs_.size()) {
+    if (head_ == size_) {
       // The segment table keeps its storage for the next write (no malloc per write);
       // the worker gives it back when it goes quiet (trim).
-      segs_.clear();
+      size_ = 0;
       head_ = 0;
     }
   }
 
   // An empty queue gives back its segment table.
   void trim() {
-    if (empty() && segs_.capacity() != 0) {
-      segs_.clear();
-      segs_.shrink_to_fit();
-      head_ = 0;
-    }
+    if (empty() && segs_) freeTable();
   }
 
   void clear(BufferPool* pool) {
-    for (size_t i = head_; i < segs_.size(); ++i) segs_[i].buf->release(pool);
-    segs_.clear();
-    segs_.shrink_to_fit();
-    head_ = 0;
+    for (uint32_t i = head_; i < size_; ++i) segs_[i].buf->release(pool);
+    freeTable();
     bytes_ = 0;
     staged_ = 0;
   }
@@ -168,10 +161,35 @@ class OutQueue {
     uint32_t len;
     Kind kind;
   };
-  std::vector<Seg> segs_;
-  size_t head_ = 0;
-  uint64_t bytes_ = 0;
+  static_assert(std::is_trivially_copyable_v<Seg>);
+
+  void push(const Seg& s) {
+    if (size_ == cap_) [[unlikely]]
+      growTable();
+    segs_[size_++] = s;
+  }
+  // Room for a few segments at first rather than growing one by one; then doubling.
+  __attribute__((noinline)) void growTable() {
+    const uint32_t cap = cap_ ? cap_ * 2 : uint32_t(kInitialSegments);
+    void* p = std::realloc(static_cast<void*>(segs_), size_t(cap) * sizeof(Seg));
+    if (!p) throw std::bad_alloc();
+    segs_ = static_cast<Seg*>(p);
+    cap_ = cap;
+  }
+  void freeTable() {
+    std::free(static_cast<void*>(segs_));
+    segs_ = nullptr;
+    size_ = cap_ = head_ = 0;
+  }
+
+  // A table of its own rather than a std::vector: 32 bytes in every connection, not 48
+  // (docs/memory.md).
+  Seg* segs_ = nullptr;
+  uint32_t size_ = 0;  // segments in the table; head_ is the first pending one
+  uint32_t cap_ = 0;
+  uint32_t head_ = 0;
   uint32_t staged_ = 0;  // Staged segments from head_ on
+  uint64_t bytes_ = 0;
 };
 
 }  // namespace lapps

@@ -95,6 +95,7 @@ bool Server::loadServices(std::string& error) {
         error = "service " + s.name + ": " + err;
         return false;
       }
+      inst->setLimits(rt->limits);
       workers_[wi]->attach(inst.get());
       rt->instanceWorker.push_back(wi);
       rt->localInstances[wi].push_back(int32_t(i));

@@ -11,6 +11,7 @@
 
 #include "core/conn-state.h"
 #include "core/connect.h"
+#include "protocol/frame-parser.h"
 
 namespace lapps {
 
@@ -56,6 +57,10 @@ class ServiceInstance {
   // The service's index (ServiceSettings::index): a service may name only connections
   // routed to it (ServiceHost::send and the rest refuse any other handle).
   uint32_t service() const { return service_; }
+  // The frame limits of its connections (ServiceRuntime::limits): a copy here, where the
+  // read path finds it next to sliceMessages.
+  const ParserLimits& limits() const { return limits_; }
+  void setLimits(const ParserLimits& limits) { limits_ = limits; }
   // How many messages of one connection the worker hands over per loop turn before it
   // serves the others: learned by the worker from how long this instance's handlers take
   // (Connection::serveBacklog). Worker thread only.
@@ -95,6 +100,7 @@ class ServiceInstance {
   std::string name_;
   uint32_t service_;
   uint32_t sliceMessages_ = 16;  // until measured: a few ms even for a slow handler
+  ParserLimits limits_{0};
   bool wantsConnect_ = false;
   ServiceHost* host_ = nullptr;
   SharedServices* shared_ = nullptr;

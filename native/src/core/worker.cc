@@ -69,7 +69,7 @@ Worker::~Worker() {
   for (Connection* c : slots_) {
     if (c) {
       if (c->fd >= 0) ::close(c->fd);
-      delete c;
+      records_.destroy(c);
     }
   }
 }
@@ -238,7 +238,6 @@ void Worker::onListener(size_t index) {
     Connection* c = newConnection(cfd, peer);
     c->counted = counted && !later;
     c->addressPending = counted && later;
-    c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
     if (proxied) c->state = ConnState::ProxyHeader;  // then TLS or HTTP (readProxyHeader)
     armTimer(*c, nowMs_ + (proxied ? s.proxyProtocolTimeoutMs : s.handshakeTimeoutMs));
     if (tls) {
@@ -283,13 +282,15 @@ Connection* Worker::newConnection(int fd, const PeerAddress& peer) {
   uint32_t gen = (generations_[slot] + 1) & Handle::kGenerationMask;
   if (gen == 0) gen = 1;
   generations_[slot] = gen;
-  auto* c = new Connection();
+  Connection* c = records_.make();
   c->fd = fd;
   c->slot = slot;
   c->generation = gen;
-  c->peer = peer;
+  const Settings& s = server_.settings();
+  c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
+  c->hs->peer = peer;
+  c->hs->acceptedMs = nowMs_;
   c->lastActivityMs = nowMs_;
-  c->acceptedMs = nowMs_;
   slots_[slot] = c;
   ++liveConnections_;
   stats_->add(Counter::ConnectionsOpen);
@@ -321,7 +322,7 @@ void Worker::completeHandshake(Connection& c) {
   // Checked before any hand-over or 101: a refused client never sees a WebSocket.
   if (h.instance < 0 && svc->settings.index < policy_->services.size()) {
     const ServicePolicy& sp = policy_->services[svc->settings.index];
-    if (sp.acl && !sp.acl->allows(&c.peer.sa)) {
+    if (sp.acl && !sp.acl->allows(&h.peer.sa)) {
       stats_->add(Counter::AclRefusedAtHandshake);
       c.rejectHandshake(*this, 403, "forbidden");
       return;
@@ -346,10 +347,10 @@ void Worker::completeHandshake(Connection& c) {
     m.kind = InboxMessage::Kind::Adopt;
     m.fd = c.fd;
     m.instance = inst;
-    m.peer = c.peer;
+    m.peer = h.peer;
     m.bytes.assign(h.buf.get(), h.size);
     m.counted = c.counted;
-    m.acceptedMs = c.acceptedMs;
+    m.acceptedMs = h.acceptedMs;
     m.tls = c.tls;
     m.tlsContext = std::move(h.tlsContext);
     remove(c.fd);
@@ -378,14 +379,14 @@ void Worker::askService(Connection& c, const ServiceRuntime* svc, int32_t inst) 
   splitTarget(req.target, r.path, r.query);
   r.origin = req.origin;
   r.subprotocol = selectSubprotocol(req.protocols, svc->settings.subprotocols);
-  r.peer = c.peer;
+  r.peer = h.peer;
   TlsInfo tls;
   if (c.tls) {
     tls = describeTls(c.tls);
     r.tls = &tls;
   }
   ServiceInstance* instance = svc->instances[size_t(inst)].get();
-  c.service = svc;
+  h.service = svc;
   c.instance = instance;
   h.instance = inst;
   h.waiting = true;
@@ -408,13 +409,13 @@ void Worker::finishConnect(Connection& c, ConnectVerdict&& v) {
   }
   // Reading paused while the buffer was full: on again (frames are read from now on).
   if (c.paused) c.resumeReading(*this);
-  c.open(*this, c.service, c.hs->instance, std::move(v.user));
+  c.open(*this, c.hs->service, c.hs->instance, std::move(v.user));
 }
 
 Connection* Worker::waitingHandshake(uint32_t service, uint64_t handle) {
   Connection* c = lookup(handle);
   if (!c || c->state != ConnState::Handshake || !c->hs || !c->hs->waiting ||
-      c->service->settings.index != service) {
+      c->instance->service() != service) {
     return nullptr;
   }
   return c;
@@ -470,9 +471,18 @@ void Worker::reapDead() {
 
 void Worker::teardown(Connection& c) {
   directory_.clear(c.slot);  // other workers stop forwarding to it
+  if (c.counted) {
+    // Its address: in the handshake data until the 101, then in the ConnInfoTable only.
+    PeerAddress peer{};
+    if (c.hs) {
+      peer = c.hs->peer;
+    } else {
+      infos_.peer(c.slot, peer);
+    }
+    server_.limiter().release(&peer.sa);
+  }
   if (c.opened) infos_.clear(c.slot);
   c.releaseTransport();
-  if (c.counted) server_.limiter().release(&c.peer.sa);
   // Its client was never known: only its place in the total was taken.
   if (c.addressPending) server_.limiter().releaseTotal();
   if (c.fd >= 0) ::close(c.fd);  // also removes it from the epoll set
@@ -481,13 +491,15 @@ void Worker::teardown(Connection& c) {
     c.opened = false;
     c.instance->onDisconnect(handleOf(c));
   }
-  if (!c.channels.empty()) subscriptions_.removeAll(c.channels, handleOf(c));
+  if (c.extras && !c.extras->channels.empty()) {
+    subscriptions_.removeAll(c.extras->channels, handleOf(c));
+  }
   c.out.clear(&pool_);
   slots_[c.slot] = nullptr;
   freeSlots_.push_back(c.slot);
   --liveConnections_;
   stats_->sub(Counter::ConnectionsOpen);
-  delete &c;
+  records_.destroy(&c);
 }
 
 void Worker::onInbox() {
@@ -535,10 +547,9 @@ void Worker::adopt(InboxMessage& m) {
   Connection* c = newConnection(m.fd, m.peer);
   stats_->sub(Counter::ConnectionsAccepted);  // counted by the worker that accepted it
   c->counted = m.counted;
-  c->acceptedMs = m.acceptedMs;
+  c->hs->acceptedMs = m.acceptedMs;
   c->tls = m.tls;
   const Settings& s = server_.settings();
-  c->hs = std::make_unique<HandshakeData>(s.maxHeaderBytes, s.maxHeaders);
   c->hs->tlsContext = std::move(m.tlsContext);
   c->hs->instance = m.instance;
   if (stopping_) {
@@ -627,8 +638,7 @@ void Worker::beginStop(uint64_t deadlineMs) {
 }
 
 void Worker::closeIfDrained(Connection& c) {
-  if (c.state == ConnState::Open && !c.held && c.pending.empty() &&
-      c.backlogOff == c.backlog.size()) {
+  if (c.state == ConnState::Open && !c.held && !c.hasPending() && !c.hasBacklog()) {
     c.beginClose(*this, 1001, "server shutting down");
   }
 }
@@ -641,11 +651,13 @@ void Worker::endDrain() {
   for (Connection* c : slots_) {
     if (!c || c->state != ConnState::Open) continue;
     ++cut;
-    waiting += c->pending.size();
     // Its suspended handler may still resume later: its sends then find the connection
     // closing and are dropped.
     c->held = false;
-    c->pending.clear();
+    if (c->extras) {
+      waiting += c->extras->pending.size();
+      c->extras->pending.clear();
+    }
     c->beginClose(*this, 1001, "server shutting down");
   }
   if (cut) {
@@ -679,17 +691,25 @@ void Worker::releaseMemory(uint64_t spellBytes) {
   // does; C++ buffers were freed as they emptied.
   uint64_t collected = 0;
   for (ServiceInstance* inst : instances_) collected += inst->onIdle();
-  // Reassembly buffers kept for the next large message of a busy connection, and the
-  // segment tables of emptied outbound queues.
+  // Reassembly buffers kept for the next large message of a busy connection, the segment
+  // tables of emptied outbound queues, and the extras of connections that are at rest.
   const size_t kInline = std::string().capacity();
   for (Connection* c : slots_) {
     if (!c) continue;
-    if (spellBytes >= (1 << 20) && c->message.empty() && c->message.capacity() > kInline) {
-      std::string().swap(c->message);
-    }
     c->out.trim();
+    ConnectionExtras* x = c->extras.get();
+    if (!x) continue;
+    if (x->atRest() && !c->pongPending && !c->leftover && !c->epollOut) {
+      recycle(x->backlog);
+      c->extras.reset();
+    } else if (spellBytes >= (1 << 20) && x->message.empty() && x->message.capacity() > kInline) {
+      std::string().swap(x->message);
+    }
   }
-  server_.memory().noteReleased(spellBytes + collected);
+  // Blocks of connection records that the spell's connections left empty.
+  const uint64_t blocks = records_.release();
+  server_.memory().noteReleased(spellBytes + collected + blocks + handshakeBytesFreed_);
+  handshakeBytesFreed_ = 0;
   const uint64_t trimmed = server_.memory().trimIfWorthIt();
   if (collected + trimmed >= (1 << 20)) {
     log(LogLevel::Debug, "quiet after a busy spell: Lua collected " +
@@ -729,7 +749,7 @@ void Worker::onTimers() {
     Connection* c = lookup(e.handle());
     if (!c || c->state == ConnState::Dead) continue;
     if (e.outbound()) {
-      if (c->outboundDeadlineMs == e.deadline) c->checkSlowConsumer(*this);
+      if (c->extras && c->extras->outboundDeadlineMs == e.deadline) c->checkSlowConsumer(*this);
       continue;
     }
     // Entries are never removed early; one that is no longer queued is skipped here.
@@ -761,7 +781,7 @@ bool Worker::reaches(uint32_t service, uint64_t handle) {
            server_.worker(h.worker).directory().routes(h, service);
   }
   Connection* c = lookup(handle);
-  return c && c->opened && c->state != ConnState::Dead && c->service->settings.index == service;
+  return c && c->opened && c->state != ConnState::Dead && c->instance->service() == service;
 }
 
 SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint8_t* data,
@@ -777,7 +797,7 @@ SendStatus Worker::send(uint32_t service, uint64_t handle, Opcode op, const uint
   deliverBroadcasts();  // what was published before this send goes out before it
   Connection* c = handle == dispatchingHandle_ ? dispatching_ : lookup(handle);
   // Another service's connection does not exist as far as the caller is concerned.
-  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+  if (!c || !c->opened || c->state == ConnState::Dead || c->instance->service() != service) {
     return SendStatus::NoConnection;
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
@@ -808,7 +828,7 @@ SendStatus Worker::close(uint32_t service, uint64_t handle, uint16_t code,
   }
   deliverBroadcasts();  // what was published before the close goes out before it
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+  if (!c || !c->opened || c->state == ConnState::Dead || c->instance->service() != service) {
     return SendStatus::NoConnection;
   }
   if (c->state != ConnState::Open) return SendStatus::Closing;
@@ -835,13 +855,13 @@ SendStatus Worker::membership(InboxMessage::Kind kind, uint32_t service, uint64_
   // stays for a connection that unsubscribes now).
   deliverBroadcasts();
   Connection* c = lookup(handle);
-  if (!c || !c->opened || c->state == ConnState::Dead || c->service->settings.index != service) {
+  if (!c || !c->opened || c->state == ConnState::Dead || c->instance->service() != service) {
     return SendStatus::NoConnection;
   }
   if (kind == InboxMessage::Kind::Subscribe) {
-    subscriptions_.add(c->channels, channel, handle);
+    subscriptions_.add(c->extra().channels, channel, handle);
   } else {
-    subscriptions_.remove(c->channels, channel, handle);
+    if (c->extras) subscriptions_.remove(c->extras->channels, channel, handle);
   }
   return SendStatus::Ok;
 }
@@ -943,7 +963,7 @@ void Worker::release(uint64_t handle) {
   if (!c || !c->held) return;
   c->held = false;
   // What waited is served by the loop, in slices like any backlog (this turn still).
-  if (!c->pending.empty() || c->backlogOff < c->backlog.size()) {
+  if (c->hasPending() || c->hasBacklog()) {
     scheduleBacklog(*c);
   } else if (stopping_) {
     closeIfDrained(*c);  // reading stays off while stopping
@@ -988,7 +1008,7 @@ void Worker::closeConnectionsOf(const ServiceInstance* instance, uint16_t code,
   for (Connection* c : slots_) {
     if (c && c->instance == instance && c->state == ConnState::Open) {
       c->held = false;
-      c->pending.clear();
+      if (c->extras) c->extras->pending.clear();
       c->beginClose(*this, code, reason);
     }
   }

@@ -22,6 +22,7 @@
 #include "core/service-host.h"
 #include "core/service-instance.h"
 #include "core/shared-buffer.h"
+#include "core/slab.h"
 #include "core/slot-directory.h"
 #include "core/stats.h"
 #include "core/subscriptions.h"
@@ -126,8 +127,8 @@ class Worker final : public ServiceHost, public Loop {
   // Malformed, missing or late PROXY header: closed without an answer, and counted.
   void refuseProxyHeader(Connection& c, const char* why);
   // Before routing: the client behind a trusted proxy (X-Forwarded-For, Forwarded) becomes
-  // c.peer, and a connection counted only in the server-wide total at accept is counted
-  // under its client's address. False: refused (answered).
+  // its peer (hs->peer), and a connection counted only in the server-wide total at accept is
+  // counted under its client's address. False: refused (answered).
   bool admitClient(Connection& c);
   // The access log's line for a handshake's outcome (101, or the refusal's status and reason).
   void logHandshake(Connection& c, int status, std::string_view reason);
@@ -281,6 +282,7 @@ class Worker final : public ServiceHost, public Loop {
   std::vector<ServiceInstance*> instances_;
 
   std::vector<Connection*> slots_;  // slot -> connection (null when free)
+  Slab<Connection> records_;        // where slots_ point
   std::vector<uint32_t> generations_;
   SlotDirectory directory_;
   ConnInfoTable infos_;
@@ -337,6 +339,9 @@ class Worker final : public ServiceHost, public Loop {
   uint64_t bytesAtTick_ = 0;  // BytesIn + BytesOut at the last memory tick
   uint64_t spellBytes_ = 0;   // bytes moved since the worker was last quiet
   uint64_t spellPeak_ = 0;    // most bytes moved in one tick of that spell
+  // Handshake buffers freed since then: a flood of handshakes leaves that much heap free,
+  // resident until a trim (releaseMemory tells the trimmer).
+  uint64_t handshakeBytesFreed_ = 0;
 };
 
 }  // namespace lapps
