@@ -163,3 +163,42 @@ t.test(
     t.same(server.errors(), [], 'no error in the log');
   },
 );
+
+t.test('a broadcast the socket takes only in part is finished in order', async (t) => {
+  // One publish in a turn is written to each subscriber at once, without queueing it; what
+  // a full socket does not take is queued from where it stopped, ahead of what follows.
+  const server = await startTestServer({ workers: 1, services: [{ ...room, instances: 1 }] });
+  t.teardown(() => server.stop());
+  const a = await openWs(server.url('/room'));
+  const b = await openWs(server.url('/room'));
+  t.equal(await ask(a, 'join 1'), 'true nil');
+  const size = 4 * 1024 * 1024;
+  const got: Buffer[] = [];
+  const all = new Promise<void>((resolve) =>
+    a.on('message', (d: Buffer) => {
+      got.push(d);
+      if (got.length === 2) resolve();
+    }),
+  );
+  const sock = (a as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+  sock.pause();
+  b.send(`burst 1 1 ${size}`);
+  await new Promise((r) => setTimeout(r, 300));
+  b.send(`burst 1 2 ${size}`);
+  await new Promise((r) => setTimeout(r, 300));
+  sock.resume();
+  await all;
+  t.same(
+    got.map((d) => [d.length, d[0], d.subarray(1).every((x) => x === 0x62)]),
+    [
+      [size, 1, true],
+      [size, 1, true],
+    ],
+    'both whole, in order',
+  );
+  const third = await new Promise<Buffer>((resolve) => a.once('message', resolve));
+  t.equal(third[0], 2, 'the second publish of the second burst after it');
+  a.close();
+  b.close();
+  t.same(server.errors(), [], 'no error in the log');
+});

@@ -65,10 +65,11 @@ class OutQueue {
     b->retain();
     appendRetained(b);
   }
-  // The same, with a reference the caller took for this queue.
-  void appendRetained(SharedBuffer* b) {
-    push(Seg{b, 0, uint32_t(b->size()), Kind::Shared});
-    bytes_ += b->size();
+  // The same, with a reference the caller took for this queue; from byte `off` on (the
+  // socket took the bytes before it).
+  void appendRetained(SharedBuffer* b, size_t off = 0) {
+    push(Seg{b, uint32_t(off), uint32_t(b->size() - off), Kind::Shared});
+    bytes_ += b->size() - off;
   }
 
   // After a write that left bytes behind: the staged ones move into buffers of our own, so

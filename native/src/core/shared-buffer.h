@@ -27,6 +27,9 @@ class SharedBuffer {
   }
 
   void retain(uint32_t n = 1) { refs_.fetch_add(n, std::memory_order_relaxed); }
+  // Gives back n references at once, with one more still held by the caller (so the count
+  // cannot reach zero here).
+  void drop(uint32_t n) { refs_.fetch_sub(n, std::memory_order_relaxed); }
   // Drops a reference; the last one returns the buffer to `pool` (the caller's thread's
   // pool, or null) or frees it.
   inline void release(BufferPool* pool = nullptr);

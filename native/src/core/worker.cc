@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,12 +159,15 @@ void Worker::run() {
         reapDead();
         deliverBroadcasts();  // published by handlers of teardowns (onDisconnect)
       }
-      if (timed) {
-        adaptSlice(clockNs(CLOCK_MONOTONIC) - started);
+      if (timed || deliverNs_) {
+        adaptSlice((timed ? clockNs(CLOCK_MONOTONIC) - started : 0) + deliverNs_);
       } else if (sliceNs_ != kSliceNs) {
         adaptSlice(0);
       }
+    } else if (deliverNs_) {
+      adaptSlice(deliverNs_);
     }
+    deliverNs_ = 0;
     if (stopping_ && liveConnections_ == 0) break;
   }
   for (ServiceInstance* inst : instances_) inst->onShutdown();
@@ -504,7 +508,31 @@ void Worker::teardown(Connection& c) {
 
 void Worker::onInbox() {
   std::vector<InboxMessage> batch;
+  if (!handleInbox(batch)) return;
+  // Broadcasts from another thread (a standalone service, a service on another worker)
+  // usually come in bursts, and the first one woke us: the rest is gathered before the
+  // joined frames go out, so that a burst costs one write per subscriber, not two or more.
+  // On a shared core the yield lets the publisher go on. Bounded: while the next one comes
+  // within kGatherGapNs, for kGatherMaxNs at most.
+  const uint64_t start = clockNs(CLOCK_MONOTONIC);
+  uint64_t last = start;
+  for (;;) {
+    if (inbox_.pending()) {
+      batch.clear();
+      if (!handleInbox(batch)) break;
+      last = clockNs(CLOCK_MONOTONIC);
+      if (last - start >= kGatherMaxNs) break;
+      continue;
+    }
+    const uint64_t now = clockNs(CLOCK_MONOTONIC);
+    if (now - last >= kGatherGapNs || now - start >= kGatherMaxNs) break;
+    sched_yield();
+  }
+}
+
+bool Worker::handleInbox(std::vector<InboxMessage>& batch) {
   inbox_.drain(batch);
+  bool broadcasts = false;
   for (InboxMessage& m : batch) {
     switch (m.kind) {
       case InboxMessage::Kind::Stop:
@@ -523,6 +551,7 @@ void Worker::onInbox() {
       case InboxMessage::Kind::Broadcast:
         broadcastLocal(m.channel, m.frame);
         m.frame->release(&pool_);
+        broadcasts = true;
         break;
       case InboxMessage::Kind::Subscribe:
         subscribe(m.service, m.channel, m.handle);
@@ -535,6 +564,7 @@ void Worker::onInbox() {
         break;
     }
   }
+  return broadcasts;
 }
 
 void Worker::adopt(InboxMessage& m) {
@@ -915,6 +945,15 @@ void Worker::deliverBroadcastsNow() {
   delivering_ = true;
   const uint64_t hwm = server_.settings().outboundHighWaterMark;
   uint64_t delivered = 0;
+  uint64_t bytesOut = 0;
+  // Writes to many connections are timed, like a flush of many (adaptSlice).
+  size_t total = 0;
+  for (const PendingBroadcast& pb : pendingBroadcasts_) {
+    const std::vector<uint64_t>* subscribers = subscriptions_.of(pb.channel);
+    total += subscribers ? subscribers->size() : 0;
+  }
+  const bool timed = total >= kTimedFlush;
+  const uint64_t started = timed ? clockNs(CLOCK_MONOTONIC) : 0;
   for (size_t p = 0; p < pendingBroadcasts_.size(); ++p) {
     const PendingBroadcast pb = pendingBroadcasts_[p];
     const std::vector<uint64_t>* subscribers = subscriptions_.of(pb.channel);
@@ -924,23 +963,51 @@ void Worker::deliverBroadcastsNow() {
     // consumer's makeRoom may end connections (their teardown comes later, in reapDead).
     pb.frames->retain(uint32_t(n));
     uint32_t queued = 0;
+    uint32_t sent = 0;
+    // The turn's only pending delivery: a plain connection with nothing queued is written
+    // to here, at once (no queue, no second pass in the flush). With several (channels),
+    // each connection's are queued and go out in one write.
+    const bool direct = pendingBroadcasts_.size() == 1;
+    const uint8_t* bytes = pb.frames->data();
+    const size_t len = pb.frames->size();
     constexpr size_t kAhead = 8;
     for (size_t i = 0; i < n && i < subscribers->size(); ++i) {
       if (i + kAhead < subscribers->size()) prefetch((*subscribers)[i + kAhead]);
       Connection* c = lookup((*subscribers)[i]);
       // Subscriptions are removed at teardown; a closing connection just gets nothing.
       if (!c || c->state != ConnState::Open) continue;
-      if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) continue;
-      c->out.appendRetained(pb.frames);
+      size_t off = 0;
+      if (direct && c->out.empty() && !c->tls && !c->tlsRecords) {
+        const ssize_t w = ::send(c->fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w == ssize_t(len)) {
+          ++sent;
+          bytesOut += len;
+          continue;
+        }
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          kill(*c, nullptr);
+          continue;
+        }
+        // What the socket did not take is queued; the flush finds it full and waits.
+        if (w > 0) {
+          off = size_t(w);
+          bytesOut += off;
+        }
+      } else if (c->out.bytes() > hwm && c->makeRoom(*this) != SendStatus::Ok) {
+        continue;
+      }
+      c->out.appendRetained(pb.frames, off);
       ++queued;
       c->markDirty(*this);
     }
-    delivered += uint64_t(queued) * pb.count;
-    for (size_t i = queued; i < n; ++i) pb.frames->release(&pool_);
+    delivered += uint64_t(queued + sent) * pb.count;
+    if (n > queued) pb.frames->drop(uint32_t(n - queued));
     pb.frames->release(&pool_);
   }
   pendingBroadcasts_.clear();
   stats_->add(Counter::MessagesOut, delivered);
+  if (bytesOut) stats_->add(Counter::BytesOut, bytesOut);
+  if (timed) deliverNs_ += clockNs(CLOCK_MONOTONIC) - started;
   delivering_ = false;
 }
 

@@ -113,6 +113,10 @@ class Worker final : public ServiceHost, public Loop {
   void refuseAtAccept(int fd, int status, std::string_view body, bool tls);
   void adopt(InboxMessage& m);
   void onInbox();
+  // Drains the inbox once and handles what it held; true if that included a broadcast.
+  bool handleInbox(std::vector<InboxMessage>& batch);
+  static constexpr uint64_t kGatherGapNs = 5'000;
+  static constexpr uint64_t kGatherMaxNs = 200'000;
   void onConnectionEvent(uint64_t handle, uint32_t events);
   // A complete request: refused, handed over to the worker that runs its instance, or
   // opened here.
@@ -263,6 +267,7 @@ class Worker final : public ServiceHost, public Loop {
       deliverBroadcastsNow();
   }
   void deliverBroadcastsNow();
+  uint64_t deliverNs_ = 0;  // this turn's timed deliveries (written at once), for adaptSlice
   struct PendingBroadcast {
     uint64_t channel;
     SharedBuffer* frames;  // one reference held here

@@ -42,7 +42,13 @@ class Inbox {
     }
   }
 
-  // Worker thread: clears the wakeup and takes the batch.
+  // Any thread: something waits (a look, without clearing the wakeup).
+  bool pending() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !queue_.empty();
+  }
+
+  // Worker thread: clears the wakeup and takes the batch (`out` must be empty).
   void drain(std::vector<Message>& out) {
     uint64_t v;
     [[maybe_unused]] ssize_t n = ::read(fd_, &v, sizeof v);
