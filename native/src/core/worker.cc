@@ -161,13 +161,14 @@ void Worker::run() {
       }
       if (timed || deliverNs_) {
         adaptSlice((timed ? clockNs(CLOCK_MONOTONIC) - started : 0) + deliverNs_);
+        deliverNs_ = 0;
       } else if (sliceNs_ != kSliceNs) {
         adaptSlice(0);
       }
     } else if (deliverNs_) {
       adaptSlice(deliverNs_);
+      deliverNs_ = 0;
     }
-    deliverNs_ = 0;
     if (stopping_ && liveConnections_ == 0) break;
   }
   for (ServiceInstance* inst : instances_) inst->onShutdown();
@@ -506,7 +507,9 @@ void Worker::teardown(Connection& c) {
   records_.destroy(&c);
 }
 
-void Worker::onInbox() {
+// Out of line: inlined into run()'s event dispatch it costs the echo path registers
+// (callgrind: about 10 instructions per echoed message).
+__attribute__((noinline)) void Worker::onInbox() {
   std::vector<InboxMessage> batch;
   if (!handleInbox(batch)) return;
   // Broadcasts from another thread (a standalone service, a service on another worker)
