@@ -202,3 +202,37 @@ t.test('a broadcast the socket takes only in part is finished in order', async (
   b.close();
   t.same(server.errors(), [], 'no error in the log');
 });
+
+t.test('a burst of small publishes is joined and arrives whole and in order', async (t) => {
+  // Consecutive publishes to one channel are joined into one buffer per turn (up to 256
+  // KiB, then another): 600 x 1 KiB is more than two of them.
+  const server = await startTestServer({ workers: 1, services: [{ ...room, instances: 1 }] });
+  t.teardown(() => server.stop());
+  const subs = await Promise.all([0, 1, 2].map(() => openWs(server.url('/room'))));
+  for (const ws of subs) t.equal(await ask(ws, 'join 1'), 'true nil');
+  const count = 600;
+  const size = 1024;
+  const got: number[][] = subs.map(() => []);
+  const bad: string[] = [];
+  const done = Promise.all(
+    subs.map(
+      (ws, i) =>
+        new Promise<void>((resolve) =>
+          ws.on('message', (d: Buffer) => {
+            if (d.length !== size || !d.subarray(1).every((x) => x === 0x62)) {
+              bad.push(`subscriber ${i}: ${d.length} bytes`);
+            }
+            got[i]!.push(d[0]!);
+            if (got[i]!.length === count) resolve();
+          }),
+        ),
+    ),
+  );
+  subs[1]!.send(`burst 1 ${count} ${size}`);
+  await done;
+  const want = Array.from({ length: count }, (_, i) => (i + 1) % 256);
+  got.forEach((g, i) => t.same(g, want, `subscriber ${i}: all ${count}, in order`));
+  t.same(bad, [], 'every message whole');
+  for (const ws of subs) ws.close();
+  t.same(server.errors(), [], 'no error in the log');
+});

@@ -922,20 +922,24 @@ void Worker::broadcastLocal(uint64_t channel, SharedBuffer* frame) {
   const size_t len = frame->size();
   if (!pendingBroadcasts_.empty()) {
     PendingBroadcast& last = pendingBroadcasts_.back();
-    if (last.channel == channel && len <= SharedBuffer::kPooledCapacity) {
-      if (!last.joined && last.frames->size() + len <= SharedBuffer::kPooledCapacity) {
-        // The second publish in a row: both frames into a buffer of our own.
-        SharedBuffer* joined = pool_.take(SharedBuffer::kPooledCapacity);
+    const size_t total = last.frames->size() + len;
+    if (last.channel == channel && len <= SharedBuffer::kPooledCapacity && total <= kMaxJoined) {
+      if (!last.joined || last.frames->spare() < len) {
+        // The second publish in a row: both frames into a buffer of our own (a pooled one
+        // while they fit, then one that doubles, up to kMaxJoined), so that each subscriber
+        // gets the turn's publishes in one segment and one write.
+        const size_t cap = total <= SharedBuffer::kPooledCapacity
+                               ? SharedBuffer::kPooledCapacity
+                               : std::min(kMaxJoined, std::max(total, 2 * last.frames->capacity()));
+        SharedBuffer* joined = pool_.take(cap);
         std::memcpy(joined->grow(last.frames->size()), last.frames->data(), last.frames->size());
         last.frames->release(&pool_);
         last.frames = joined;
         last.joined = true;
       }
-      if (last.joined && last.frames->spare() >= len) {
-        std::memcpy(last.frames->grow(len), frame->data(), len);
-        ++last.count;
-        return;
-      }
+      std::memcpy(last.frames->grow(len), frame->data(), len);
+      ++last.count;
+      return;
     }
   }
   frame->retain();

@@ -267,7 +267,10 @@ class Worker final : public ServiceHost, public Loop {
       deliverBroadcastsNow();
   }
   void deliverBroadcastsNow();
-  uint64_t deliverNs_ = 0;  // this turn's timed deliveries (written at once), for adaptSlice
+  uint64_t deliverNs_ = 0;
+  // Consecutive publishes to one channel are joined into one buffer up to this size.
+  static constexpr size_t kMaxJoined =
+      256 * 1024;  // this turn's timed deliveries (written at once), for adaptSlice
   struct PendingBroadcast {
     uint64_t channel;
     SharedBuffer* frames;  // one reference held here
