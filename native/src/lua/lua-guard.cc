@@ -1,6 +1,7 @@
 #include "lua/lua-guard.h"
 
 #include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <ucontext.h>
@@ -115,6 +116,7 @@ void Watchdog::remove(LuaDeadline* d) {
 }
 
 void Watchdog::run() {
+  pthread_setname_np(pthread_self(), "lapps-watchdog");  // for top -H and perf
   bool refreshed = false;
   while (!stop_) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
