@@ -9,7 +9,7 @@
  * Also imported by install.mjs and test.mjs, so there is one place that knows the flags.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -50,13 +50,37 @@ export function cmakeJs() {
 
 /**
  * Builds one kind of build; returns the exit status (0 = built). Output goes to this
- * process's stdout/stderr.
+ * process's stdout/stderr. `tests`: also the native test runners, the test C modules and
+ * the fuzz replays (`npm test` asks for them; `npm install` builds the addon and the C
+ * echo service only, about half the compile time).
  */
-export function buildNative(kind = 'release') {
+export function buildNative(kind = 'release', { tests = true } = {}) {
   const b = builds[kind];
-  const args = [cmakeJs(), 'build', '--log-level', 'warn', '--out', b.out, '-p', jobs];
-  args.push('--config', b.config);
-  for (const d of b.defines) args.push(`--CD${d}`);
+  const options = [
+    '--log-level',
+    'warn',
+    '--out',
+    b.out,
+    '--config',
+    b.config,
+    ...b.defines.map((d) => `--CD${d}`),
+    `--CDLAPPS_NATIVE_TESTS=${tests ? 'ON' : 'OFF'}`,
+  ];
+  // cmake-js build configures only a new build directory: one configured with the other
+  // choice of tests is configured again (incrementally: what is built stays built).
+  const cache = path.join(root, b.out, 'CMakeCache.txt');
+  const want = `LAPPS_NATIVE_TESTS:BOOL=${tests ? 'ON' : 'OFF'}`;
+  if (existsSync(cache) && !readFileSync(cache, 'utf8').includes(want)) {
+    const c = spawnSync(process.execPath, [cmakeJs(), 'configure', ...options], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+    if (c.error || c.status !== 0) {
+      console.error(`lapps: cmake-js configure failed${c.error ? `: ${c.error.message}` : ''}`);
+      return c.status || 1;
+    }
+  }
+  const args = [cmakeJs(), 'build', ...options, '-p', jobs];
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
   if (r.error) {
     console.error(`lapps: cannot run cmake-js: ${r.error.message}`);

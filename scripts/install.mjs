@@ -108,7 +108,8 @@ function main() {
     }
   }
 
-  const status = buildNative('release');
+  // The addon only: npm test builds the test executables it runs.
+  const status = buildNative('release', { tests: false });
   if (status !== 0) {
     console.error('lapps: native build failed (see above); rebuild with "npm run build:native"');
     return status;

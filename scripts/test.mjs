@@ -160,6 +160,38 @@ if (unknown.length > 0) {
 }
 const selected = wanted.length > 0 ? steps.filter((s) => wanted.includes(s.name)) : steps;
 
+/**
+ * What the steps need from the system besides what `npm install` checks (the native build),
+ * looked for up front so that a missing one is named with its Debian package before
+ * anything runs, not minutes in.
+ */
+const testPrerequisites = [
+  { what: 'clang-format', pkg: 'clang-format', ok: () => commandExists('clang-format') },
+  { what: 'luacheck', pkg: 'lua-check', ok: () => commandExists('luacheck') },
+  {
+    what: 'python3 with websockets (interoperability tests)',
+    pkg: 'python3 python3-websockets',
+    ok: () =>
+      spawnSync('/usr/bin/python3', ['-c', 'import websockets'], { stdio: 'ignore' }).status === 0,
+  },
+  { what: 'chromium (browser tests)', pkg: 'chromium', ok: () => existsSync('/usr/bin/chromium') },
+  { what: 'openssl (test certificates)', pkg: 'openssl', ok: () => commandExists('openssl') },
+];
+
+function commandExists(name) {
+  return spawnSync('sh', ['-c', `command -v "${name}"`], { stdio: 'ignore' }).status === 0;
+}
+
+const missing = testPrerequisites.filter((p) => !p.ok());
+if (missing.length > 0) {
+  console.error(`npm test needs: ${missing.map((m) => m.what).join(', ')}`);
+  console.error(
+    `install (Debian): apt-get install -y ${missing.map((m) => m.pkg).join(' ')}` +
+      ' (the README lists every package; .ci/run installs them)',
+  );
+  process.exit(1);
+}
+
 const results = [];
 let failedStep;
 for (const step of selected) {
