@@ -95,23 +95,18 @@ class ConnInfoTable {
       e.user = std::make_unique<UserValue>(std::move(info.user));
     }
   }
-  void clear(uint32_t slot) {
+  // The connection in `slot` is gone; its client's address goes to `peer` (if asked), for
+  // the owner to give back to the limiter.
+  void clear(uint32_t slot, PeerAddress* peer = nullptr) {
     std::string target;  // freed outside the lock
     std::unique_ptr<UserValue> user;
     std::lock_guard lock(mutex_);
     if (Entry* e = entry(slot)) {
+      if (peer && e->generation != 0) *peer = e->peer;
       e->generation = 0;
       target.swap(e->target);
       user = std::move(e->user);
     }
-  }
-  // The owner: the address of the open connection in `slot` (false if none).
-  bool peer(uint32_t slot, PeerAddress& out) const {
-    std::lock_guard lock(mutex_);
-    const Entry* e = entry(slot);
-    if (!e || e->generation == 0) return false;
-    out = e->peer;
-    return true;
   }
   std::shared_ptr<const ConnInfo> find(uint32_t slot, uint32_t generation) const {
     auto info = std::make_shared<ConnInfo>();

@@ -71,7 +71,8 @@ bool Server::loadServices(std::string& error) {
     if (!s.started) continue;  // auto_start false and nobody depends on it
     auto rt = std::make_unique<ServiceRuntime>();
     rt->settings = s;
-    rt->limits =
+    // This service's message limit and the server's frame limits, kept by each instance.
+    const ParserLimits limits =
         ParserLimits{s.maxMessageSize, settings_.maxFrameSize ? settings_.maxFrameSize : UINT64_MAX,
                      settings_.maxFragments ? settings_.maxFragments : UINT32_MAX};
     rt->localInstances.resize(w);
@@ -95,7 +96,7 @@ bool Server::loadServices(std::string& error) {
         error = "service " + s.name + ": " + err;
         return false;
       }
-      inst->setLimits(rt->limits);
+      inst->setLimits(limits);
       workers_[wi]->attach(inst.get());
       rt->instanceWorker.push_back(wi);
       rt->localInstances[wi].push_back(int32_t(i));

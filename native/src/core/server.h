@@ -31,7 +31,6 @@ class SharedBuffer;
 // A service at run time: its settings, its instances and where they live.
 struct ServiceRuntime {
   ServiceSettings settings;
-  ParserLimits limits{0};  // this service's message limit and the server's frame limits
   std::vector<std::unique_ptr<ServiceInstance>> instances;
   std::vector<uint32_t> instanceWorker;              // instance index -> worker index
   std::vector<std::vector<int32_t>> localInstances;  // worker index -> its instances

@@ -476,17 +476,11 @@ void Worker::reapDead() {
 
 void Worker::teardown(Connection& c) {
   directory_.clear(c.slot);  // other workers stop forwarding to it
-  if (c.counted) {
-    // Its address: in the handshake data until the 101, then in the ConnInfoTable only.
-    PeerAddress peer{};
-    if (c.hs) {
-      peer = c.hs->peer;
-    } else {
-      infos_.peer(c.slot, peer);
-    }
-    server_.limiter().release(&peer.sa);
-  }
-  if (c.opened) infos_.clear(c.slot);
+  // Its address: in the handshake data until the 101, then in the ConnInfoTable only.
+  PeerAddress peer{};
+  if (c.hs) peer = c.hs->peer;
+  if (c.opened) infos_.clear(c.slot, c.hs ? nullptr : &peer);
+  if (c.counted) server_.limiter().release(&peer.sa);
   c.releaseTransport();
   // Its client was never known: only its place in the total was taken.
   if (c.addressPending) server_.limiter().releaseTotal();
